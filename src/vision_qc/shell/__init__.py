@@ -1,0 +1,1 @@
+"""The shell: everything that reads or writes files, cameras, windows and terminals."""

@@ -1,0 +1,14 @@
+"""Placeholder until this command's module lands."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(parser) -> None:
+    parser.description = (parser.description or "") + " (not available yet in this version)"
+
+
+def run(args) -> int:
+    print("vision-qc: this command is not available yet in this version of vision-qc", file=sys.stderr)
+    return 2
