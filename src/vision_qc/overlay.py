@@ -1,0 +1,104 @@
+"""Overlay drawing, shared by batch and live: the path coloured by station status, each defect
+marked and labelled with its type and length in mm, and a verdict banner. Pure: returns a
+new BGR image and never touches the input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .results import STATUS_CODES, InspectionResult
+
+__all__ = ["draw_overlay", "STATUS_COLORS_BGR"]
+
+STATUS_COLORS_BGR = {
+    STATUS_CODES["ok"]: (80, 200, 60),
+    STATUS_CODES["gap"]: (40, 40, 255),
+    STATUS_CODES["thin"]: (0, 170, 255),
+    STATUS_CODES["wide"]: (255, 80, 200),
+    STATUS_CODES["offset"]: (255, 200, 0),
+}
+_NOT_JUDGED = (140, 140, 140)
+_SHIFT = 4
+
+
+def _to_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        if frame.dtype == np.uint16:
+            frame = (frame >> 8).astype(np.uint8)
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame.copy()
+
+
+def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
+                 judged: np.ndarray | None = None, status_text: str | None = None,
+                 thickness: int | None = None) -> np.ndarray:
+    """Draw the inspection result on a copy of ``frame``.
+
+    Parameters
+    ----------
+    frame : ndarray
+        The inspected frame (grey, BGR or BGRA, uint8 or uint16).
+    result : InspectionResult
+    recipe : Recipe, optional
+        Used for the banner's recipe name.
+    judged : (N,) bool, optional
+        Stations that were judged (live mode); the rest are drawn grey.
+    status_text : str, optional
+        A line drawn under the banner (fps, latency, counts in live mode).
+
+    Returns
+    -------
+    (H, W, 3) uint8 BGR
+    """
+    img = _to_bgr(frame)
+    h, w = img.shape[:2]
+    scale = max(w / 1600.0, 0.6)
+    th = thickness or max(int(round(2 * scale)), 1)
+    xy = result.xy_px
+    status = result.status
+    if len(xy):
+        # one polyline per run of equal status: a handful of draw calls, not one per station
+        key = status.astype(np.int16)
+        if judged is not None:
+            key = np.where(judged, key, -1)
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        bounds = np.concatenate([[0], cuts, [len(key)]])
+        pts = np.round(xy * (1 << _SHIFT)).astype(np.int32)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            seg = pts[max(a - 1, 0):b]
+            color = _NOT_JUDGED if key[a] < 0 else STATUS_COLORS_BGR[int(key[a])]
+            cv2.polylines(img, [seg], False, color, th, cv2.LINE_AA, _SHIFT)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for d in result.defects:
+        cx, cy = d.center_px
+        color = STATUS_COLORS_BGR[STATUS_CODES[d.type]]
+        r = int(round(max(18 * scale, 0.5 * d.length_mm / max(result.mm_per_px, 1e-9))))
+        cv2.circle(img, (int(round(cx)), int(round(cy))), r, color, th, cv2.LINE_AA)
+        label = f"{d.type} {d.length_mm:.1f} mm"
+        fs = 0.6 * scale
+        (tw, tht), _ = cv2.getTextSize(label, font, fs, th)
+        tx = int(np.clip(cx + r + 4, 2, w - tw - 2))
+        ty = int(np.clip(cy - r - 4, tht + 2, h - 4))
+        cv2.rectangle(img, (tx - 2, ty - tht - 4), (tx + tw + 2, ty + 4), (0, 0, 0), -1)
+        cv2.putText(img, label, (tx, ty), font, fs, color, th, cv2.LINE_AA)
+    ok = result.verdict == "OK"
+    banner_h = int(44 * scale)
+    color = (40, 160, 40) if ok else (30, 30, 210)
+    cv2.rectangle(img, (0, 0), (w, banner_h), color, -1)
+    text = f"{result.verdict}"
+    if result.defects:
+        kinds = {}
+        for d in result.defects:
+            kinds[d.type] = kinds.get(d.type, 0) + 1
+        text += "  " + ", ".join(f"{n} {k}" for k, n in kinds.items())
+    if recipe is not None and getattr(recipe, "name", ""):
+        text += f"   [{recipe.name}]"
+    cv2.putText(img, text, (int(10 * scale), int(31 * scale)), font, 0.9 * scale, (255, 255, 255),
+                max(th, 2), cv2.LINE_AA)
+    if status_text:
+        cv2.putText(img, status_text, (int(10 * scale), banner_h + int(26 * scale)), font,
+                    0.6 * scale, (255, 255, 255), th, cv2.LINE_AA)
+    return img
