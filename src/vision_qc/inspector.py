@@ -151,7 +151,8 @@ class Inspector:
         prof = sample_profiles(gray, self.maps)
         t2 = time.perf_counter()
         edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
-                           smooth_stations=SMOOTH_STATIONS, closed=r.closed)
+                           width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
+                           closed=r.closed)
         t3 = time.perf_counter()
         mm = r.mm_per_px
         n = len(self.stations)

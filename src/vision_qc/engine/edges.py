@@ -4,14 +4,14 @@ Per profile (all stations at once, no loop):
 
 1. Smooth over a few neighbouring stations and a little along the profile; flip dark beads so
    that the bead is always brighter than its surroundings.
-2. Local background: the brighter of the two profile ends (the darker one when the brighter
-   is on the bead itself); bead level: the profile's peak.
-   Contrast is their difference.
-3. The bead is the longest run of samples above ``background + 0.35 × contrast``, after
-   closing dips of up to 2 px (a specular ridge on a dark bead, a bubble). The longest run
-   ignores dust specks and halftone dots, which are short.
-4. Each run end is refined to the gradient peak nearby, located to sub-pixel precision with a
-   three-point Gaussian fit, which also gives the edge's blur σ.
+2. Locate the bead: a difference of boxes at a few widths (inner part of the bead minus the
+   brighter of its two flanks) gives the centre and the bead's contrast. A step such as the
+   glass edge or the frit's inner edge has one bright flank and scores nothing.
+3. The bead is the run of samples round that centre above ``level + 0.35 × (peak − level)``
+   (level: the brighter flank), after closing dips of up to 2 px (a specular ridge on a dark
+   bead, a bubble). Each run end is refined to the gradient peak within 2 px.
+4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
+   gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
    rounded bead keeps rising inside its edge (shading), which pulls the gradient peak inwards
    by ``b σ² / H`` (step H, inner slope b, blur σ: the peak of ``H φ(z)/σ + b Φ(z)``). That
@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Edges", "find_edges", "LEVEL_FRACTION"]
+__all__ = ["Edges", "find_edges"]
 
-LEVEL_FRACTION = 0.35      # run threshold between background and peak
+_SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
+LEVEL_FRACTION = 0.35      # run threshold between the flanks' level and the peak
 _CLOSE_PX = 2.0            # dips shorter than this inside the bead are bridged
-_END_PX = 2.0              # profile ends used as background, each side
 _REFINE_PX = 2.0           # gradient peak searched this far around a run end
 
 
@@ -64,31 +64,6 @@ def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) 
     return cv2.GaussianBlur(p, (3, 1), 0.7, borderType=cv2.BORDER_REPLICATE)
 
 
-def _longest_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start and end (inclusive) column of each row's longest run of True; found flag."""
-    n, m = mask.shape
-    pad = np.zeros((n, m + 2), np.int8)
-    pad[:, 1:-1] = mask
-    d = np.diff(pad, axis=1)
-    rs, cs = np.nonzero(d == 1)
-    _, ce = np.nonzero(d == -1)
-    start = np.zeros(n, np.int64)
-    end = np.zeros(n, np.int64)
-    found = np.zeros(n, bool)
-    if len(rs) == 0:
-        return start, end, found
-    length = ce - cs
-    order = np.lexsort((-length, rs))
-    first = np.ones(len(order), bool)
-    first[1:] = rs[order][1:] != rs[order][:-1]
-    best = order[first]
-    rows = rs[best]
-    start[rows] = cs[best]
-    end[rows] = ce[best] - 1
-    found[rows] = True
-    return start, end, found
-
-
 def _interp_rows(p: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Linear interpolation of each row of ``p`` at fractional column ``pos`` (clamped)."""
     m = p.shape[1]
@@ -107,9 +82,12 @@ def _refine(p, grad, idx, sign, step, reach):
     n, m = p.shape
     rows = np.arange(n)
     win = np.arange(-reach, reach + 1)
-    cols = np.clip(idx[:, None] + win[None, :], 1, m - 2)
-    g = sign * np.take_along_axis(grad, cols, axis=1)
-    pk = cols[rows, np.argmax(g, axis=1)]
+    if reach:
+        cols = np.clip(idx[:, None] + win[None, :], 1, m - 2)
+        g = sign * np.take_along_axis(grad, cols, axis=1)
+        pk = cols[rows, np.argmax(g, axis=1)]
+    else:
+        pk = idx
     ga = np.maximum(sign * grad[rows, pk - 1], 1e-3)
     gb = np.maximum(sign * grad[rows, pk], 1e-3)
     gc = np.maximum(sign * grad[rows, pk + 1], 1e-3)
@@ -134,8 +112,63 @@ def _refine(p, grad, idx, sign, step, reach):
     return col, sigma, step_h
 
 
-def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, smooth_stations: int = 3,
-               closed: bool = False, min_width_px: float = 1.0) -> Edges:
+def _box_means(cs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mean of each row over columns [a, b) from the row-wise cumulative sum ``cs`` (N, M+1)."""
+    return (cs[:, b] - cs[:, a]) / (b - a)
+
+
+def _locate(p: np.ndarray, width_px: float, step_px: float):
+    """Bead centre column, contrast and background level per row, by a multi-scale
+    difference of boxes.
+
+    At each scale the response is the mean of the bead's inner part minus the brighter of
+    the two flanks just outside it: a bead must stand out on both sides, which a step (the
+    glass edge, the frit's inner edge) does not.
+    """
+    n, m = p.shape
+    cs = np.zeros((n, m + 1), np.float32)
+    np.cumsum(p, axis=1, out=cs[:, 1:])
+    best = np.full(n, -np.inf, np.float32)
+    where = np.full(n, m // 2, np.int64)
+    level = np.zeros(n, np.float32)
+    flank = max(int(round(2.0 / step_px)), 1)
+    margin = max(int(round(1.5 / step_px)), 1)
+    for scale in _SCALES:
+        w = scale * width_px / step_px
+        h = max(int(round(0.35 * w)), 1)
+        o = int(round(0.5 * w)) + margin
+        j = np.arange(o + flank, m - o - flank)
+        if len(j) == 0:
+            continue
+        inner = _box_means(cs, j - h, j + h + 1)
+        left = _box_means(cs, j - o - flank, j - o)
+        right = _box_means(cs, j + o + 1, j + o + flank + 1)
+        flanks = np.maximum(left, right)
+        resp = inner - flanks
+        k = np.argmax(resp, axis=1)
+        rows = np.arange(n)
+        r = resp[rows, k]
+        better = r > best
+        best = np.where(better, r, best)
+        where = np.where(better, j[k], where)
+        level = np.where(better, flanks[rows, k], level)
+    return where, best, level
+
+
+def _run_around(mask: np.ndarray, center: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """First and last column of the run of True that contains ``center``, per row."""
+    n, m = mask.shape
+    cols = np.arange(m)[None, :]
+    c = center[:, None]
+    off = ~mask
+    start = np.where(off & (cols < c), cols, -1).max(axis=1) + 1
+    end = np.where(off & (cols > c), cols, m).min(axis=1) - 1
+    found = mask[np.arange(n), center]
+    return start, end, found
+
+
+def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
+               smooth_stations: int = 3, closed: bool = False) -> Edges:
     """Find the bead's edges on profiles (N, M) sampled every ``step_px`` along the normals.
 
     Parameters
@@ -146,6 +179,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, smooth_station
         Sample spacing along the normal, px.
     bright : bool
         True when the bead is brighter than its surroundings.
+    width_px : float
+        Nominal bead width, px (sets the scales searched and how far edges may lie).
     smooth_stations : int
         Odd number of neighbouring stations averaged before finding edges.
     closed : bool
@@ -156,30 +191,22 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, smooth_station
         empty = np.zeros(0, np.float32)
         return Edges(empty, empty, np.zeros(0, bool), empty, empty)
     p = _smooth(prof, bright, smooth_stations, closed)
-    e = max(int(round(_END_PX / step_px)), 1)
-    end_a, end_b = p[:, :e].mean(axis=1), p[:, -e:].mean(axis=1)
-    lo, hi = np.minimum(end_a, end_b), np.maximum(end_a, end_b)
+    center, contrast, level = _locate(p, width_px, step_px)
     peak = p.max(axis=1)
-    # The bead must stand out from both sides, so the brighter end is the background,
-    # unless that end is on the bead itself (a bead pushed to the band's edge).
-    bg = np.where(hi - lo < 0.65 * (peak - lo), hi, lo)
-    contrast = peak - bg
-    thr = bg + LEVEL_FRACTION * contrast
+    thr = level + LEVEL_FRACTION * (peak - level)
     mask = (p > thr[:, None]).astype(np.uint8)
     k = int(round(_CLOSE_PX / step_px)) | 1
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, k), np.uint8))
-    start, end, found = _longest_runs(mask)
-    found &= (end - start + 1) * step_px >= min_width_px
-
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, k), np.uint8)).astype(bool)
+    start, end, found = _run_around(mask, center)
     grad = np.zeros_like(p)
     grad[:, 1:-1] = (p[:, 2:] - p[:, :-2]) * (0.5 / step_px)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
-    lcol, lsig, lh = _refine(p, grad, start, 1, step_px, reach)
-    rcol, rsig, rh = _refine(p, grad, end, -1, step_px, reach)
+    lcol, lsig, _ = _refine(p, grad, np.clip(start, 1, m - 2), 1, step_px, reach)
+    rcol, rsig, _ = _refine(p, grad, np.clip(end, 1, m - 2), -1, step_px, reach)
     c0 = (m - 1) / 2.0
     left = ((lcol - c0) * step_px).astype(np.float32)
     right = ((rcol - c0) * step_px).astype(np.float32)
-    found &= right > left
+    found &= (right > left) & (contrast > 0)
     left = np.where(found, left, np.nan).astype(np.float32)
     right = np.where(found, right, np.nan).astype(np.float32)
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast.astype(np.float32),
