@@ -1,0 +1,53 @@
+"""Scoring against truth: matching, confusion, by preset."""
+
+import pytest
+
+from vision_qc.evaluation import interval_distance, match_defects, score
+
+
+def _d(typ, a, b):
+    return {"type": typ, "start_mm": a, "end_mm": b, "length_mm": abs(b - a)}
+
+
+@pytest.mark.parametrize("a,b,length,expected", [
+    ((0, 10), (5, 15), None, 0.0),
+    ((0, 10), (12, 15), None, 2.0),
+    ((95, 105), (0, 3), 100.0, 0.0),      # wraps: 95..105 covers 0..5
+    ((90, 98), (1, 3), 100.0, 3.0),
+])
+def test_interval_distance(a, b, length, expected):
+    assert interval_distance(a, b, length) == pytest.approx(expected)
+
+
+def test_match_by_type_and_distance_each_truth_once():
+    found = [_d("gap", 10, 20), _d("gap", 11, 19), _d("thin", 50, 60), _d("wide", 200, 210)]
+    truth = [_d("gap", 10.5, 20.5), _d("thin", 61, 70), _d("wide", 300, 310)]
+    pairs = match_defects(found, truth, length_mm=None, tol_mm=2.0)
+    assert sorted(pairs) == [(0, 0), (2, 1)]
+
+
+def test_score_confusion_and_rates():
+    items = [
+        {"record": {"verdict": "NG", "defects": [_d("gap", 10, 20)]},
+         "truth": {"verdict": "NG", "preset": "clean", "defects": [_d("gap", 10.2, 20.1)], "mm_per_px": 0.5}},
+        {"record": {"verdict": "OK", "defects": []},
+         "truth": {"verdict": "NG", "preset": "hard", "defects": [_d("thin", 5, 9)], "mm_per_px": 0.5}},
+        {"record": {"verdict": "NG", "defects": [_d("wide", 1, 9)]},
+         "truth": {"verdict": "OK", "preset": "hard", "defects": [], "mm_per_px": 0.5}},
+        {"record": {"verdict": "ERROR", "error": "x"},
+         "truth": {"verdict": "OK", "preset": "hard", "defects": []}},
+    ]
+    f = score(items)
+    c = f["overall"]["confusion"]
+    assert c == {"ng_called_ng": 1, "escapes": 1, "false_rejects": 1, "ok_called_ok": 0, "errors": 1}
+    assert f["overall"]["recall"]["gap"] == 1.0 and f["overall"]["recall"]["thin"] == 0.0
+    assert f["overall"]["false_alarms_per_image"] == pytest.approx(1 / 3)
+    assert f["overall"]["gap_end_error"]["mm_max"] == pytest.approx(0.2)
+    assert f["overall"]["gap_end_error"]["px_max"] == pytest.approx(0.4)
+    assert set(f["by_preset"]) == {"clean", "hard"}
+    assert f["by_preset"]["clean"]["confusion"]["escapes"] == 0
+
+
+def test_score_of_nothing_is_valid():
+    f = score([])
+    assert f["overall"]["images"] == 0 and f["by_preset"] == {}

@@ -1,0 +1,109 @@
+"""The inspector end to end on generated scenes with exact truth, and its input checks."""
+
+import numpy as np
+import pytest
+
+from vision_qc.inspector import FrameError, Inspector, to_gray
+from vision_qc.recipe import recipe_from_dict
+from vision_qc.synth import SceneRenderer, sample_scene
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    out = []
+    for seed, pol in [(1, "dark"), (2, "bright"), (4, "dark"), (5, "bright")]:
+        spec = sample_scene(seed, preset="clean", ng_fraction=0.7, polarity=pol)
+        out.append(SceneRenderer(spec).render())
+    return out
+
+
+def test_clean_scenes_verdicts_and_defects_match_truth(scenes):
+    for sc in scenes:
+        res = Inspector(sc.recipe).inspect(sc.image)
+        assert res.verdict == sc.truth["verdict"]
+        assert sorted(d.type for d in res.defects) == sorted(d["type"] for d in sc.truth["defects"])
+        for t in sc.truth["defects"]:
+            f = min((d for d in res.defects if d.type == t["type"]),
+                    key=lambda d: abs(d.start_mm - t["start_mm"]))
+            tol = 2 * sc.truth["mm_per_px"]          # ends within 2 px
+            assert abs(f.start_mm - t["start_mm"]) <= tol
+            assert abs(f.end_mm - t["end_mm"]) <= tol
+
+
+def test_clean_width_error_per_station(scenes):
+    errs = []
+    for sc in scenes:
+        res = Inspector(sc.recipe).inspect(sc.image)
+        tw = np.array(sc.truth["stations"]["width_mm"])
+        good = res.present & (np.abs(tw - sc.recipe.width_mm) < 2)
+        errs.append((res.width_mm[good] - tw[good]) / sc.truth["mm_per_px"])
+    e = np.abs(np.concatenate(errs))
+    assert np.median(e) <= 0.15
+    assert np.percentile(e, 95) <= 0.5
+
+
+def test_record_has_contract_fields(scenes):
+    sc = scenes[0]
+    rec = Inspector(sc.recipe).inspect(sc.image).to_record("a.png")
+    assert set(rec) >= {"file", "verdict", "error", "defects", "stats", "timing_ms"}
+    assert set(rec["stats"]) == {"width_mean_mm", "width_min_mm", "width_max_mm", "offset_max_mm", "coverage"}
+    assert "total" in rec["timing_ms"]
+    for d in rec["defects"]:
+        assert set(d) == {"type", "start_mm", "end_mm", "length_mm", "center_px", "worst_mm", "limit_mm"}
+
+
+def test_colour_and_16_bit_frames_give_the_same_verdict(scenes):
+    sc = scenes[1]
+    insp = Inspector(sc.recipe)
+    base = insp.inspect(sc.image)
+    bgr = np.repeat(sc.image[..., None], 3, axis=2)
+    assert insp.inspect(bgr).verdict == base.verdict
+    bgra = np.concatenate([bgr, np.full_like(bgr[..., :1], 255)], axis=2)
+    assert insp.inspect(bgra).verdict == base.verdict
+    u16 = sc.image.astype(np.uint16) << 8
+    assert np.array_equal(to_gray(u16), sc.image)
+
+
+def test_wrong_frames_are_refused_with_words(scenes):
+    insp = Inspector(scenes[0].recipe)
+    with pytest.raises(FrameError, match="recipe"):
+        insp.inspect(np.zeros((100, 100), np.uint8))
+    w, h = scenes[0].recipe.image_size_wh
+    with pytest.raises(FrameError, match="dtype"):
+        insp.inspect(np.zeros((h, w), np.float32))
+    with pytest.raises(FrameError):
+        insp.inspect(np.zeros((h, w, 2), np.uint8))
+    with pytest.raises(TypeError):
+        Inspector({"not": "a recipe"})
+
+
+def test_progressive_inspection_judges_only_what_is_laid(scenes):
+    sc = scenes[0]
+    insp = Inspector(sc.recipe)
+    res = insp.inspect(sc.image, upto_mm=100.0)
+    assert all(d.start_mm <= 100.0 for d in res.defects)
+    assert (res.status[insp.arc_mm > 100.0] == 0).all()
+
+
+def _straight_recipe(width_mm=4.0, closed=False):
+    return recipe_from_dict({
+        "image_size": [200, 120], "mm_per_px": 0.5, "polarity": "bright",
+        "path": {"closed": closed, "points": [[20, 60], [180, 60]]},
+        "bead": {"width_mm": width_mm, "width_tol_mm": 1.0, "max_offset_mm": 2.0,
+                 "min_defect_mm": 2.0, "search_mm": 8.0}})
+
+
+def test_blank_frame_is_one_gap_over_the_whole_path():
+    r = _straight_recipe()
+    res = Inspector(r).inspect(np.full((120, 200), 40, np.uint8))
+    assert res.verdict == "NG"
+    assert [d.type for d in res.defects] == ["gap"]
+    assert res.stats["coverage"] == 0.0
+
+
+def test_reversed_path_gives_reversed_stations():
+    r = _straight_recipe()
+    rev = r.replace(points_xy=r.points_xy[::-1].copy())
+    a, b = Inspector(r), Inspector(rev)
+    assert np.allclose(a.stations.xy, b.stations.xy[::-1])
+    assert np.allclose(a.stations.normal_xy, -b.stations.normal_xy[::-1])
