@@ -58,6 +58,8 @@ for seed in range(first, first + n):
     # compare only stations far from defects: truth width within tolerance
     good = ok & (np.abs(tw - spec.width_mm) < 2)
     e = (res.width_mm[good] - tw[good]) / mm
+    if len(e) == 0:
+        e = np.array([np.nan])
     errs.append(e)
     merr.append(np.nanmean(res.width_mm[good]) - tw[good].mean())
     off_e = (res.offset_mm[good] - to[good]) / mm

@@ -131,6 +131,9 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
     best = np.full(n, -np.inf, np.float32)
     where = np.full(n, m // 2, np.int64)
     level = np.zeros(n, np.float32)
+    bg_left = np.zeros(n, np.float32)
+    bg_right = np.zeros(n, np.float32)
+    width = np.zeros(n, np.float32)
     flank = max(int(round(2.0 / step_px)), 1)
     margin = max(int(round(1.5 / step_px)), 1)
     for scale in _SCALES:
@@ -152,7 +155,10 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
         best = np.where(better, r, best)
         where = np.where(better, j[k], where)
         level = np.where(better, flanks[rows, k], level)
-    return where, best, level
+        bg_left = np.where(better, left[rows, k], bg_left)
+        bg_right = np.where(better, right[rows, k], bg_right)
+        width = np.where(better, w, width)
+    return where, best, level, bg_left, bg_right, width, cs
 
 
 def _run_around(mask: np.ndarray, center: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -191,23 +197,79 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         empty = np.zeros(0, np.float32)
         return Edges(empty, empty, np.zeros(0, bool), empty, empty)
     p = _smooth(prof, bright, smooth_stations, closed)
-    center, contrast, level = _locate(p, width_px, step_px)
-    peak = p.max(axis=1)
-    thr = level + LEVEL_FRACTION * (peak - level)
-    mask = (p > thr[:, None]).astype(np.uint8)
-    k = int(round(_CLOSE_PX / step_px)) | 1
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, k), np.uint8)).astype(bool)
-    start, end, found = _run_around(mask, center)
+    center, contrast, level, bg_l, bg_r, w_cols, cs = _locate(p, width_px, step_px)
+    lx, lok = _side_edge(p, cs, center, w_cols, bg_l, -1, step_px)
+    rx, rok = _side_edge(p, cs, center, w_cols, bg_r, +1, step_px)
     grad = np.zeros_like(p)
     grad[:, 1:-1] = (p[:, 2:] - p[:, :-2]) * (0.5 / step_px)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
-    lcol, lsig, _ = _refine(p, grad, np.clip(start, 1, m - 2), 1, step_px, reach)
-    rcol, rsig, _ = _refine(p, grad, np.clip(end, 1, m - 2), -1, step_px, reach)
+    lcol, lsig, _ = _refine(p, grad, np.clip(np.round(lx).astype(np.int64), 1, m - 2), 1, step_px, reach)
+    rcol, rsig, _ = _refine(p, grad, np.clip(np.round(rx).astype(np.int64), 1, m - 2), -1, step_px, reach)
     c0 = (m - 1) / 2.0
     left = ((lcol - c0) * step_px).astype(np.float32)
     right = ((rcol - c0) * step_px).astype(np.float32)
-    found &= (right > left) & (contrast > 0)
+    found = lok & rok & (right > left) & (contrast > 0)
     left = np.where(found, left, np.nan).astype(np.float32)
     right = np.where(found, right, np.nan).astype(np.float32)
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast.astype(np.float32),
-                 sigma_px=(0.5 * (lsig + rsig)).astype(np.float32))
+                 sigma_px=np.zeros(n, np.float32))
+
+
+def _interp_cs(cs: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Integral of each row of the profile from its start to column ``x`` (fractional), in
+    samples × grey levels: samples are taken as constant over [k - ½, k + ½]."""
+    return _interp_rows(cs, x + 0.5)
+
+
+def _side_edge(p, cs, center, w_cols, bg, d, step_px):
+    """One edge per row: ``d`` = -1 the left edge, +1 the right edge. Returns (column, ok).
+
+    1. Where the profile leaves the background: walking outwards from a point a quarter
+       width inside the bead, the first sample whose departure from the flank's level falls
+       to 30 % of the bead's departure at that point.
+    2. The edge model: background ``g`` outside, ``H + S u`` inside (u: distance inwards from
+       the edge e), blurred by an unknown σ. Blurring keeps integrals, so between a point
+       ``a`` well outside and ``b`` inside, ∫(p - g) = V L - S L² / 2 with L = b - e,
+       V = p(b) - g and S the inner slope at b, whatever σ is. Solving for L gives the
+       footprint edge; shading (S) and the edge's own height (H) are both measured per row.
+    """
+    n, m = p.shape
+    rows = np.arange(n)
+    q = np.clip(center + d * np.round(0.25 * w_cols).astype(np.int64), 0, m - 1)
+    body = p[rows, q] - bg
+    sgn = np.where(body >= 0, 1.0, -1.0).astype(np.float32)
+    delta = 0.3 * np.abs(body)
+    kmax = int(np.ceil(0.25 * w_cols.max() + 3.5 / step_px)) + 1
+    k = np.arange(kmax)
+    cols = np.clip(q[:, None] + d * k[None, :], 0, m - 1)
+    v = sgn[:, None] * (np.take_along_axis(p, cols, axis=1) - bg[:, None])
+    out = v <= delta[:, None]
+    ks = np.argmax(out, axis=1)
+    ok = out[rows, ks] & (ks > 0)
+    ks = np.maximum(ks, 1)
+    v_out = v[rows, ks]
+    v_in = v[rows, ks - 1]
+    frac = np.clip((v_in - delta) / np.maximum(v_in - v_out, 1e-6), 0.0, 1.0)
+    xc = q + d * (ks - 1 + frac)
+    return xc, ok
+    # the area model between a (outside) and b (inside)
+    d_out = 3.5 / step_px
+    d_in = 2.5 / step_px
+    a = xc + d * d_out
+    b = xc - d * d_in
+    lo = np.clip(np.minimum(a, b), 0, m - 1)
+    hi = np.clip(np.maximum(a, b), 0, m - 1)
+    a = np.where(d < 0, lo, hi)
+    b = np.where(d < 0, hi, lo)
+    one = 1.0 / step_px
+    g = (_interp_cs(cs, a + d * one) - _interp_cs(cs, a)) * d / one     # mean over 1 px outside a
+    area = (_interp_cs(cs, hi) - _interp_cs(cs, lo)) - g * (hi - lo)
+    area *= step_px
+    vb = _interp_rows(p, b) - g
+    slope = (_interp_rows(p, b - d * one) - _interp_rows(p, b + d * one)) * 0.5   # per px, inwards
+    disc = np.maximum(vb * vb - 2.0 * slope * area, 0.0)
+    den = vb + np.sign(vb) * np.sqrt(disc)
+    lpx = np.where(np.abs(den) > 1e-6, 2.0 * area / np.where(np.abs(den) > 1e-6, den, 1.0), 0.0)
+    lpx = np.clip(lpx, 0.0, np.abs(b - a) * step_px)
+    col = b + d * lpx / step_px
+    return col, ok
