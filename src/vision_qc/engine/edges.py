@@ -32,6 +32,7 @@ _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 LEVEL_FRACTION = 0.35      # run threshold between the flanks' level and the peak
 _CLOSE_PX = 2.0            # dips shorter than this inside the bead are bridged
 _REFINE_PX = 2.0           # gradient peak searched this far around a run end
+_WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +152,10 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
         k = np.argmax(resp, axis=1)
         rows = np.arange(n)
         r = resp[rows, k]
-        better = r > best
+        # far flanks of a large box often land on brighter structures (glass edge, glare,
+        # halftone) and inflate the response; a scale wider than nominal must win clearly
+        margin_f = _WIDER_MARGIN if scale > 1.0 else 0.0
+        better = r > (best + margin_f * np.abs(best) if margin_f else best)
         best = np.where(better, r, best)
         where = np.where(better, j[k], where)
         level = np.where(better, flanks[rows, k], level)
