@@ -8,10 +8,11 @@ them: a whole scene, or the bead dispensed up to some arc length (the dispensing
 
 Truth. The bead's footprint is defined per station of the recipe path, as an interval
 ``[left, right]`` along the station normal: the union of a band (centre offset and half
-width per station) and discs (the rounded ends at a gap, an excess blob). Rendering
-anti-aliases the signed distance to that footprint, so integrating the rendered coverage
-across the path gives the footprint width back (tested to ≤ 0.05 px). Truth defects are
-the stretches where the true width or offset breaks the recipe's limits.
+width per station) and discs (the rounded ends at a gap, an excess blob, the end caps of an
+open path). Rendering gives every pixel the fraction of its area inside that footprint (from
+the signed distance and direction of the nearest edge), so integrating the rendered coverage
+across the path gives the footprint width back (tested to ≤ 0.02 px). Truth defects are the
+stretches where the true width or offset breaks the recipe's limits.
 """
 
 from __future__ import annotations
@@ -678,7 +679,7 @@ class SceneRenderer:
     bead_s : (M,) float64
         Arc length of those pixels' feet on the path, px (what dispensing follows).
     bead_alpha : (M,) float32
-        The bead's anti-aliased coverage of each pixel, 0..1.
+        The fraction of each pixel's area the bead covers, 0..1.
     bead_radiance : (M,) float32
         The bead's shaded radiance at each pixel, grey levels.
     """
@@ -770,37 +771,57 @@ class SceneRenderer:
                 return np.gradient(np.append(values, values[0]), np.append(st.arc_px, length))[:-1]
             return np.gradient(values, st.arc_px)
 
+        station = np.round(s / st.spacing_px).astype(np.int64)
+        station = np.mod(station, len(st)) if closed else np.clip(station, 0, len(st) - 1)
+        # arc length at offset t runs (1 - κt) times as fast as on the path (straight beyond
+        # an open path's ends): turns s-derivatives into image-space ones
+        metric = np.clip(1.0 - station_curvature(st)[station] * t, 0.2, None)
+        if not closed:
+            metric = np.where((s < 0) | (s > length), 1.0, metric)
+
+        # The footprint is the union of a band |t - c(s)| <= hw(s) and discs in (s, t). Each
+        # shape gives F (< 0 inside) and its gradient (g_s, g_t) in image units; F / |g| is
+        # the signed distance of the pixel centre from the edge and g / |g| the edge normal.
         half = np.nan_to_num(fp.half_px, nan=0.0)
         c = at(fp.center_px)
         hw = at(half)
-        # slopes of the two band edges, for the true perpendicular distance
-        side = np.sign(t - c)
-        slope = at(slope_of(fp.center_px)) + side * at(slope_of(half))
-        d = (np.abs(t - c) - hw) / np.sqrt(1 + slope**2)
+        side = np.where(t >= c, 1.0, -1.0)
+        slope = at(slope_of(fp.center_px)) + side * at(slope_of(half))   # of the edge on this side
+        g_s, g_t = -side * slope / metric, side
+        norm = np.hypot(g_s, g_t)
+        d = (np.abs(t - c) - hw) / norm
+        n_s, n_t = g_s / norm, g_t / norm
         scale = hw.copy()
         cut = _in_cuts(s, fp.cut, length)
         if not closed:
             cut |= (s < 0) | (s > length)       # beyond the ends only the end caps (discs) lie
         d = np.where(cut, np.inf, d)
         for sc, tc, r in fp.discs:
-            dd = np.hypot(_wrap(s - sc, length, closed), t - tc) - r
+            ds, dt = _wrap(s - sc, length, closed), t - tc
+            rho = np.maximum(np.hypot(ds, dt), 1e-9)
+            g_s, g_t = ds / rho / metric, dt / rho
+            norm = np.hypot(g_s, g_t)
+            dd = (rho - r) / norm
             closer = dd < d
             d = np.where(closer, dd, d)
+            n_s = np.where(closer, g_s / norm, n_s)
+            n_t = np.where(closer, g_t / norm, n_t)
             scale = np.where(closer, r, scale)
-        alpha = np.clip(0.5 - d, 0.0, 1.0)
+        # the part of each (unit, square) pixel the bead covers, as a camera pixel integrates it
+        tangent, normal = self.posed.tangent_xy[station], self.posed.normal_xy[station]
+        alpha = _box_coverage(d, n_s * tangent[:, 0] + n_t * normal[:, 0],
+                              n_s * tangent[:, 1] + n_t * normal[:, 1])
         keep = alpha > 0
         self.bead_idx = bc.flat_idx[keep]
         self.bead_s = s[keep]
         alpha = alpha[keep]
         d, scale, side, t_in = d[keep], np.maximum(scale[keep], 0.5), side[keep], t[keep]
+        normal_img = normal[keep]
         # rounded cross-section: a circular cap meeting the surface at the contact angle
         depth = np.clip(-d / scale, 0.0, 1.0)             # 0 at the edge, 1 on the crest
         u = 1.0 - depth
         sin_phi = u * np.sin(np.deg2rad(sp.contact_angle_deg))
         cos_phi = np.sqrt(1 - sin_phi**2)
-        station = np.round(self.bead_s / st.spacing_px).astype(np.int64)
-        station = np.mod(station, len(st)) if closed else np.clip(station, 0, len(st) - 1)
-        normal_img = self.posed.normal_xy[station]
         ld = np.deg2rad(sp.light_dir_deg)
         lam = np.deg2rad(sp.light_tilt_deg) * (normal_img @ np.array([np.cos(ld), np.sin(ld)]))
         diffuse = np.clip(side * sin_phi * np.sin(lam) + cos_phi * np.cos(lam), 0, 1)
@@ -1045,6 +1066,35 @@ _GAUSS_LUT = ndtri((np.arange(65536) + 0.5) / 65536).astype(np.float32)
 def _gaussian_noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Fresh standard normal noise, float32, of the given shape (quantised to 2**16 levels)."""
     return _GAUSS_LUT[rng.integers(0, 65536, shape, dtype=np.uint16)]
+
+
+def _box_coverage(d_px: np.ndarray, nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
+    """Fraction of a unit square pixel on the inner side of a straight edge.
+
+    Parameters
+    ----------
+    d_px : (M,) float
+        Signed distance of the pixel centre from the edge, px (> 0 outside).
+    nx, ny : (M,) float
+        The edge's unit normal in the image.
+
+    Returns
+    -------
+    (M,) float64 in [0, 1]
+        The exact area fraction (so that summed over pixels it gives the shape's area, at any
+        edge angle; a linear ramp in ``d_px`` does so only for edges along the pixel rows).
+        It is the distribution function of ``n · u`` for ``u`` uniform on the pixel: the sum of
+        two uniform variables of widths ``|nx|`` and ``|ny|``, a trapezoid.
+    """
+    p = np.maximum(np.abs(nx), np.abs(ny))
+    q = np.minimum(np.abs(nx), np.abs(ny))
+    h = 0.5 * (p + q)
+    z = np.clip(-d_px, -h, h)
+    rise = np.maximum(q, 1e-9)
+    low = (z + h) ** 2 / (2 * p * rise)
+    mid = (z + h - 0.5 * q) / p
+    high = 1.0 - (h - z) ** 2 / (2 * p * rise)
+    return np.clip(np.where(z < q - h, low, np.where(z > h - q, high, mid)), 0.0, 1.0)
 
 
 def _sum_layers(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
