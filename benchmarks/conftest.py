@@ -1,17 +1,17 @@
-"""Shared benchmark inputs: generated frames and their recipes, built once per session."""
+"""Shared benchmark inputs, built once per session from :mod:`vision_qc.benchmark` (the same
+cases ``vision-qc bench`` times)."""
 
 import cv2
 import pytest
 
-from vision_qc.synth import SceneRenderer, sample_scene
+from vision_qc.benchmark import frame_case
 
 SIZES_WH = [(2048, 1536), (2448, 2048)]
 
 
 @pytest.fixture(scope="session", params=SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
-def scene(request):
-    spec = sample_scene(11, preset="normal", size_wh=request.param, ng_fraction=1.0)
-    return SceneRenderer(spec).render()
+def case(request):
+    return frame_case(request.param)
 
 
 @pytest.fixture(params=[1, 0], ids=["1thread", "cvthreads"])
