@@ -1,0 +1,127 @@
+"""Batch throughput (images/s) against its floor: decoding the same images alone, with the same
+number of worker processes and the same pool machinery (DESIGN §7: "throughput close to what
+image decoding alone allows on the same cores").
+
+Run: ``pytest benchmarks/bench_batch.py --benchmark-enable -s`` (``-s`` shows the summary
+lines). Each round starts its own pool (worker start-up is part of what a user waits for) and
+writes into a fresh output folder; the batch round also writes ``results.jsonl`` (fsync per
+record), overlays of NG parts and the report thumbnails, as ``vision-qc inspect`` does. The
+CSV tables and the HTML report, built once at the end of a run, are not timed. Correctness is
+checked outside the timed calls.
+"""
+
+import os
+import shutil
+import tempfile
+
+import cv2
+import pytest
+
+from vision_qc.shell.batch import decode_file, run_batch
+from vision_qc.shell.records import JsonlWriter, load_records
+from vision_qc.synth import SceneRenderer, sample_scene
+
+WORKERS = 2
+N_IMAGES = 32
+N_UNIQUE = 4            # scenes rendered; copied to N_IMAGES files (decoding costs the same)
+SIZES_WH = [(1280, 1024), (2448, 2048)]
+
+_results: dict = {}
+
+
+@pytest.fixture(scope="module", params=SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
+def image_set(request, tmp_path_factory):
+    """N_IMAGES PNG files of one recipe (half of the scenes NG) and that recipe."""
+    import dataclasses
+
+    size = request.param
+    folder = tmp_path_factory.mktemp(f"batch_{size[0]}x{size[1]}")
+    base = sample_scene(3, size_wh=size, preset="normal", polarity="bright")
+    pngs, recipe = [], None
+    for i in range(N_UNIQUE):
+        spec = sample_scene(20 + i, size_wh=size, preset="normal", polarity="bright",
+                            ng_fraction=float(i % 2))
+        scene = SceneRenderer(dataclasses.replace(spec, shape=base.shape,
+                                                  mm_per_px=base.mm_per_px)).render()
+        ok, buf = cv2.imencode(".png", scene.image)
+        pngs.append(buf.tobytes())
+        recipe = scene.recipe
+    files = []
+    for i in range(N_IMAGES):
+        path = str(folder / f"part_{i:03d}.png")
+        with open(path, "wb") as f:
+            f.write(pngs[i % N_UNIQUE])
+        files.append(path)
+    return size, files, recipe
+
+
+def _fresh_out():
+    return (tempfile.mkdtemp(prefix="bench_batch_"),), {}
+
+
+def _report(kind: str, size, benchmark):
+    if benchmark.stats is None:          # --benchmark-disable: nothing measured
+        return
+    rate = N_IMAGES / benchmark.stats.stats.mean
+    benchmark.extra_info.update(images=N_IMAGES, workers=WORKERS, images_per_s=round(rate, 2))
+    _results[(size, kind)] = rate
+    floor = _results.get((size, "decode"))
+    line = f"\n[bench_batch {size[0]}x{size[1]}, {WORKERS} workers] {kind}: {rate:.1f} images/s"
+    if floor and kind != "decode":
+        line += f" ({100 * rate / floor:.0f}% of the decode-only floor)"
+    print(line)
+
+
+def test_decode_only_floor(benchmark, image_set):
+    size, files, recipe = image_set
+    outs = []
+
+    def run(out):
+        outs.append(out)
+        got = []
+        run_batch(files, recipe, out_dir=None, on_record=got.append, workers=WORKERS,
+                  task=decode_file)
+        return got
+
+    got = benchmark.pedantic(run, setup=_fresh_out, rounds=3, iterations=1, warmup_rounds=1)
+    for out in outs:
+        shutil.rmtree(out, ignore_errors=True)
+    assert len(got) == N_IMAGES and all(r["verdict"] == "OK" for r in got)
+    benchmark.group = f"batch {size[0]}x{size[1]}"
+    _report("decode", size, benchmark)
+
+
+def test_batch_inspect_no_outputs(benchmark, image_set):
+    """Read and inspect only (records kept in memory; no overlays, thumbnails, jsonl): splits
+    the gap to the floor into inspection and per-file outputs."""
+    size, files, recipe = image_set
+    got = []
+
+    def run():
+        got.clear()
+        run_batch(files, recipe, out_dir=None, on_record=got.append, workers=WORKERS)
+
+    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    assert sorted(r["file"] for r in got) == files
+    benchmark.group = f"batch {size[0]}x{size[1]}"
+    _report("inspect only", size, benchmark)
+
+
+def test_batch_inspect(benchmark, image_set):
+    size, files, recipe = image_set
+    outs = []
+
+    def run(out):
+        outs.append(out)
+        with JsonlWriter(os.path.join(out, "results.jsonl")) as writer:
+            run_batch(files, recipe, out_dir=out, on_record=writer.write, workers=WORKERS)
+        return out
+
+    out = benchmark.pedantic(run, setup=_fresh_out, rounds=3, iterations=1, warmup_rounds=1)
+    recs = load_records(os.path.join(out, "results.jsonl")).records
+    for o in outs:
+        shutil.rmtree(o, ignore_errors=True)
+    assert sorted(r["file"] for r in recs) == files
+    assert all(r["verdict"] in ("OK", "NG") for r in recs)
+    benchmark.group = f"batch {size[0]}x{size[1]}"
+    _report("batch", size, benchmark)

@@ -1,0 +1,574 @@
+"""`vision-qc inspect` in batch: inputs, records on disk, bad files, resume after kill -9 and
+Ctrl-C, exit status, progress. End-to-end tests use the real inspector on generated scenes."""
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from vision_qc.cli import main
+from vision_qc.recipe import load_recipe, save_recipe
+from vision_qc.shell import batch
+from vision_qc.shell.batch import Progress, expand_inputs, run_batch
+from vision_qc.shell.records import (DEFECT_COLUMNS, RESULT_COLUMNS, JsonlWriter, artifact_stem,
+                                     load_records, order_records, write_defects_csv,
+                                     write_results_csv)
+from vision_qc.synth import SceneRenderer, sample_scene
+
+SIZE_WH = (1280, 1024)
+
+
+def render_scenes(n_ok: int, n_ng: int, *, seed0: int = 0):
+    """Clean scenes sharing one recipe (one part shape and scale): (images, truths, recipe)."""
+    base = sample_scene(1000 + seed0, size_wh=SIZE_WH, preset="clean", polarity="bright")
+    images, truths, recipe = [], [], None
+    for i in range(n_ok + n_ng):
+        spec = sample_scene(seed0 + i, size_wh=SIZE_WH, preset="clean", polarity="bright",
+                            ng_fraction=0.0 if i < n_ok else 1.0,
+                            defect_kinds=("gap", "thin", "wide", "offset"))
+        spec = dataclasses.replace(spec, shape=base.shape, mm_per_px=base.mm_per_px)
+        scene = SceneRenderer(spec).render()
+        images.append(scene.image)
+        truths.append(scene.truth["verdict"])
+        recipe = scene.recipe
+    return images, truths, recipe
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return render_scenes(2, 2)
+
+
+@pytest.fixture(scope="module")
+def recipe_file(tmp_path_factory, scenes):
+    path = tmp_path_factory.mktemp("recipe") / "recipe.yaml"
+    save_recipe(scenes[2], path)
+    return str(path)
+
+
+def write_images(folder, scenes, names=None):
+    os.makedirs(folder, exist_ok=True)
+    images, truths, _ = scenes
+    names = names or [f"{'ok' if t == 'OK' else 'ng'}_{i}.png" for i, t in enumerate(truths)]
+    paths = []
+    for name, img in zip(names, images):
+        p = os.path.join(folder, name)
+        cv2.imwrite(p, img)
+        paths.append(p)
+    return paths
+
+
+def read_jsonl(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data.endswith(b"\n")
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_csv(path):
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+
+def _touch(path, data=b"x"):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_expand_inputs_folders_files_globs(tmp_path):
+    d = tmp_path / "parts"
+    for name in ("b.png", "a.PNG", "c.jpg", "notes.txt", "truth.json", ".hidden.png", "sub/d.png",
+                 "sub/deeper/e.tif"):
+        _touch(str(d / name))
+    files, missing, notes = expand_inputs([str(d)])
+    assert [os.path.basename(f) for f in files] == ["a.PNG", "b.png", "c.jpg"]
+    assert files[0] == os.path.join(str(d), "a.PNG")          # the path as found
+    assert missing == [] and notes == []
+
+    files, _, _ = expand_inputs([str(d)], recursive=True)
+    assert [os.path.relpath(f, d) for f in files] == ["a.PNG", "b.png", "c.jpg", "sub/d.png",
+                                                      "sub/deeper/e.tif"]
+    # explicit files are taken whatever their suffix; repeats are dropped; command-line order
+    files, _, _ = expand_inputs([str(d / "notes.txt"), str(d), str(d / "b.png")])
+    assert [os.path.basename(f) for f in files] == ["notes.txt", "a.PNG", "b.png", "c.jpg"]
+    # globs, sorted; ** crosses folders
+    files, _, _ = expand_inputs([str(d / "*.png")])
+    assert [os.path.basename(f) for f in files] == ["b.png"]
+    files, _, _ = expand_inputs([str(d / "**" / "*.png")])
+    assert sorted(os.path.basename(f) for f in files) == ["b.png", "d.png"]
+
+
+def test_expand_inputs_missing_empty_and_excluded(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _touch(str(tmp_path / "in" / "a.png"))
+    _touch(str(tmp_path / "in" / "out" / "overlays" / "a_1234.jpg"))
+    files, missing, notes = expand_inputs([str(tmp_path / "nope.png"), str(tmp_path / "x*.png"),
+                                           str(tmp_path / "empty")])
+    assert files == []
+    assert missing == [f"no such file or folder: {tmp_path / 'nope.png'}",
+                       f"no files match {tmp_path / 'x*.png'}"]
+    assert len(notes) == 1 and "no image files" in notes[0]
+    files, _, _ = expand_inputs([str(tmp_path / "in")], recursive=True,
+                                exclude=str(tmp_path / "in" / "out"))
+    assert [os.path.basename(f) for f in files] == ["a.png"]
+
+
+# ---------------------------------------------------------------------------------------
+# Records on disk
+
+
+def _rec(file, verdict="OK", defects=(), **stats):
+    return {"file": file, "verdict": verdict, "error": None if verdict != "ERROR" else "bad",
+            "defects": list(defects), "stats": stats, "timing_ms": {"total": 1.5}}
+
+
+def test_jsonl_writer_one_line_per_record_strict_json(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with JsonlWriter(path) as w:
+        w.write(_rec("a.png", width_mean_mm=float("nan")))
+        w.write(_rec("b.png", "NG"))
+    with JsonlWriter(path) as w:             # appends
+        w.write(_rec("c.png", "ERROR"))
+    recs = read_jsonl(path)
+    assert [r["file"] for r in recs] == ["a.png", "b.png", "c.png"]
+    assert recs[0]["stats"]["width_mean_mm"] is None          # NaN is not JSON
+
+
+def test_load_records_repairs_torn_last_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    with JsonlWriter(path) as w:
+        w.write(_rec("a.png"))
+        w.write(_rec("b.png"))
+    good = path.read_bytes()
+    with open(path, "ab") as f:
+        f.write(b'{"file": "c.png", "verdict": "O')
+    untouched = load_records(path)                  # reading alone changes nothing
+    assert [r["file"] for r in untouched.records] == ["a.png", "b.png"]
+    assert untouched.torn_bytes > 0 and path.read_bytes() != good
+    loaded = load_records(path, repair=True)
+    assert [r["file"] for r in loaded.records] == ["a.png", "b.png"]
+    assert path.read_bytes() == good
+    assert "half-written" in loaded.notes(str(path))[0]
+    assert load_records(path, repair=True).torn_bytes == 0
+
+
+def test_load_records_drops_bad_lines_and_repeats(tmp_path):
+    path = tmp_path / "results.jsonl"
+    lines = [json.dumps(_rec("a.png")), "not json", json.dumps({"no": "file"}),
+             json.dumps(_rec("./a.png", "NG")), json.dumps(_rec("b.png"))]
+    path.write_text("\n".join(lines) + "\n")
+    loaded = load_records(path, repair=True)
+    assert [r["file"] for r in loaded.records] == ["a.png", "b.png"]
+    assert loaded.bad_lines == [2, 3] and loaded.duplicates == 1 and loaded.rewritten
+    assert [r["file"] for r in read_jsonl(path)] == ["a.png", "b.png"]
+    assert load_records(tmp_path / "missing.jsonl").records == []
+
+
+def test_csv_tables(tmp_path):
+    gap = {"type": "gap", "start_mm": 10.0, "end_mm": 17.5, "length_mm": 7.5,
+           "center_px": [100.5, 200.25], "worst_mm": 0.0, "limit_mm": 7.5}
+    thin = dict(gap, type="thin", worst_mm=6.1)
+    recs = [_rec("b.png", "NG", [gap, thin, dict(gap)], width_mean_mm=9.9, width_min_mm=0.0,
+                 width_max_mm=11.0, offset_max_mm=1.2, coverage=0.99),
+            _rec("a.png"), _rec("c.png", "ERROR")]
+    recs = order_records(recs, ["a.png", "b.png"])
+    assert [r["file"] for r in recs] == ["a.png", "b.png", "c.png"]
+    write_results_csv(recs, tmp_path / "results.csv")
+    write_defects_csv(recs, tmp_path / "defects.csv")
+    rows = read_csv(tmp_path / "results.csv")
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    b = dict(zip(rows[0], rows[2]))
+    assert b["n_defects"] == "3" and b["defect_types"] == "gap;thin"
+    assert b["width_mean_mm"] == "9.9" and b["total_ms"] == "1.5" and b["error"] == ""
+    assert dict(zip(rows[0], rows[3]))["error"] == "bad"
+    rows = read_csv(tmp_path / "defects.csv")
+    assert tuple(rows[0]) == DEFECT_COLUMNS and len(rows) == 4
+    assert rows[1] == ["b.png", "gap", "10.0", "17.5", "7.5", "100.5", "200.25", "0.0", "7.5"]
+
+
+def test_artifact_stem_unique_and_safe():
+    a, b = artifact_stem("x/1.png"), artifact_stem("y/1.png")
+    assert a != b and a.startswith("1_") and b.startswith("1_")
+    assert "/" not in artifact_stem("a b/<weird>:name.png")
+
+
+# ---------------------------------------------------------------------------------------
+# Progress
+
+
+def test_progress_lines_bar_and_quiet():
+    out = io.StringIO()
+    p = Progress(3, done=1, counts={"OK": 1}, mode="lines", stream=out, every_s=0)
+    p.update("NG")
+    p.update("ERROR")
+    p.close()
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("inspect: 3/3 (100%)")
+    assert "OK 1  NG 1  ERROR 1" in lines[-1] and "img/s" in lines[-1]
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    p = Progress(2, mode="auto", stream=term)
+    assert p.mode == "bar"
+    p.update("OK")
+    p.update("NG")
+    p.close()
+    text = term.getvalue()
+    assert "2/2" in text and "NG 1" in text and "img/s" in text
+
+    silent = io.StringIO()
+    p = Progress(1, mode="none", stream=silent)
+    p.update("OK")
+    p.line("hello")
+    p.close()
+    assert silent.getvalue() == ""
+
+
+# ---------------------------------------------------------------------------------------
+# End to end, in process, real inspector
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory, scenes):
+    """Good parts and every kind of bad file in one folder."""
+    folder = str(tmp_path_factory.mktemp("mixed") / "parts")
+    write_images(folder, scenes)
+    ok_image = scenes[0][0]
+    with open(os.path.join(folder, "zero_bytes.png"), "wb"):
+        pass
+    ok, png = cv2.imencode(".png", ok_image)
+    with open(os.path.join(folder, "truncated.png"), "wb") as f:
+        f.write(png.tobytes()[: len(png) // 3])
+    with open(os.path.join(folder, "text_named.png"), "w") as f:
+        f.write("this is not an image\n")
+    cv2.imwrite(os.path.join(folder, "wrong_size.png"), cv2.resize(ok_image, (640, 512)))
+    cv2.imwrite(os.path.join(folder, "sixteen_bit.png"), ok_image.astype(np.uint16) * 257)
+    cv2.imwrite(os.path.join(folder, "rgba.png"), cv2.cvtColor(ok_image, cv2.COLOR_GRAY2BGRA))
+    with open(os.path.join(folder, "readme.txt"), "w") as f:  # not an image suffix: not picked up
+        f.write("notes")
+    return folder
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_mixed_folder_right_records_and_exit_status(tmp_path, mixed_folder, recipe_file, scenes,
+                                                    workers, capsys):
+    out = str(tmp_path / "out")
+    rc = main(["inspect", mixed_folder, "--recipe", recipe_file, "--out", out,
+               "--workers", str(workers)])
+    assert rc == 1
+    recs = {os.path.basename(r["file"]): r for r in read_jsonl(os.path.join(out, "results.jsonl"))}
+    assert sorted(recs) == sorted(n for n in os.listdir(mixed_folder) if n.endswith(".png"))
+    for r in recs.values():
+        assert r["file"].startswith(mixed_folder + os.sep)          # the path as found
+    expect_error = {"zero_bytes.png": "empty file", "truncated.png": "truncated png",
+                    "text_named.png": "not an image", "wrong_size.png": "640×512"}
+    for name, words in expect_error.items():
+        assert recs[name]["verdict"] == "ERROR", name
+        assert words in recs[name]["error"].lower(), recs[name]["error"]
+    # 16-bit and RGBA can be inspected: they are, with the verdict of the image they hold
+    assert recs["sixteen_bit.png"]["verdict"] == "OK"
+    assert recs["rgba.png"]["verdict"] == "OK"
+    truths = dict(zip([f"{'ok' if t == 'OK' else 'ng'}_{i}.png" for i, t in enumerate(scenes[1])],
+                      scenes[1]))
+    for name, truth in truths.items():
+        assert recs[name]["verdict"] == truth, (name, recs[name]["defects"])
+        assert recs[name]["error"] is None and "total" in recs[name]["timing_ms"]
+
+    # tables in sorted input order, whatever order the workers finished in
+    rows = read_csv(os.path.join(out, "results.csv"))
+    assert tuple(rows[0]) == RESULT_COLUMNS
+    assert [r[0] for r in rows[1:]] == sorted(r["file"] for r in recs.values())
+    drows = read_csv(os.path.join(out, "defects.csv"))
+    assert tuple(drows[0]) == DEFECT_COLUMNS
+    assert len(drows) - 1 == sum(len(r["defects"]) for r in recs.values())
+    # overlays of NG parts only; a report
+    ng = sorted(artifact_stem(r["file"]) + ".jpg" for r in recs.values() if r["verdict"] == "NG")
+    assert sorted(os.listdir(os.path.join(out, "overlays"))) == ng
+    assert os.path.getsize(os.path.join(out, "report.html")) > 10_000
+    run_info = read_json(os.path.join(out, "run.json"))
+    assert run_info["recipe"]["name"] == load_recipe(recipe_file).name
+    captured = capsys.readouterr()
+    assert "report:" in captured.out and "ERROR 4" in captured.out
+
+
+def test_all_ok_exits_zero_quietly(tmp_path, recipe_file, scenes, capsys):
+    folder = str(tmp_path / "good")
+    paths = write_images(folder, scenes)
+    ok_paths = [p for p, t in zip(paths, scenes[1]) if t == "OK"]
+    out = str(tmp_path / "out")
+    rc = main(["inspect", *ok_paths, "--recipe", recipe_file, "--out", out, "--quiet",
+               "--overlays", "none"])
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert [r["verdict"] for r in read_jsonl(os.path.join(out, "results.jsonl"))] == ["OK"] * len(ok_paths)
+    assert os.listdir(os.path.join(out, "overlays")) == []
+
+
+def test_overlays_all(tmp_path, recipe_file, scenes):
+    folder = str(tmp_path / "good")
+    write_images(folder, scenes)
+    out = str(tmp_path / "out")
+    assert main(["inspect", folder, "--recipe", recipe_file, "--out", out, "-q",
+                 "--overlays", "all", "--workers", "1"]) == 1
+    assert len(os.listdir(os.path.join(out, "overlays"))) == len(scenes[0])
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(tmp_path, recipe_file, scenes, capsys):
+    folder = str(tmp_path / "good")
+    write_images(folder, scenes)
+    assert main(["inspect", folder, "--recipe", recipe_file, "--out", str(tmp_path / "o"),
+                 "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    n = len(scenes[0])
+    assert f"inspect: {n}/{n} (100%)" in err and "OK 2  NG 2  ERROR 0" in err
+
+
+# ---------------------------------------------------------------------------------------
+# Usage errors: exit 2, nothing read or written
+
+
+def test_recipe_error_stops_before_any_image(tmp_path, mixed_folder, recipe_file, capsys):
+    bad = tmp_path / "bad.yaml"
+    text = read_bytes(recipe_file).decode().replace("width_tol_mm:", "width_tolerance_mm:")
+    bad.write_text(text)
+    out = tmp_path / "out"
+    rc = main(["inspect", mixed_folder, "--recipe", str(bad), "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "bead.width_tolerance_mm" in err and "width_tol_mm" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--workers", "0"], "--workers"),
+    (["MISSING"], "no such file or folder"),
+])
+def test_usage_errors(tmp_path, recipe_file, mixed_folder, args, words, capsys):
+    inputs = [mixed_folder]
+    if args == ["MISSING"]:
+        inputs, args = [str(tmp_path / "missing.png"), mixed_folder], []
+    rc = main(["inspect", *inputs, "--recipe", recipe_file, "--out", str(tmp_path / "o"), *args])
+    assert rc == 2
+    assert words in capsys.readouterr().err
+
+
+def test_non_empty_out_needs_resume(tmp_path, recipe_file, scenes, capsys):
+    folder = str(tmp_path / "good")
+    write_images(folder, scenes)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "something").write_text("x")
+    assert main(["inspect", folder, "--recipe", recipe_file, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and "--resume" in err and "another --out" in err
+
+
+def test_resume_with_another_recipe_is_refused(tmp_path, recipe_file, scenes, capsys):
+    folder = str(tmp_path / "good")
+    paths = write_images(folder, scenes)
+    out = str(tmp_path / "out")
+    assert main(["inspect", paths[0], "--recipe", recipe_file, "--out", out, "-q"]) == 0
+    other = tmp_path / "other.yaml"
+    save_recipe(load_recipe(recipe_file).replace(width_tol_mm=3.0), other)
+    assert main(["inspect", folder, "--recipe", str(other), "--out", out, "--resume"]) == 2
+    assert "different recipe" in capsys.readouterr().err
+
+
+def test_resume_of_a_finished_run_inspects_nothing_new(tmp_path, recipe_file, scenes, capsys):
+    folder = str(tmp_path / "good")
+    write_images(folder, scenes)
+    out = str(tmp_path / "out")
+    assert main(["inspect", folder, "--recipe", recipe_file, "--out", out, "-q"]) == 1
+    before = read_bytes(os.path.join(out, "results.jsonl"))
+    assert main(["inspect", folder, "--recipe", recipe_file, "--out", out, "--resume"]) == 1
+    assert read_bytes(os.path.join(out, "results.jsonl")) == before
+    assert "0 inspected" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------------------
+# A worker that dies on a file: that file is an ERROR, the others go on
+
+
+def die_on_marked_files(file: str) -> dict:
+    """Pool task for the test below: the worker process dies on files named *crash*."""
+    if "crash" in os.path.basename(file):
+        os._exit(7)
+    return batch._work(file)
+
+
+def test_worker_crash_costs_one_error_record(tmp_path, recipe_file, scenes):
+    folder = str(tmp_path / "parts")
+    names = ["a.png", "b_crash.png", "c.png", "d.png", "e.png"]
+    paths = write_images(folder, (scenes[0] * 2, scenes[1] * 2, scenes[2]), names)
+    got = []
+    stats = run_batch(paths, load_recipe(recipe_file), out_dir=str(tmp_path / "out"),
+                      on_record=got.append, workers=2, task=die_on_marked_files)
+    assert sorted(r["file"] for r in got) == sorted(paths)
+    by = {os.path.basename(r["file"]): r for r in got}
+    assert by["b_crash.png"]["verdict"] == "ERROR"
+    assert "worker process died" in by["b_crash.png"]["error"]
+    assert all(by[n]["verdict"] != "ERROR" for n in names if n != "b_crash.png")
+    assert stats.crashed == [os.path.join(folder, "b_crash.png")]
+
+
+# ---------------------------------------------------------------------------------------
+# Interruptions, with the CLI as a subprocess
+
+
+@pytest.fixture(scope="module")
+def twelve(tmp_path_factory, scenes):
+    """Twelve image files (the four scenes three times over)."""
+    folder = str(tmp_path_factory.mktemp("twelve") / "parts")
+    images, truths, recipe = scenes
+    names = [f"part_{i:02d}.png" for i in range(12)]
+    write_images(folder, (images * 3, truths * 3, recipe), names)
+    return folder
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "vision_qc", "inspect", *args]
+
+
+def _wait_for_lines(path, n, proc, timeout=60.0):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if f.read().count(b"\n") >= n:
+                    return
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before {n} records: {proc.communicate()}")
+        time.sleep(0.005)
+    pytest.fail(f"no {n} records in {path} after {timeout} s")
+
+
+def _children(pid: int) -> set[int]:
+    """All live descendants of ``pid`` (from /proc)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            parent[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parent.items() if pp in frontier} - out
+        out |= frontier
+    return out
+
+
+def _alive(pids):
+    """Those of ``pids`` still running (not gone, not zombies)."""
+    out = set()
+    for p in pids:
+        try:
+            stat = read_bytes(f"/proc/{p}/stat").decode()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            out.add(p)
+    return out
+
+
+def _check_complete(out, folder):
+    recs = read_jsonl(os.path.join(out, "results.jsonl"))       # valid JSON on every line
+    files = [r["file"] for r in recs]
+    assert sorted(files) == sorted(os.path.join(folder, n) for n in os.listdir(folder))
+    assert len(files) == len(set(files))                        # each exactly once
+    rows = read_csv(os.path.join(out, "results.csv"))
+    assert [r[0] for r in rows[1:]] == sorted(files)
+    return recs
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the workers")
+def test_kill_9_then_resume_records_every_input_once(tmp_path, twelve, recipe_file):
+    out = str(tmp_path / "out")
+    jsonl = os.path.join(out, "results.jsonl")
+    proc = subprocess.Popen(_cli(twelve, "--recipe", recipe_file, "--out", out, "--workers", "2",
+                                 "--overlays", "all"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_lines(jsonl, 3, proc)
+        helpers = _children(proc.pid)
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait()
+    n_before = read_bytes(jsonl).count(b"\n")
+    assert 3 <= n_before < 12, "the run finished before it could be killed"
+    # the workers do not outlive the killed batch
+    deadline = time.monotonic() + 10
+    while _alive(helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(helpers), "worker processes outlived the killed batch"
+    # a torn write, as if killed in the middle of a record
+    with open(jsonl, "ab") as f:
+        f.write(b'{"file": "' + os.path.join(twelve, "part_11.png").encode() + b'", "verdict": "N')
+
+    res = subprocess.run(_cli(twelve, "--recipe", recipe_file, "--out", out, "--workers", "2",
+                              "--resume"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    assert "half-written" in res.stderr and "already recorded" in res.stderr
+    recs = _check_complete(out, twelve)
+    assert all(r["verdict"] in ("OK", "NG") for r in recs)
+    run_info = read_json(os.path.join(out, "run.json"))
+    assert len(run_info["sessions"]) == 2 and run_info["sessions"][1]["already_recorded"] == n_before
+
+
+def test_ctrl_c_stops_cleanly_then_resume_finishes(tmp_path, twelve, recipe_file):
+    out = str(tmp_path / "out")
+    jsonl = os.path.join(out, "results.jsonl")
+    # a new session: SIGINT goes to the whole group, as from a terminal
+    proc = subprocess.Popen(_cli(twelve, "--recipe", recipe_file, "--out", out, "--workers", "2",
+                                 "--overlays", "all"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for_lines(jsonl, 2, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err and b"--resume" in err and b"Traceback" not in err
+    data = read_bytes(jsonl)
+    assert data.endswith(b"\n")
+    n = len([json.loads(line) for line in data.splitlines()])
+    assert 2 <= n <= 12
+    res = subprocess.run(_cli(twelve, "--recipe", recipe_file, "--out", out, "--resume", "-q"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and res.stderr == ""
+    _check_complete(out, twelve)
