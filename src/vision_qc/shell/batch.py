@@ -148,7 +148,7 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False,
 def _encode(ext: str, image: np.ndarray, params=()) -> bytes:
     ok, buf = cv2.imencode(ext, image, list(params))
     if not ok:
-        raise BatchAbort(f"cannot encode an image as {ext}")
+        raise ValueError(f"OpenCV could not encode a {image.shape} {image.dtype} image as {ext}")
     return buf.tobytes()
 
 
@@ -208,7 +208,8 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     Returns
     -------
     dict
-        The result record (DESIGN §5); ``timing_ms`` gains ``read`` (reading and decoding).
+        The result record (DESIGN §5); ``timing_ms`` gains ``read`` (reading and decoding),
+        and ``warnings`` lists outputs that could not be drawn (rare; the verdict stands).
         Unusable input gives an ``ERROR`` record that says why.
     """
     from ..inspector import FrameError, to_gray
@@ -230,21 +231,31 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     record["timing_ms"]["read"] = round(read_ms, 3)
 
     if out_dir is not None:
-        stem = artifact_stem(file)
-        ng = res.verdict != "OK"
-        overlay = None
-        if ng or overlays == "all":
-            if draw is None:
-                from ..overlay import draw_overlay as draw
-            overlay = draw(frame, res, inspector.recipe)
-        if overlay is not None and (overlays == "all" or (ng and overlays == "ng")):
-            write_atomic(os.path.join(out_dir, OVERLAY_DIR, stem + ".jpg"),
-                         _encode(".jpg", overlay, (cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY)))
-        thumb_src = overlay if overlay is not None else to_gray(frame)
-        write_atomic(os.path.join(out_dir, DATA_DIR, stem + ".jpg"), _thumbnail(thumb_src))
-        if ng:
-            write_atomic(os.path.join(out_dir, DATA_DIR, stem + ".npz"), _profile(res))
+        try:
+            _write_outputs(res, frame, file, inspector.recipe, out_dir=out_dir, overlays=overlays,
+                           draw=draw, to_gray=to_gray)
+        except OSError:
+            raise                       # the output folder is unusable: the run stops
+        except Exception as exc:        # a drawing bug must not cost the verdict
+            record["warnings"] = [f"overlay or thumbnail not written ({type(exc).__name__}: {exc})"]
     return record
+
+
+def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray) -> None:
+    stem = artifact_stem(file)
+    ng = res.verdict != "OK"
+    overlay = None
+    if ng or overlays == "all":
+        if draw is None:
+            from ..overlay import draw_overlay as draw
+        overlay = draw(frame, res, recipe)
+    if overlay is not None and (overlays == "all" or (ng and overlays == "ng")):
+        write_atomic(os.path.join(out_dir, OVERLAY_DIR, stem + ".jpg"),
+                     _encode(".jpg", overlay, (cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY)))
+    thumb_src = overlay if overlay is not None else to_gray(frame)
+    write_atomic(os.path.join(out_dir, DATA_DIR, stem + ".jpg"), _thumbnail(thumb_src))
+    if ng:
+        write_atomic(os.path.join(out_dir, DATA_DIR, stem + ".npz"), _profile(res))
 
 
 # ----------------------------------------------------------------------------------------

@@ -165,6 +165,8 @@ def run(args) -> int:
         inspector = Inspector(recipe)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{args.recipe}: the recipe cannot be used: {exc}") from None
+    for warning in getattr(inspector, "warnings", ()):
+        say(f"{args.recipe}: {warning}")
     workers = (os.cpu_count() or 1) if args.workers is None else args.workers
     if workers < 1:
         raise UsageError(f"--workers must be 1 or more; got {args.workers}")

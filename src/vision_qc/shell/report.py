@@ -444,6 +444,8 @@ def render_report(records: list[dict], *, run_info: dict, out_dir: str | os.Path
             what = f'<span class="err">{_E(str(r.get("error")))}</span>'
         else:
             what = "<br>".join(_E(_defect_text(d)) for d in r.get("defects") or []) or "–"
+        if r.get("warnings"):
+            what += "".join(f'<br><span class="sub">{_E(str(w))}</span>' for w in r["warnings"])
         s = r.get("stats") or {}
         cov = s.get("coverage")
         width_cell = "–"
