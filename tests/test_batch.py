@@ -338,7 +338,8 @@ def test_all_ok_exits_zero_quietly(tmp_path, loose_recipe_file, scenes, capsys):
     assert rc == 0
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
-    assert [r["verdict"] for r in read_jsonl(os.path.join(out, "results.jsonl"))] == ["OK"] * len(ok_paths)
+    verdicts = [r["verdict"] for r in read_jsonl(os.path.join(out, "results.jsonl"))]
+    assert verdicts == ["OK"] * len(ok_paths)
     assert os.listdir(os.path.join(out, "overlays")) == []
 
 
@@ -573,7 +574,8 @@ def test_kill_9_then_resume_records_every_input_once(tmp_path, twelve, recipe_fi
     recs = _check_complete(out, twelve)
     assert all(r["verdict"] in ("OK", "NG") for r in recs)
     run_info = read_json(os.path.join(out, "run.json"))
-    assert len(run_info["sessions"]) == 2 and run_info["sessions"][1]["already_recorded"] == n_before
+    assert len(run_info["sessions"]) == 2
+    assert run_info["sessions"][1]["already_recorded"] == n_before
 
 
 def test_ctrl_c_stops_cleanly_then_resume_finishes(tmp_path, twelve, recipe_file):

@@ -18,7 +18,8 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png_bytes(width: int, height: int, *, depth=8, color_type=0, idat: bytes | None = None) -> bytes:
+def _png_bytes(width: int, height: int, *, depth=8, color_type=0,
+               idat: bytes | None = None) -> bytes:
     """A PNG written by hand; with ``idat=None`` all-zero rows (compressed: tiny even when huge)."""
     if idat is None:
         bits = {0: 1, 2: 3, 4: 2, 6: 4}[color_type] * depth

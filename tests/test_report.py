@@ -143,7 +143,8 @@ def test_report_structure_and_counts():
 def test_report_of_nothing_and_all_ok():
     p = parse(render_report([], run_info={}))
     assert "0 parts" in p.sections["summary"]
-    html_text = render_report([_rec("a.png", "OK", width_mean_mm=10.0)], run_info={"recipe": RECIPE})
+    html_text = render_report([_rec("a.png", "OK", width_mean_mm=10.0)],
+                              run_info={"recipe": RECIPE})
     assert 'data-verdict="OK"' in html_text and "No NG parts" in html_text
 
 

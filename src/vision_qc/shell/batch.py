@@ -64,7 +64,8 @@ def _scan_folder(folder: str, recursive: bool, skip: set[str]) -> list[str]:
             dirs[:] = [d for d in dirs if not d.startswith(".")
                        and os.path.realpath(os.path.join(root, d)) not in skip]
             found.extend(os.path.join(root, f) for f in files
-                         if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
+                         if not f.startswith(".")
+                         and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
     else:
         with os.scandir(folder) as it:
             found.extend(os.path.join(folder, e.name) for e in it
@@ -74,7 +75,8 @@ def _scan_folder(folder: str, recursive: bool, skip: set[str]) -> list[str]:
 
 
 def expand_inputs(inputs: Iterable[str], *, recursive: bool = False,
-                  exclude: str | os.PathLike | None = None) -> tuple[list[str], list[str], list[str]]:
+                  exclude: str | os.PathLike | None = None
+                  ) -> tuple[list[str], list[str], list[str]]:
     """Turn command-line inputs into the list of files to inspect.
 
     Parameters
@@ -104,15 +106,22 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False,
     notes: list[str] = []
     seen: set[str] = set()
 
-    def add(path: str) -> None:
-        key = file_key(path)
+    def inside_skip(path: str) -> bool:
         real = os.path.realpath(path)
-        if key in seen or any(real.startswith(s + os.sep) for s in skip):
+        return any(real == s or real.startswith(s + os.sep) for s in skip)
+
+    def add(path: str, *, check: bool = True) -> None:
+        key = file_key(path)
+        if key in seen or (check and inside_skip(path)):
             return
         seen.add(key)
         files.append(path)
 
     def add_folder(folder: str) -> None:
+        if inside_skip(folder):
+            return
+        # files found in a folder outside the skipped one are outside it (the recursive
+        # scan prunes the skipped folder itself)
         found = _scan_folder(folder, recursive, skip)
         if not found:
             where = "or its subfolders " if recursive else ""
@@ -120,7 +129,7 @@ def expand_inputs(inputs: Iterable[str], *, recursive: bool = False,
             notes.append(f"no image files in folder {folder} {where}"
                          f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}){hint}")
         for f in found:
-            add(f)
+            add(f, check=False)
 
     for item in inputs:
         if os.path.isdir(item):
@@ -482,6 +491,8 @@ def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
                            inspect_file(inspector, f, out_dir=out_dir, overlays=overlays))
                 except OSError as exc:
                     raise BatchAbort(f"cannot write the outputs for {f}: {exc}") from None
+                except Exception as exc:    # a bug: this file is an ERROR, the batch goes on
+                    rec = error_record(f, f"internal error ({type(exc).__name__}: {exc})")
                 emit(rec)
         else:
             _run_pool(files, recipe, out_dir=out_dir, overlays=overlays, workers=workers,
@@ -492,7 +503,8 @@ def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
     return stats
 
 
-def _run_pool(files, recipe, *, out_dir, overlays, workers, max_inflight, emit, stats, task) -> None:
+def _run_pool(files, recipe, *, out_dir, overlays, workers, max_inflight, emit, stats,
+              task) -> None:
     ctx = pool_context()
     alive_r, alive_w = ctx.Pipe(duplex=False)
     try:
@@ -538,6 +550,8 @@ def _pool_loop(files, recipe, *, ctx, alive, out_dir, overlays, workers, max_inf
                         raise BatchAbort(str(exc)) from None
                     except OSError as exc:
                         raise BatchAbort(f"cannot write the outputs for {f}: {exc}") from None
+                    except Exception as exc:    # a bug: this file is an ERROR, the batch goes on
+                        rec = error_record(f, f"internal error ({type(exc).__name__}: {exc})")
                     emit(rec)
                 if broken:
                     # the pool is dead: every future still in flight fails the same way

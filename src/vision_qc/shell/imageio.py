@@ -77,7 +77,8 @@ def _png(data: bytes) -> ImageHeader:
         if end > n:
             name = ctype.decode("latin-1") if ctype.isalpha() else repr(ctype)
             raise _BadFile(f"truncated PNG: the file ends after {n} bytes, inside chunk {name} "
-                           f"which needs {end} bytes; it was cut short while being written or copied")
+                           f"which needs {end} bytes; it was cut short while being written or "
+                           f"copied")
         if ctype == b"IEND":
             break
         pos = end
@@ -91,8 +92,8 @@ _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 def _jpeg(data: bytes) -> ImageHeader:
     # A complete JPEG ends with the end-of-image marker; allow a little padding after it.
     if b"\xff\xd9" not in data[-256:].rstrip(b"\x00\r\n "):
-        raise _BadFile(f"truncated JPEG: no end-of-image marker at the end of the {len(data)} bytes; "
-                       f"it was cut short while being written or copied")
+        raise _BadFile(f"truncated JPEG: no end-of-image marker at the end of the {len(data)} "
+                       f"bytes; it was cut short while being written or copied")
     pos, n = 2, len(data)
     while pos + 4 <= n:
         if data[pos] != 0xFF:
@@ -324,9 +325,9 @@ def _read(path: str, max_pixels: int, max_bytes: int) -> np.ndarray:
             raise _BadFile(f"corrupt {header.format}: the header gives a size of "
                            f"{header.width}×{header.height} px")
         if pixels > max_pixels:
-            raise _BadFile(f"image is {header.width}×{header.height} px ({_mp(pixels)}), more than "
-                           f"the {_mp(max_pixels)} limit; refused before decoding (a decompression "
-                           f"bomb, or not a camera image)")
+            raise _BadFile(f"image is {header.width}×{header.height} px ({_mp(pixels)}), more "
+                           f"than the {_mp(max_pixels)} limit; refused before decoding "
+                           f"(a decompression bomb, or not a camera image)")
     try:
         frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:

@@ -24,7 +24,8 @@ import time
 from .. import __version__
 from ..cli import UsageError
 from ..recipe import RecipeError, load_recipe, recipe_to_dict
-from .batch import DATA_DIR, OVERLAY_DIR, OVERLAY_MODES, BatchAbort, Progress, expand_inputs, run_batch
+from .batch import (DATA_DIR, OVERLAY_DIR, OVERLAY_MODES, BatchAbort, Progress, expand_inputs,
+                    run_batch)
 from .records import (DEFECTS_CSV, RESULTS_CSV, RESULTS_JSONL, JsonlWriter, file_key, load_records,
                       order_records, write_atomic, write_defects_csv, write_results_csv)
 
@@ -186,8 +187,9 @@ def run(args) -> int:
     digest = _recipe_digest(recipe_dict)
     info = _read_run_info(out) if args.resume else None
     if info is not None and info.get("recipe_sha256") not in (None, digest):
+        name = (info.get("recipe") or {}).get("name", "")
         raise UsageError(f"the results in {out} were made with a different recipe "
-                         f"({info.get('recipe_file')}, '{(info.get('recipe') or {}).get('name', '')}'); "
+                         f"({info.get('recipe_file')}, '{name}'); "
                          f"resume with that recipe, or choose another --out")
     try:
         os.makedirs(out, exist_ok=True)
@@ -244,6 +246,10 @@ def run(args) -> int:
         progress.close()
         print(f"vision-qc inspect: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:          # results.jsonl cannot be opened or written
+        progress.close()
+        print(f"vision-qc inspect: cannot write the results in {out}: {exc}", file=sys.stderr)
+        return 2
     finally:
         progress.close()
         session["elapsed_s"] = round(time.perf_counter() - t0, 3)
@@ -274,7 +280,7 @@ def run(args) -> int:
         yield_txt = f"{100.0 * totals['OK'] / judged:.1f}%" if judged else "–"
         rate = (f" ({session['inspected'] / session['elapsed_s']:.1f} images/s)"
                 if session["elapsed_s"] > 0 and session["inspected"] else "")
-        print(f"{len(records)} images: OK {totals['OK']}, NG {totals['NG']}, ERROR {totals['ERROR']}; "
-              f"yield {yield_txt}; {session['inspected']} inspected in {session['elapsed_s']:.1f} s"
-              f"{rate}\nreport: {report}")
+        print(f"{len(records)} images: OK {totals['OK']}, NG {totals['NG']}, "
+              f"ERROR {totals['ERROR']}; yield {yield_txt}; {session['inspected']} inspected "
+              f"in {session['elapsed_s']:.1f} s{rate}\nreport: {report}")
     return 0 if totals["NG"] == 0 and totals["ERROR"] == 0 else 1

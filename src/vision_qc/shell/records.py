@@ -277,5 +277,6 @@ def write_defects_csv(records: list[dict], path: str | os.PathLike) -> None:
             c = d.get("center_px") or [None, None]
             rows.append([_cell(r.get("file")), _cell(d.get("type")),
                          *(_cell(d.get(k)) for k in ("start_mm", "end_mm", "length_mm")),
-                         _cell(c[0]), _cell(c[1]), _cell(d.get("worst_mm")), _cell(d.get("limit_mm"))])
+                         _cell(c[0]), _cell(c[1]),
+                         _cell(d.get("worst_mm")), _cell(d.get("limit_mm"))])
     write_atomic(path, _csv_bytes(DEFECT_COLUMNS, rows))

@@ -14,6 +14,7 @@ import html
 import math
 import os
 import statistics
+import zipfile
 from collections import Counter
 
 import numpy as np
@@ -41,7 +42,8 @@ h1{font-size:22px;margin:0 0 4px}
 h2{font-size:17px;margin:0 0 10px}
 .sub{color:#5b6670}
 main{padding:0 28px 28px}
-section.card{background:#fff;border:1px solid #dde3e8;border-radius:8px;padding:16px 18px;margin:14px 0}
+section.card{background:#fff;border:1px solid #dde3e8;border-radius:8px;padding:16px 18px;
+ margin:14px 0}
 .summary{display:flex;flex-wrap:wrap;gap:28px;align-items:center;color:#fff;border-radius:8px;
  padding:18px 24px;margin:10px 0 14px}
 .summary .n{font-size:34px;font-weight:700;line-height:1.1}
@@ -60,7 +62,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .thumb{width:160px;border:1px solid #ccd;display:block}
 .nothumb{width:160px;height:60px;background:#eef0f2;color:#8a949c;display:flex;
  align-items:center;justify-content:center;font-size:12px}
-.file{min-width:200px;word-break:break-all;font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px}
+.file{min-width:200px;word-break:break-all;font-family:ui-monospace,Menlo,Consolas,monospace;
+ font-size:12.5px}
 .err{color:#a35a00}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:0}
 dl.kv dt{color:#5b6670}
@@ -122,15 +125,17 @@ class _Axes:
                        f'fill="#5b6670">{_fmt(v)}</text>')
         for v in xticks if xticks is not None else _nice_ticks(self.x0, self.x1, 6):
             xx = self.x(v)
-            out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{yb}" y2="{yb + 4}" stroke="#8a949c"/>')
+            out.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{yb}" y2="{yb + 4}" '
+                       f'stroke="#8a949c"/>')
             out.append(f'<text x="{xx:.1f}" y="{yb + 16}" text-anchor="middle" font-size="11" '
                        f'fill="#5b6670">{_fmt(v)}</text>')
         out.append(f'<line x1="{xl}" x2="{xr}" y1="{yb}" y2="{yb}" stroke="#8a949c"/>')
         out.append(f'<line x1="{xl}" x2="{xl}" y1="{yt}" y2="{yb}" stroke="#8a949c"/>')
         out.append(f'<text x="{(xl + xr) / 2:.1f}" y="{self.h - 4}" text-anchor="middle" '
                    f'font-size="12" fill="#1d2329">{_E(xlabel)}</text>')
-        out.append(f'<text x="12" y="{(yt + yb) / 2:.1f}" text-anchor="middle" font-size="12" '
-                   f'fill="#1d2329" transform="rotate(-90 12 {(yt + yb) / 2:.1f})">{_E(ylabel)}</text>')
+        ym = (yt + yb) / 2
+        out.append(f'<text x="12" y="{ym:.1f}" text-anchor="middle" font-size="12" '
+                   f'fill="#1d2329" transform="rotate(-90 12 {ym:.1f})">{_E(ylabel)}</text>')
         return out
 
     def svg(self, body: list[str], label: str) -> str:
@@ -173,12 +178,14 @@ def svg_pareto(counts: dict[str, int]) -> str:
                 + " ".join(f"{x:.1f},{y:.1f}" for x, y in pts) + '"/>')
     for (x, y), share in zip(pts, np.cumsum([v for _, v in items]) / total):
         body.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#1d2329"/>')
-        body.append(f'<text x="{x + 5:.1f}" y="{y - 5:.1f}" font-size="11">{share * 100:.0f}%</text>')
+        body.append(f'<text x="{x + 5:.1f}" y="{y - 5:.1f}" font-size="11">'
+                    f'{share * 100:.0f}%</text>')
     xr = ax.w - ax.r
     body.append(f'<line x1="{xr}" x2="{xr}" y1="{ax.t}" y2="{ax.h - ax.b}" stroke="#8a949c"/>')
     for p in (0, 50, 100):
         yy = ax.t + (1 - p / 100) * (ax.h - ax.t - ax.b)
-        body.append(f'<text x="{xr + 4}" y="{yy + 4:.1f}" font-size="11" fill="#5b6670">{p}%</text>')
+        body.append(f'<text x="{xr + 4}" y="{yy + 4:.1f}" font-size="11" fill="#5b6670">'
+                    f'{p}%</text>')
     return ax.svg(body, "Pareto of defect types")
 
 
@@ -203,7 +210,8 @@ def svg_histogram(series: list[tuple[str, list[float], str]], *, xlabel: str, bi
     ax = _Axes(edges[0], edges[-1], 0, max(int(h.max()) for h in hists) * 1.15 or 1)
     body = []
     if band:
-        body.append(f'<rect x="{ax.x(band[0]):.1f}" y="{ax.t}" width="{ax.x(band[1]) - ax.x(band[0]):.1f}" '
+        x0, x1 = ax.x(band[0]), ax.x(band[1])
+        body.append(f'<rect x="{x0:.1f}" y="{ax.t}" width="{x1 - x0:.1f}" '
                     f'height="{ax.h - ax.t - ax.b}" fill="#1b7f3b" fill-opacity="0.08"/>')
     body += ax.frame(xlabel, "parts", yticks=[t for t in _nice_ticks(0, ax.y1, 4) if t == int(t)])
     for (label, _, color), h in zip(series, hists):
@@ -220,8 +228,9 @@ def svg_histogram(series: list[tuple[str, list[float], str]], *, xlabel: str, bi
         right = xx > ax.w - ax.r - 60
         body.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{ax.t}" y2="{ax.h - ax.b}" '
                     f'stroke="{color}" stroke-dasharray="4 3" stroke-width="1.5"/>')
+        anchor = "end" if right else "start"
         body.append(f'<text x="{xx - 3 if right else xx + 3:.1f}" y="{ax.t + 10}" font-size="11" '
-                    f'text-anchor="{"end" if right else "start"}" fill="{color}">{_E(label)}</text>')
+                    f'text-anchor="{anchor}" fill="{color}">{_E(label)}</text>')
     return ax.svg(body, f"histogram of {xlabel}")
 
 
@@ -237,11 +246,13 @@ def svg_profile(arc_mm: np.ndarray, lo_mm: np.ndarray, hi_mm: np.ndarray, *, len
         spans = [(s, e)] if e >= s else [(s, length_mm), (0.0, e)]
         color = TYPE_COLORS.get(d.get("type"), _OTHER_COLOR)
         for a, b in spans:
-            body.append(f'<rect x="{ax.x(a):.1f}" y="{ax.t}" width="{max(ax.x(b) - ax.x(a), 1.5):.1f}" '
+            width = max(ax.x(b) - ax.x(a), 1.5)
+            body.append(f'<rect x="{ax.x(a):.1f}" y="{ax.t}" width="{width:.1f}" '
                         f'height="{ax.h - ax.t - ax.b}" fill="{color}" fill-opacity="0.22">'
                         f'<title>{_E(str(d.get("type")))} {a:.1f}–{b:.1f} mm</title></rect>')
     body.append(f'<rect x="{ax.l}" y="{ax.y(band[1]):.1f}" width="{ax.w - ax.l - ax.r}" '
-                f'height="{ax.y(band[0]) - ax.y(band[1]):.1f}" fill="#1b7f3b" fill-opacity="0.10"/>')
+                f'height="{ax.y(band[0]) - ax.y(band[1]):.1f}" fill="#1b7f3b" '
+                f'fill-opacity="0.10"/>')
     body += ax.frame("arc length along the path (mm)", "width (mm)")
     for v, dash in ((band[0], "4 3"), (band[1], "4 3"), (nominal, "1 3")):
         body.append(f'<line x1="{ax.l}" x2="{ax.w - ax.r}" y1="{ax.y(v):.1f}" y2="{ax.y(v):.1f}" '
@@ -317,8 +328,8 @@ def _recipe_section(run_info: dict) -> str:
     rows = [("recipe file", run_info.get("recipe_file")), ("name", rec.get("name")),
             ("image size (px)", "×".join(map(str, rec.get("image_size") or [])) or None),
             ("scale (mm/px)", rec.get("mm_per_px")), ("polarity", rec.get("polarity")),
-            ("path", f"{'closed' if path.get('closed') else 'open'}, {len(path.get('points') or [])} points"
-             if path else None),
+            ("path", f"{'closed' if path.get('closed') else 'open'}, "
+                     f"{len(path.get('points') or [])} points" if path else None),
             ("bead width (mm)", f"{w} ± {tol}" if w is not None else None),
             ("max offset (mm)", bead.get("max_offset_mm")),
             ("min defect length (mm)", bead.get("min_defect_mm")),
@@ -327,7 +338,8 @@ def _recipe_section(run_info: dict) -> str:
     kv = "".join(f"<dt>{_E(k)}</dt><dd>{_E(str(v))}</dd>" for k, v in rows if v is not None)
     full = yaml.safe_dump(rec, sort_keys=False, width=100, default_flow_style=None) if rec else ""
     return (f'<dl class="kv">{kv}</dl>'
-            + (f"<details><summary>full recipe</summary><pre>{_E(full)}</pre></details>" if full else ""))
+            + (f"<details><summary>full recipe</summary><pre>{_E(full)}</pre></details>"
+               if full else ""))
 
 
 def _software_section(run_info: dict, records: list[dict]) -> str:
@@ -341,11 +353,12 @@ def _software_section(run_info: dict, records: list[dict]) -> str:
         rate = (f", {s['inspected'] / s['elapsed_s']:.1f} images/s" if s.get("elapsed_s") and
                 s.get("inspected") else "")
         state = "interrupted" if s.get("interrupted") else "finished"
-        rows.append((f"run {i}", f"{s.get('started', '?')}: {s.get('inspected', 0)} images with "
-                                 f"{s.get('workers', '?')} worker(s) in {s.get('elapsed_s', 0):.1f} s"
-                                 f"{rate} ({state})"))
-    tot = [r["timing_ms"]["total"] for r in records if (r.get("timing_ms") or {}).get("total") is not None]
-    rd = [r["timing_ms"]["read"] for r in records if (r.get("timing_ms") or {}).get("read") is not None]
+        rows.append((f"run {i}", f"{s.get('started', '?')}: {s.get('inspected', 0)} images "
+                                 f"with {s.get('workers', '?')} worker(s) in "
+                                 f"{s.get('elapsed_s', 0):.1f} s{rate} ({state})"))
+    timings = [r.get("timing_ms") or {} for r in records]
+    tot = [t["total"] for t in timings if t.get("total") is not None]
+    rd = [t["read"] for t in timings if t.get("read") is not None]
     if tot:
         rows.append(("inspection time per image", f"median {statistics.median(tot):.1f} ms, "
                                                   f"max {max(tot):.1f} ms"))
@@ -360,7 +373,7 @@ def _load_profile(out_dir: str, file: str):
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in ("arc_mm", "lo_mm", "hi_mm", "length_mm")}
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
 
 
@@ -388,16 +401,19 @@ def render_report(records: list[dict], *, run_info: dict, out_dir: str | os.Path
 
     summary_html, counts = _summary(records)
     defect_counts = Counter(d.get("type") for r in records for d in r.get("defects") or [])
-    parts_with = Counter(t for r in records for t in {d.get("type") for d in r.get("defects") or []})
+    parts_with = Counter(t for r in records
+                         for t in {d.get("type") for d in r.get("defects") or []})
     pareto_table = "".join(
-        f"<tr><td>{_E(str(t))}</td><td class='num'>{n}</td><td class='num'>{parts_with[t]}</td></tr>"
+        f"<tr><td>{_E(str(t))}</td><td class='num'>{n}</td>"
+        f"<td class='num'>{parts_with[t]}</td></tr>"
         for t, n in sorted(defect_counts.items(), key=lambda kv: (-kv[1], str(kv[0]))))
 
     stats = [r.get("stats") or {} for r in records]
     col = lambda k: [s.get(k) for s in stats]  # noqa: E731
     band_lines = ()
     if band:
-        band_lines = ((band[0], f"min {_fmt(band[0])}", "#1b7f3b"), (band[1], f"max {_fmt(band[1])}", "#1b7f3b"))
+        band_lines = ((band[0], f"min {_fmt(band[0])}", "#1b7f3b"),
+                      (band[1], f"max {_fmt(band[1])}", "#1b7f3b"))
     hist_mean = svg_histogram([("mean width", col("width_mean_mm"), "#1d4e89")],
                               xlabel="mean width per part (mm)", band=band, lines=band_lines)
     hist_extremes = svg_histogram([("narrowest", col("width_min_mm"), "#ffaa00"),
@@ -418,7 +434,8 @@ def render_report(records: list[dict], *, run_info: dict, out_dir: str | os.Path
         types = ", ".join(dict.fromkeys(d.get("type") for d in r.get("defects") or []))
         head = f'<div class="t">{_E(r["file"])} — {_E(types)}</div>'
         if p is None:
-            profiles.append(f'<div class="profile">{head}{_no_data("no width profile stored", 560, 60)}</div>')
+            missing = _no_data("no width profile stored", 560, 60)
+            profiles.append(f'<div class="profile">{head}{missing}</div>')
             continue
         svg = svg_profile(p["arc_mm"], p["lo_mm"], p["hi_mm"], length_mm=float(p["length_mm"]),
                           band=band, nominal=width, defects=r.get("defects") or [])
@@ -478,7 +495,8 @@ vision-qc {_E(str(sw.get("vision_qc", "?")))}</div></header>
 {summary_html}
 <section class="card" id="pareto"><h2>Defects by type (Pareto)</h2>
 <div class="grid"><div>{svg_pareto(dict(defect_counts))}</div>
-<div><table><thead><tr><th>type</th><th class="num">defects</th><th class="num">parts with it</th></tr></thead>
+<div><table><thead><tr><th>type</th><th class="num">defects</th>
+<th class="num">parts with it</th></tr></thead>
 <tbody>{pareto_table or "<tr><td colspan='3'>no defects</td></tr>"}</tbody></table></div></div>
 </section>
 <section class="card" id="distributions"><h2>Width and offset per part</h2>
@@ -499,7 +517,8 @@ green band: tolerance; shaded: defects. {legend}</p>
 </tbody></table>
 </section>
 <section class="card" id="recipe"><h2>Recipe</h2>{_recipe_section(run_info)}</section>
-<section class="card" id="software"><h2>Software and runs</h2>{_software_section(run_info, records)}</section>
+<section class="card" id="software"><h2>Software and runs</h2>
+{_software_section(run_info, records)}</section>
 </main></body></html>
 """
 
