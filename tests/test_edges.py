@@ -108,25 +108,35 @@ def ref_locate(p, width_px, step_px):
     return out
 
 
-def ref_crossing(row, center, w_cols, bg, d):
-    """Walk outwards from a quarter width inside; the first sample at or below 30 % of the
-    bead's departure from the flank level; linear interpolation between the two samples."""
+def ref_crossing(row, center, w_cols, bg_flank, d, tol, kmax):
+    """Walk outwards from a quarter width inside. The local background: the first sample
+    where the profile is flat over 2 px and has come down half way from the highest point
+    so far; the edge: the first sample at or below 30 % of the bead's departure from it,
+    interpolated linearly between the two samples."""
     m = len(row)
+    f = int(round(2.0 / STEP))
     q = min(max(center + d * int(np.round(0.25 * w_cols)), 0), m - 1)
-    body = row[q] - bg
+    v = [row[min(max(q + d * k, 0), m - 1)] for k in range(kmax)]
+    sgn0 = 1.0 if v[0] >= bg_flank else -1.0
+    bg, top = bg_flank, -np.inf
+    for k in range(kmax - f):
+        rel = sgn0 * (v[k] - bg_flank)
+        top = max(top, rel)
+        if abs(v[k] - v[k + f]) <= tol and rel <= 0.5 * top:
+            bg = (v[k] + v[k + f // 2] + v[k + f]) / 3.0
+            break
+    body = v[0] - bg
     sgn = 1.0 if body >= 0 else -1.0
     delta = 0.3 * abs(body)
     prev = None
-    kmax = int(np.ceil(0.25 * w_cols + 3.5 / STEP)) + 1
     for k in range(kmax):
-        c = min(max(q + d * k, 0), m - 1)
-        v = sgn * (row[c] - bg)
-        if v <= delta:
+        rel = sgn * (v[k] - bg)
+        if rel <= delta:
             if k == 0:
                 return None
-            frac = min(max((prev - delta) / max(prev - v, 1e-6), 0.0), 1.0)
+            frac = min(max((prev - delta) / max(prev - rel, 1e-6), 0.0), 1.0)
             return q + d * (k - 1 + frac)
-        prev = v
+        prev = rel
     return None
 
 
@@ -155,10 +165,14 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
         assert bg_l[r] == pytest.approx(bl, abs=1e-3)
         assert bg_r[r] == pytest.approx(br, abs=1e-3)
         assert w_cols[r] == pytest.approx(w)
+    tol = np.full(len(p), 6.0)
+    f = int(round(2.0 / STEP))
+    kmax = int(np.ceil(0.3 * w_cols.max() + 6.0 / STEP)) + f + 1
     for d, bg in ((-1, bg_l), (1, bg_r)):
-        xc, ok = E._side_edge(p, cs, center, w_cols, bg, d, STEP)
+        xc, ok = E._side_edge(p, center, w_cols, bg, d, STEP, tol)
         for r in range(len(p)):
-            x = ref_crossing(p[r].astype(np.float64), int(center[r]), float(w_cols[r]), float(bg[r]), d)
+            x = ref_crossing(p[r].astype(np.float64), int(center[r]), float(w_cols[r]), float(bg[r]), d,
+                             float(tol[r]), kmax)
             assert ok[r] == (x is not None)
             if x is not None:
                 assert xc[r] == pytest.approx(x, abs=1e-3)

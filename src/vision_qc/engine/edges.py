@@ -205,8 +205,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         return Edges(empty, empty, np.zeros(0, bool), empty, empty)
     p = _smooth(prof, bright, smooth_stations, closed)
     center, contrast, level, bg_l, bg_r, w_cols, cs = _locate(p, width_px, step_px)
-    lx, lok = _side_edge(p, cs, center, w_cols, bg_l, -1, step_px)
-    rx, rok = _side_edge(p, cs, center, w_cols, bg_r, +1, step_px)
+    tol = 3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations) + 0.1 * np.abs(contrast)
+    lx, lok = _side_edge(p, center, w_cols, bg_l, -1, step_px, tol)
+    rx, rok = _side_edge(p, center, w_cols, bg_r, +1, step_px, tol)
     grad = np.zeros_like(p)
     grad[:, 1:-1] = (p[:, 2:] - p[:, :-2]) * (0.5 / step_px)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
@@ -219,64 +220,65 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     left = np.where(found, left, np.nan).astype(np.float32)
     right = np.where(found, right, np.nan).astype(np.float32)
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast.astype(np.float32),
-                 sigma_px=np.zeros(n, np.float32))
+                 sigma_px=(0.5 * (lsig + rsig)).astype(np.float32))
 
 
-def _interp_cs(cs: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Integral of each row of the profile from its start to column ``x`` (fractional), in
-    samples × grey levels: samples are taken as constant over [k - ½, k + ½]."""
-    return _interp_rows(cs, x + 0.5)
+
+def _noise(prof: np.ndarray, smooth_stations: int) -> float:
+    """Noise of the smoothed profiles, grey levels: from the median absolute difference of
+    neighbouring stations (robust to the bead and edges, which change slowly along the
+    path), reduced by the smoothing along stations and across (≈ 0.66 for the 3-tap
+    Gaussian)."""
+    n = prof.shape[0]
+    if n < 2:
+        return 0.0
+    sub = prof[:: max(n // 512, 1)]
+    diff = np.abs(sub[1:, ::3] - sub[:-1, ::3])
+    sigma = float(np.median(diff)) / 0.954 if diff.size else 0.0
+    return sigma * 0.66 / np.sqrt(max(smooth_stations, 1))
 
 
-def _side_edge(p, cs, center, w_cols, bg, d, step_px):
-    """One edge per row: ``d`` = -1 the left edge, +1 the right edge. Returns (column, ok).
+def _side_edge(p, center, w_cols, bg_flank, d, step_px, tol):
+    """Where the profile leaves the local background on one side: ``d`` = -1 the left edge,
+    +1 the right edge. Returns (column, ok), the column fractional.
 
-    1. Where the profile leaves the background: walking outwards from a point a quarter
-       width inside the bead, the first sample whose departure from the flank's level falls
-       to 30 % of the bead's departure at that point.
-    2. The edge model: background ``g`` outside, ``H + S u`` inside (u: distance inwards from
-       the edge e), blurred by an unknown σ. Blurring keeps integrals, so between a point
-       ``a`` well outside and ``b`` inside, ∫(p - g) = V L - S L² / 2 with L = b - e,
-       V = p(b) - g and S the inner slope at b, whatever σ is. Solving for L gives the
-       footprint edge; shading (S) and the edge's own height (H) are both measured per row.
+    Walking outwards from a point a quarter width inside the bead:
+
+    1. The local background is the first place where the profile is flat (changes by at
+       most ``tol`` over 2 px) and has come down at least half way from the bead towards
+       the locator's flank level. Whatever lies farther out (the glass edge, a glare
+       streak, halftone dots) does not set this side's level.
+    2. The edge sample is the first one whose departure from that level is at most 30 %
+       of the bead's departure at the starting point; it is refined afterwards.
     """
     n, m = p.shape
     rows = np.arange(n)
     q = np.clip(center + d * np.round(0.25 * w_cols).astype(np.int64), 0, m - 1)
-    body = p[rows, q] - bg
-    sgn = np.where(body >= 0, 1.0, -1.0).astype(np.float32)
-    delta = 0.3 * np.abs(body)
-    kmax = int(np.ceil(0.25 * w_cols.max() + 3.5 / step_px)) + 1
+    f = max(int(round(2.0 / step_px)), 1)
+    kmax = int(np.ceil(0.3 * w_cols.max() + 6.0 / step_px)) + f + 1
     k = np.arange(kmax)
     cols = np.clip(q[:, None] + d * k[None, :], 0, m - 1)
-    v = sgn[:, None] * (np.take_along_axis(p, cols, axis=1) - bg[:, None])
-    out = v <= delta[:, None]
+    v = np.take_along_axis(p, cols, axis=1)
+    sgn0 = np.where(v[:, 0] >= bg_flank, 1.0, -1.0).astype(np.float32)
+    rel = sgn0[:, None] * (v - bg_flank[:, None])           # towards the bead > 0
+    top = np.maximum.accumulate(rel, axis=1)
+    flat = np.abs(v[:, :-f] - v[:, f:]) <= np.reshape(tol, (-1, 1))
+    low = rel[:, :-f] <= 0.5 * top[:, :-f]
+    foot_ok = flat & low
+    kf = np.argmax(foot_ok, axis=1)
+    has_foot = foot_ok[rows, kf]
+    bg_local = (v[rows, kf] + v[rows, kf + f // 2] + v[rows, kf + f]) * (1.0 / 3.0)
+    bg = np.where(has_foot, bg_local, bg_flank)
+    body = v[:, 0] - bg
+    sgn = np.where(body >= 0, 1.0, -1.0).astype(np.float32)
+    delta = 0.3 * np.abs(body)
+    rel = sgn[:, None] * (v - bg[:, None])
+    out = rel <= delta[:, None]
     ks = np.argmax(out, axis=1)
     ok = out[rows, ks] & (ks > 0)
     ks = np.maximum(ks, 1)
-    v_out = v[rows, ks]
-    v_in = v[rows, ks - 1]
+    v_out = rel[rows, ks]
+    v_in = rel[rows, ks - 1]
     frac = np.clip((v_in - delta) / np.maximum(v_in - v_out, 1e-6), 0.0, 1.0)
     xc = q + d * (ks - 1 + frac)
     return xc, ok
-    # the area model between a (outside) and b (inside)
-    d_out = 3.5 / step_px
-    d_in = 2.5 / step_px
-    a = xc + d * d_out
-    b = xc - d * d_in
-    lo = np.clip(np.minimum(a, b), 0, m - 1)
-    hi = np.clip(np.maximum(a, b), 0, m - 1)
-    a = np.where(d < 0, lo, hi)
-    b = np.where(d < 0, hi, lo)
-    one = 1.0 / step_px
-    g = (_interp_cs(cs, a + d * one) - _interp_cs(cs, a)) * d / one     # mean over 1 px outside a
-    area = (_interp_cs(cs, hi) - _interp_cs(cs, lo)) - g * (hi - lo)
-    area *= step_px
-    vb = _interp_rows(p, b) - g
-    slope = (_interp_rows(p, b - d * one) - _interp_rows(p, b + d * one)) * 0.5   # per px, inwards
-    disc = np.maximum(vb * vb - 2.0 * slope * area, 0.0)
-    den = vb + np.sign(vb) * np.sqrt(disc)
-    lpx = np.where(np.abs(den) > 1e-6, 2.0 * area / np.where(np.abs(den) > 1e-6, den, 1.0), 0.0)
-    lpx = np.clip(lpx, 0.0, np.abs(b - a) * step_px)
-    col = b + d * lpx / step_px
-    return col, ok
