@@ -155,7 +155,7 @@ def test_loop_restarts_and_release_stops(spec):
     clip = make(spec, loop=True, finished_frames=1)
     for _ in range(clip.frame_count):
         assert clip.read()[0]
-    ok, frame = clip.read()
+    ok, _ = clip.read()
     assert ok and clip.last_frame == 0 and clip.nozzle_mm == 0.0
     clip.release()
     assert not clip.isOpened()

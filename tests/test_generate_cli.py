@@ -11,7 +11,7 @@ import pytest
 
 from vision_qc.cli import main
 from vision_qc.geometry import build_stations
-from vision_qc.recipe import load_recipe, recipe_to_dict
+from vision_qc.recipe import load_recipe
 
 SMALL = ["--size", "640x480"]
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

@@ -87,7 +87,7 @@ class DispensingClip:
         mm = spec.mm_per_px
         self.length_mm = self.renderer.stations.length_px * mm
         self.step_mm = self.speed_mm_s / self.fps
-        self.dispensing_frames = int(math.ceil(self.length_mm / self.step_mm - 1e-9)) + 1
+        self.dispensing_frames = math.ceil(self.length_mm / self.step_mm - 1e-9) + 1
         self.frame_count = self.dispensing_frames + finished_frames
         w, h = spec.size_wh
         self._radiance = np.empty((h, w), np.float32)
@@ -146,7 +146,7 @@ class DispensingClip:
         self._pos = i + 1
         return True, frame
 
-    def isOpened(self) -> bool:  # noqa: N802 (cv2.VideoCapture's name)
+    def isOpened(self) -> bool:  # cv2.VideoCapture's name
         """True until :meth:`release`."""
         return self._opened
 

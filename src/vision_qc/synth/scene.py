@@ -56,6 +56,8 @@ class DefectSpec:
 
 @dataclass(frozen=True)
 class Nuisances:
+    """Optics and sensor effects of a scene (see :meth:`SceneRenderer.sensor`); zero: none."""
+
     noise_sigma: float = 0.0          # grey levels, read noise (shot noise added on top)
     shot_gain: float = 0.0            # variance per grey level of signal
     blur_sigma_px: float = 0.0
