@@ -22,8 +22,9 @@ from .results import InspectionResult
 __all__ = ["Inspector", "FrameError", "to_gray"]
 
 # Smoothing along the path, in stations: profiles are averaged over this many neighbours
-# before edges are found, and widths/offsets over this many after.
+# before edges are found; widths/offsets take the median over MEDIAN_STATIONS after.
 SMOOTH_STATIONS = 3
+MEDIAN_STATIONS = 5
 # A station has a bead when its contrast reaches this fraction of the frame's typical bead
 # contrast (the median over stations): lighting changes scale both alike.
 PRESENCE_CONTRAST = 0.4
@@ -59,24 +60,27 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 
 
 def _smooth_valid(values: np.ndarray, valid: np.ndarray, k: int, closed: bool) -> np.ndarray:
-    """Mean over ``k`` neighbouring stations of the valid values (NaN where none)."""
-    if k <= 1:
-        return np.where(valid, values, np.nan)
-    v = np.where(valid, values, 0.0).astype(np.float64)
-    c = valid.astype(np.float64)
-    ker = np.ones(k)
-    if closed:
-        h = k // 2
-        v = np.concatenate([v[-h:], v, v[:h]])
-        c = np.concatenate([c[-h:], c, c[:h]])
-        sv = np.convolve(v, ker, "valid")
-        sc = np.convolve(c, ker, "valid")
+    """Median over ``k`` neighbouring stations of the valid values (NaN where invalid).
+
+    A median, not a mean: a dust speck or a bubble on the bead, or a stray edge at one or
+    two stations, does not move the neighbours, and the ends of a defect stay where they
+    are (a median keeps steps).
+    """
+    v = np.where(valid, values, np.nan).astype(np.float64)
+    if k <= 1 or len(v) == 0:
+        return v
+    h = k // 2
+    if closed and len(v) > k:
+        pad = np.concatenate([v[-h:], v, v[:h]])
     else:
-        sv = np.convolve(v, ker, "same")
-        sc = np.convolve(c, ker, "same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = sv / sc
-    return np.where(valid, out, np.nan)
+        pad = np.concatenate([np.full(h, np.nan), v, np.full(h, np.nan)])
+    win = np.lib.stride_tricks.sliding_window_view(pad, k)
+    srt = np.sort(win, axis=1)                       # NaNs sort last
+    cnt = np.count_nonzero(~np.isnan(win), axis=1)
+    rows = np.arange(len(v))
+    lo = srt[rows, np.maximum(cnt - 1, 0) // 2]
+    hi = srt[rows, np.minimum(cnt // 2, k - 1)]
+    return np.where(valid, 0.5 * (lo + hi), np.nan)
 
 
 class Inspector:
@@ -162,9 +166,9 @@ class Inspector:
         width_px = edges.right_px - edges.left_px
         present = (found & (edges.contrast >= PRESENCE_CONTRAST * typical) & (typical > 0)
                    & (np.nan_to_num(width_px) >= PRESENCE_WIDTH * r.width_mm / mm))
-        width_mm = (_smooth_valid(width_px, present, SMOOTH_STATIONS, r.closed) * mm).astype(np.float32)
+        width_mm = (_smooth_valid(width_px, present, MEDIAN_STATIONS, r.closed) * mm).astype(np.float32)
         offset_px = 0.5 * (edges.left_px + edges.right_px)
-        offset_mm = (_smooth_valid(offset_px, present, SMOOTH_STATIONS, r.closed) * mm).astype(np.float32)
+        offset_mm = (_smooth_valid(offset_px, present, MEDIAN_STATIONS, r.closed) * mm).astype(np.float32)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
