@@ -7,7 +7,7 @@ lines). Each round starts its own pool (worker start-up is part of what a user w
 writes into a fresh output folder; the batch round also writes ``results.jsonl`` (fsync per
 record), overlays of NG parts and the report thumbnails, as ``vision-qc inspect`` does. The
 CSV tables and the HTML report, built once at the end of a run, are not timed. Correctness is
-checked outside the timed calls.
+checked outside the timed calls. images/s = images per round / median round time.
 """
 
 import os
@@ -62,7 +62,7 @@ def _fresh_out():
 def _report(kind: str, size, benchmark):
     if benchmark.stats is None:          # --benchmark-disable: nothing measured
         return
-    rate = N_IMAGES / benchmark.stats.stats.mean
+    rate = N_IMAGES / benchmark.stats.stats.median      # the median resists a busy neighbour
     benchmark.extra_info.update(images=N_IMAGES, workers=WORKERS, images_per_s=round(rate, 2))
     _results[(size, kind)] = rate
     floor = _results.get((size, "decode"))
@@ -83,7 +83,7 @@ def test_decode_only_floor(benchmark, image_set):
                   task=decode_file)
         return got
 
-    got = benchmark.pedantic(run, setup=_fresh_out, rounds=3, iterations=1, warmup_rounds=1)
+    got = benchmark.pedantic(run, setup=_fresh_out, rounds=5, iterations=1, warmup_rounds=1)
     for out in outs:
         shutil.rmtree(out, ignore_errors=True)
     assert len(got) == N_IMAGES and all(r["verdict"] == "OK" for r in got)
@@ -101,7 +101,7 @@ def test_batch_inspect_no_outputs(benchmark, image_set):
         got.clear()
         run_batch(files, recipe, out_dir=None, on_record=got.append, workers=WORKERS)
 
-    benchmark.pedantic(run, rounds=3, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(run, rounds=5, iterations=1, warmup_rounds=1)
     assert sorted(r["file"] for r in got) == files
     benchmark.group = f"batch {size[0]}x{size[1]}"
     _report("inspect only", size, benchmark)
@@ -117,11 +117,12 @@ def test_batch_inspect(benchmark, image_set):
             run_batch(files, recipe, out_dir=out, on_record=writer.write, workers=WORKERS)
         return out
 
-    out = benchmark.pedantic(run, setup=_fresh_out, rounds=3, iterations=1, warmup_rounds=1)
+    out = benchmark.pedantic(run, setup=_fresh_out, rounds=5, iterations=1, warmup_rounds=1)
     recs = load_records(os.path.join(out, "results.jsonl")).records
     for o in outs:
         shutil.rmtree(o, ignore_errors=True)
     assert sorted(r["file"] for r in recs) == files
-    assert all(r["verdict"] in ("OK", "NG") for r in recs)
+    errors = [(r["file"], r["error"]) for r in recs if r["verdict"] == "ERROR"]
+    assert errors == []
     benchmark.group = f"batch {size[0]}x{size[1]}"
     _report("batch", size, benchmark)
