@@ -170,8 +170,9 @@ def build_stations(
 
 def rigid_transform(*, shift_xy=(0.0, 0.0), angle_deg: float = 0.0, center_xy=(0.0, 0.0),
                     scale: float = 1.0) -> np.ndarray:
-    """A 2×3 matrix that turns by ``angle_deg`` (counter-clockwise on screen is negative y)
-    about ``center_xy``, scales by ``scale`` about it, then shifts by ``shift_xy``; px."""
+    """A 2×3 matrix that turns by ``angle_deg`` about ``center_xy``, scales by ``scale`` about
+    it, then shifts by ``shift_xy``; px. A positive angle turns +x towards +y, which in image
+    coordinates (y down) is clockwise on screen."""
     a = np.deg2rad(angle_deg)
     c, s = np.cos(a) * scale, np.sin(a) * scale
     rot = np.array([[c, -s], [s, c]])
