@@ -525,7 +525,7 @@ def _pool_loop(files, recipe, *, ctx, alive, out_dir, overlays, workers, max_inf
         executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                        initargs=initargs)
         inflight: dict = {}
-        broken: list[str] = []
+        broken: list[tuple[str, bool]] = []
         try:
             while pending or suspects or inflight:
                 isolating = bool(suspects) or any(v[1] for v in inflight.values())
