@@ -117,7 +117,7 @@ def _box_means(cs: np.ndarray, a0: int, size: int, count: int) -> np.ndarray:
     """Means of each row over the ``count`` boxes [a0 + k, a0 + k + size), k = 0..count-1,
     from the row-wise cumulative sum ``cs`` (N, M+1); slices, not gathers (a gather of
     (N, count) columns costs several times more)."""
-    return (cs[:, a0 + size:a0 + size + count] - cs[:, a0:a0 + count]) * (1.0 / size)
+    return cv2.subtract(cs[:, a0 + size:a0 + size + count], cs[:, a0:a0 + count]) * (1.0 / size)
 
 
 def _locate(p: np.ndarray, width_px: float, step_px: float):
@@ -129,8 +129,10 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
     glass edge, the frit's inner edge) does not.
     """
     n, m = p.shape
-    cs = np.zeros((n, m + 1), np.float32)
-    np.cumsum(p, axis=1, out=cs[:, 1:])
+    # row-wise cumulative sums with a leading zero column: the difference of consecutive rows
+    # of cv2.integral (a 2-D sum, float64) costs half of np.cumsum along rows
+    ii = cv2.integral(p, sdepth=cv2.CV_64F)
+    cs = cv2.subtract(ii[1:], ii[:-1]).astype(np.float32)
     best = np.full(n, -np.inf, np.float32)
     where = np.full(n, m // 2, np.int64)
     level = np.zeros(n, np.float32)
@@ -150,8 +152,8 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
         inner = _box_means(cs, j0 - h, 2 * h + 1, cnt)
         left = _box_means(cs, j0 - o - flank, flank, cnt)
         right = _box_means(cs, j0 + o + 1, flank, cnt)
-        flanks = np.maximum(left, right)
-        resp = inner - flanks
+        flanks = cv2.max(left, right)
+        resp = cv2.subtract(inner, flanks)
         k = np.argmax(resp, axis=1)
         rows = np.arange(n)
         r = resp[rows, k]
