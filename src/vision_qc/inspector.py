@@ -12,6 +12,7 @@ import time
 import cv2
 import numpy as np
 
+from .engine.align import AlignError, Aligner, move_maps
 from .engine.edges import find_edges
 from .engine.judge import judge, station_status
 from .engine.sampling import ProfileMaps, build_maps, sample_profiles
@@ -19,7 +20,7 @@ from .geometry import Stations, build_stations
 from .recipe import Recipe
 from .results import InspectionResult
 
-__all__ = ["Inspector", "FrameError", "to_gray"]
+__all__ = ["Inspector", "FrameError", "PartNotFoundError", "to_gray"]
 
 # Smoothing along the path, in stations: profiles are averaged over this many neighbours
 # before edges are found; widths/offsets take the median over MEDIAN_STATIONS after.
@@ -34,6 +35,10 @@ PRESENCE_WIDTH = 0.15
 
 class FrameError(ValueError):
     """A frame that cannot be inspected with this recipe (size, dtype, channels)."""
+
+
+class PartNotFoundError(FrameError):
+    """``align: true`` and the part could not be located in the frame (the message says why)."""
 
 
 def to_gray(frame: np.ndarray) -> np.ndarray:
@@ -105,6 +110,10 @@ class Inspector:
         k = 1.0 / recipe.mm_per_px
         self.search_px = recipe.search_mm * k
         self.maps: ProfileMaps = build_maps(self.stations, half_width_px=self.search_px, step_px=step_px)
+        # align: true locates the part in every frame and moves the maps by its pose
+        self.aligner = (Aligner(self.stations, size_wh=recipe.image_size_wh,
+                                bright=recipe.polarity == "bright", width_px=recipe.width_mm * k,
+                                reference=recipe.reference) if recipe.align else None)
         self.arc_mm = self.stations.arc_px * recipe.mm_per_px
         self.length_mm = self.stations.length_px * recipe.mm_per_px
         w, h = recipe.image_size_wh
@@ -146,13 +155,26 @@ class Inspector:
         ------
         FrameError
             Wrong size, dtype or channel count.
+        PartNotFoundError
+            ``align`` is on and the part could not be located (a ``FrameError``: batch and
+            eval record it as an ``ERROR`` with the reason).
         """
         t0 = time.perf_counter()
         self.check_frame(frame)
         gray = to_gray(frame)
         r = self.recipe
         t1 = time.perf_counter()
-        prof = sample_profiles(gray, self.maps)
+        maps, stations, pose = self.maps, self.stations, None
+        if self.aligner is not None:
+            try:
+                found = self.aligner.estimate(gray)
+            except AlignError as exc:
+                raise PartNotFoundError(str(exc)) from None
+            maps = move_maps(self.maps, found.matrix)
+            stations = self.stations.transformed(found.matrix)
+            pose = found.to_dict()
+        ta = time.perf_counter()
+        prof = sample_profiles(gray, maps)
         t2 = time.perf_counter()
         edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
                            width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
@@ -175,7 +197,7 @@ class Inspector:
                                 judged=judged)
         defects = judge(status, arc_mm=self.arc_mm, length_mm=self.length_mm, closed=r.closed,
                         width_mm=width_mm, offset_mm=offset_mm, present=present,
-                        xy_px=self.stations.xy, width_min_mm=r.width_min_mm,
+                        xy_px=stations.xy, width_min_mm=r.width_min_mm,
                         width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
                         min_defect_mm=r.min_defect_mm)
         if upto_mm is not None:
@@ -189,11 +211,12 @@ class Inspector:
             "coverage": float(sel.sum() / max(judged.sum(), 1)),
         }
         t5 = time.perf_counter()
-        timing = {"total": (t5 - t0) * 1e3, "convert": (t1 - t0) * 1e3, "sample": (t2 - t1) * 1e3,
+        timing = {"total": (t5 - t0) * 1e3, "convert": (t1 - t0) * 1e3, "align": (ta - t1) * 1e3,
+                  "sample": (t2 - ta) * 1e3,
                   "edges": (t3 - t2) * 1e3, "measure": (t4 - t3) * 1e3, "judge": (t5 - t4) * 1e3}
         return InspectionResult(
-            arc_mm=self.arc_mm, xy_px=self.stations.xy, normal_xy=self.stations.normal_xy,
+            arc_mm=self.arc_mm, xy_px=stations.xy, normal_xy=stations.normal_xy,
             left_px=edges.left_px, right_px=edges.right_px, width_mm=width_mm, offset_mm=offset_mm,
             present=present, contrast=edges.contrast, status=status, defects=defects,
-            verdict="NG" if defects else "OK", stats=stats, timing_ms=timing, pose=None,
+            verdict="NG" if defects else "OK", stats=stats, timing_ms=timing, pose=pose,
             mm_per_px=mm)
