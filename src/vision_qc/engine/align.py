@@ -539,8 +539,13 @@ class Aligner:
         typical = _median(gb)
         return np.where((gb >= 0.4 * typical) & (k > 2) & (k < m - 3), off, np.nan)
 
-    def _fit(self, st: Stations, offsets, matrix, sigma_floor=0.05):
-        """Fit the increment to offsets measured at ``st`` moved by ``matrix``; compose."""
+    def _fit(self, st: Stations, offsets, matrix, sigma_floor=0.05, free_offset=False):
+        """Fit the increment to offsets measured at ``st`` moved by ``matrix``; compose.
+
+        ``free_offset``: one more unknown, the same offset along every normal (a glass cut a
+        little larger or smaller than the taught one moves its edge so; on a loop this is
+        independent of the pose), fitted and left out of the pose.
+        """
         a2 = matrix[:, :2]
         xy = st.xy @ a2.T + matrix[:, 2]
         nrm = st.normal_xy @ a2.T
@@ -548,9 +553,13 @@ class Aligner:
             nrm = nrm / np.hypot(nrm[:, 0], nrm[:, 1])[:, None]
         r_scale = self._r_scale(st)
         valid = np.isfinite(offsets)
-        x, w, sigma, resid = _tukey_fit(_design(xy, nrm, self.center_xy, r_scale, self.scale),
-                                 np.where(valid, offsets, 0.0), valid, x0=None,
-                                 sigma_floor=sigma_floor)
+        a = _design(xy, nrm, self.center_xy, r_scale, self.scale)
+        if free_offset:
+            a = np.hstack([a, np.ones((len(a), 1))])
+        x, w, sigma, resid = _tukey_fit(a, np.where(valid, offsets, 0.0), valid, x0=None,
+                                        sigma_floor=sigma_floor)
+        if free_offset:
+            x = x[:-1]
         return _compose(_increment_matrix(x, self.center_xy, r_scale), matrix), resid, sigma
 
     def _consensus(self, offsets: np.ndarray, tol_px: float) -> np.ndarray:
@@ -599,7 +608,8 @@ class Aligner:
         sigma, resid = np.inf, np.full(len(fi.st), np.nan)
         for _ in range(2):
             fine_off = self._measure_fine(gray, m)
-            m_new, resid, sigma = self._fit(fi.st, fine_off, m)
+            m_new, resid, sigma = self._fit(fi.st, fine_off, m,
+                                            free_offset=fi.kind == "edge" and fi.st.closed)
             moved = float(np.abs(fi.xy_h @ (m_new - m).T).max())
             m = m_new
             if moved < 1.5:

@@ -1,0 +1,924 @@
+"""Teaching: a recipe from images of good parts (pure core: arrays in, a Recipe out).
+
+1. Find the bead: a Hessian ridge measure (bright and dark lines, several scales) on a
+   reduced image, hysteresis threshold, connected components; the candidates are the
+   components with a long skeleton (``skimage.morphology.skeletonize``).
+2. Order each candidate's skeleton into a centre line: spurs shorter than a few bead widths
+   are pruned; what is left must be one loop (closed path) or one line with two ends (open
+   path); a junction that survives means the path crosses itself or branches.
+3. Polarity (``auto``): each polarity's best candidate is measured across its own normals
+   with the inspector's profile sampling and edge finder; the bead is the candidate that
+   stands out on both sides alike (a bright bead's dark neighbour strip is bounded by
+   unequal levels: the fixture on one side, the bead on the other).
+4. Refine: the centre line is moved to the midpoint of the bead's sub-pixel edges
+   (:func:`~vision_qc.engine.edges.find_edges` on profiles along its normals), smoothed
+   along the path, and measured again; the nominal width is the median measured width.
+   More images of good parts: each is aligned to the first (:class:`~vision_qc.engine.align.Aligner`),
+   measured along the same stations, and the offsets and widths are averaged.
+5. Reference for alignment: the strongest straight-across step (the glass or frit edge) that
+   runs at a constant distance beside the bead on every part of it, stored as points and
+   polarity under ``reference.edge``.
+
+Errors are :class:`TeachError` (a ``ValueError``) saying what was found and what to try.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from .engine.align import AlignError, Aligner
+from .engine.edges import find_edges
+from .engine.sampling import build_maps, sample_profiles
+from .geometry import Stations, build_stations
+from .inspector import to_gray
+from .recipe import Recipe, recipe_from_dict
+
+__all__ = ["TeachError", "TaughtPath", "teach_recipe", "find_centre_line", "order_skeleton",
+           "refine_centre_line", "find_reference_edge", "points_from_csv_text", "default_tolerances"]
+
+# Widths searched when none is given, mm: the ridge measure's scales cover this range.
+WIDTH_RANGE_MM = (2.0, 30.0)
+# A candidate bead's skeleton must be at least this long, in widths.
+MIN_LENGTH_WIDTHS = 30.0
+# Side branches shorter than this many widths are spurs (pruned); longer ones are an error.
+SPUR_WIDTHS = 3.0
+# Spacing of the taught path's points, px.
+POINT_STEP_PX = 8.0
+# A second candidate whose score reaches this fraction of the best one's is a rival: the
+# choice is left to the user (--start, --polarity).
+RIVAL_SCORE = 0.85
+# Smoothing of the refined centre offsets along the path, mm (the bead's own slow wobble is
+# kept; the noise of single profiles is not).
+SMOOTH_MM = 6.0
+
+
+class TeachError(ValueError):
+    """Teaching failed; the message says what was found and what to try."""
+
+
+@dataclass(frozen=True, eq=False)
+class TaughtPath:
+    """A bead's centre line found in an image.
+
+    Attributes
+    ----------
+    points_xy : (N, 2) float64
+        Centre line, px, in dispensing order (closed loops clockwise on screen).
+    closed : bool
+    polarity : {"bright", "dark"}
+    width_px : float
+        Median measured width.
+    width_spread_px : float
+        Robust spread (1.4826 × MAD) of the measured widths along the path.
+    coverage : float
+        Fraction of the stations where the edges were found.
+    """
+
+    points_xy: np.ndarray
+    closed: bool
+    polarity: str
+    width_px: float
+    width_spread_px: float
+    coverage: float
+
+    @property
+    def length_px(self) -> float:
+        seg = np.hypot(*np.diff(self.points_xy, axis=0).T).sum()
+        if self.closed:
+            seg += float(np.hypot(*(self.points_xy[-1] - self.points_xy[0])))
+        return float(seg)
+
+
+def default_tolerances(width_mm: float) -> dict:
+    """Tolerances for a nominal width when the user gives none (the generator's choices:
+    ±25 % width, 40 % of the width sideways, 3 mm shortest defect, and a search band that
+    reaches well past the widest accepted bead at the largest accepted offset)."""
+    tol = round(0.25 * width_mm, 3)
+    off = round(0.4 * width_mm, 3)
+    return {"width_tol_mm": tol, "max_offset_mm": off, "min_defect_mm": 3.0,
+            "search_mm": round(width_mm / 2 + tol / 2 + 2.6 * off, 3)}
+
+
+# ----------------------------------------------------------------------------------------
+# 1. Candidates
+
+
+def _ridge_maps(small: np.ndarray, sigmas: np.ndarray, polarities: tuple[bool, ...]):
+    """Scale-normalised line strength at the scales where each polarity responds most.
+
+    A line across which the image curves strongly one way and along which it hardly curves:
+    ``σ^1.5 (|λ_across| - |λ_along|)``, kept for the right sign only (Hessian eigenvalues;
+    γ = 3/4 normalisation, which for a bar of width w peaks near σ = w / 2√3; γ = 1 lets a
+    narrow line inside a wider dark band grow with the band). The
+    scales are chosen per polarity, for the whole image: the (at most three) local maxima over
+    σ of the strength's 99.9th percentile. A bead has one width, and a single scale keeps
+    wider structures (a frit band, the fixture beside it, glare) from merging with it.
+
+    Returns
+    -------
+    list of (bright, strength (H, W) float32, sigma)
+    """
+    per = {b: [] for b in polarities}
+    for s in sigmas:
+        g = cv2.GaussianBlur(small, (0, 0), float(s))
+        # 3×3 Sobel kernels give 4× the second and 8× the first derivatives
+        hxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
+        hyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
+        hxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
+        grad = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3, scale=0.125),
+                             cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3, scale=0.125))
+        tr = 0.5 * (hxx + hyy)
+        d = np.sqrt(0.25 * (hxx - hyy) ** 2 + hxy * hxy)
+        lo, hi = tr - d, tr + d                      # lo <= hi
+        # the foot of a step curves like a line's centre but sits on a slope; a line's
+        # centre is flat: the gradient (per σ) is taken off, so steps do not pass as lines
+        slope = grad * (1.0 / s)
+        for bright in polarities:
+            r = (-lo if bright else hi) - np.abs(hi if bright else lo) - slope
+            r = s ** 1.5 * np.maximum(r, 0.0)
+            per[bright].append((r, float(s), float(np.percentile(r[::2, ::2], 99.9))))
+    out = []
+    for bright, rows in per.items():
+        q = np.array([x[2] for x in rows])
+        peaks = [i for i in range(len(q))
+                 if (i == 0 or q[i] >= q[i - 1]) and (i == len(q) - 1 or q[i] >= q[i + 1])]
+        peaks.sort(key=lambda i: q[i], reverse=True)
+        out.extend((bright, rows[i][0], rows[i][1]) for i in peaks[:3] if q[i] > 0)
+    return out
+
+
+# A bar of width w gives its largest γ = 3/4 normalised ridge response near σ = w / 2√3.
+_WIDTH_PER_SIGMA = 3.46
+
+
+@dataclass(frozen=True, eq=False)
+class _Candidate:
+    bright: bool
+    skeleton_rc: np.ndarray      # (K, 2) int, full-resolution-ish (reduced) pixel coordinates
+    factor: float                # reduced → full scale
+    width_px: float              # width estimate from the ridge scale, full resolution
+    length_px: float
+
+
+def _candidates(gray: np.ndarray, *, mm_per_px: float, width_px: float | None,
+                polarities: tuple[bool, ...]) -> list[_Candidate]:
+    from skimage.filters import apply_hysteresis_threshold
+    from skimage.measure import label
+    from skimage.morphology import skeletonize
+
+    lo_w, hi_w = ((0.6 * width_px, 1.6 * width_px) if width_px
+                  else (WIDTH_RANGE_MM[0] / mm_per_px, WIDTH_RANGE_MM[1] / mm_per_px))
+    # reduce so that the narrowest bead searched for is still ~4 px wide
+    factor = max(1, int(lo_w // 4))
+    small = gray.astype(np.float32)
+    if factor > 1:
+        small = cv2.resize(small, (gray.shape[1] // factor, gray.shape[0] // factor),
+                           interpolation=cv2.INTER_AREA)
+    sig = np.geomspace(max(lo_w / factor / _WIDTH_PER_SIGMA, 0.8),
+                       max(hi_w / factor / _WIDTH_PER_SIGMA, 1.0), 8)
+    out = []
+    for bright, r, s in _ridge_maps(small, np.unique(np.round(sig, 2)), polarities):
+        top = float(np.percentile(r, 99.9))
+        if not top > 0:
+            continue
+        mask = apply_hysteresis_threshold(r, 0.2 * top, 0.5 * top)
+        lab, n = label(mask, connectivity=2, return_num=True)
+        if n == 0:
+            continue
+        skel = skeletonize(mask)
+        counts = np.bincount(lab[skel], minlength=n + 1)
+        w_est = width_px or s * factor * _WIDTH_PER_SIGMA
+        for k in np.argsort(counts)[::-1][:3]:
+            if k == 0 or counts[k] == 0:
+                continue
+            length = float(counts[k]) * factor
+            if length < MIN_LENGTH_WIDTHS * max(w_est, 2.0):
+                continue
+            rc = np.argwhere(skel & (lab == k))
+            out.append(_Candidate(bright=bright, skeleton_rc=rc, factor=float(factor),
+                                  width_px=w_est, length_px=length))
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# 2. Skeleton → ordered centre line
+
+
+_NEIGH = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+
+
+def _graph(rc: np.ndarray) -> dict:
+    """8-connected pixel graph of skeleton pixels, without the diagonal shortcuts that make
+    triangles at corners (a diagonal step is dropped when a 4-connected detour exists)."""
+    pix = {(int(r), int(c)) for r, c in rc}
+    adj = {p: set() for p in pix}
+    for r, c in pix:
+        for dr, dc in _NEIGH:
+            q = (r + dr, c + dc)
+            if q not in pix:
+                continue
+            if dr and dc and ((r + dr, c) in pix or (r, c + dc) in pix):
+                continue
+            adj[(r, c)].add(q)
+    return adj
+
+
+def _walk(adj: dict, start, first=None):
+    """Pixels from ``start`` along degree-2 pixels until an end or a junction (inclusive)."""
+    path = [start]
+    prev, cur = start, first
+    if cur is None:
+        nb = list(adj[start])
+        if not nb:
+            return path
+        cur = nb[0]
+    while True:
+        path.append(cur)
+        nxt = [q for q in adj[cur] if q != prev]
+        if len(adj[cur]) != 2 or not nxt or nxt[0] == start:
+            return path
+        prev, cur = cur, nxt[0]
+
+
+def _prune(adj: dict, spur_px: float) -> dict:
+    """Remove side branches (end → junction) shorter than ``spur_px``; repeat until stable."""
+    adj = {p: set(q) for p, q in adj.items()}
+    changed = True
+    while changed:
+        changed = False
+        ends = [p for p, q in adj.items() if len(q) == 1]
+        for e in ends:
+            if e not in adj or len(adj[e]) != 1:
+                continue
+            br = _walk(adj, e)
+            tip = br[-1]
+            if len(adj[tip]) >= 3 and len(br) - 1 < spur_px:
+                for p in br[:-1]:
+                    for q in adj.pop(p):
+                        if q in adj:
+                            adj[q].discard(p)
+                changed = True
+        # isolated pixels
+        for p in [p for p, q in adj.items() if not q]:
+            adj.pop(p)
+    return adj
+
+
+def order_skeleton(skeleton_rc: np.ndarray, *, spur_px: float) -> tuple[np.ndarray, bool]:
+    """Order skeleton pixels into one centre line.
+
+    Parameters
+    ----------
+    skeleton_rc : (K, 2) int
+        Row, column of the skeleton pixels of one connected bead.
+    spur_px : float, keyword-only
+        Side branches shorter than this are pruned first.
+
+    Returns
+    -------
+    points_xy : (N, 2) float64
+        The ordered line, x then y (not yet oriented).
+    closed : bool
+
+    Raises
+    ------
+    TeachError
+        The skeleton still branches or crosses itself after pruning.
+    """
+    adj = _prune(_graph(skeleton_rc), spur_px)
+    if not adj:
+        raise TeachError("no bead found: the candidate's centre line vanished when its short "
+                         "branches were pruned; give --width-mm, or the path with --from-points")
+    deg = {p: len(q) for p, q in adj.items()}
+    junctions = [p for p, d in deg.items() if d >= 3]
+    ends = [p for p, d in deg.items() if d == 1]
+    if junctions:
+        r, c = np.mean(np.array(junctions), axis=0)
+        what = ("crosses itself" if not ends else "branches")
+        raise TeachError(
+            f"the bead's path {what} near x={c:.0f}, y={r:.0f} px ({len(junctions)} junction "
+            f"pixels after pruning branches shorter than {spur_px:.0f} px); teach from a part "
+            f"whose bead does not touch or cross itself there, or give the path with "
+            f"--from-points")
+    if len(ends) == 0:
+        start = min(adj)
+        line = _walk(adj, start)
+        if line[-1] == start:
+            line = line[:-1]
+        closed = True
+        if len(line) < len(adj):
+            raise TeachError(f"the bead's centre line falls into {len(adj) - len(line)} more "
+                             f"pixels than one loop; teach from a cleaner image or use --from-points")
+    elif len(ends) == 2:
+        line = _walk(adj, min(ends))
+        closed = False
+    else:
+        raise TeachError(f"the bead's centre line has {len(ends)} loose ends; expected a loop "
+                         f"or one line; teach from a cleaner image or use --from-points")
+    rc = np.array(line, dtype=np.float64)
+    return rc[:, ::-1].copy(), closed
+
+
+def _orient(points_xy: np.ndarray, closed: bool, start_xy=None) -> np.ndarray:
+    """Clockwise on screen (positive shoelace area in image coordinates; normals then point
+    into a loop), starting at ``start_xy`` or, for a loop, below its centroid (the
+    generator's and a windshield's usual start: bottom middle)."""
+    p = points_xy
+    x, y = p[:, 0], p[:, 1]
+    area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+    if area < 0:
+        p = p[::-1]
+    if closed:
+        if start_xy is not None:
+            i = int(np.argmin(np.hypot(*(p - np.asarray(start_xy, float)).T)))
+        else:
+            cx = float(np.mean(p[:, 0]))
+            below = p[:, 1] > np.mean(p[:, 1])
+            cand = np.flatnonzero(below)
+            i = int(cand[np.argmin(np.abs(p[cand, 0] - cx))]) if len(cand) else 0
+        p = np.roll(p, -i, axis=0)
+    elif start_xy is not None:
+        s = np.asarray(start_xy, float)
+        if np.hypot(*(p[-1] - s)) < np.hypot(*(p[0] - s)):
+            p = p[::-1]
+    return np.ascontiguousarray(p)
+
+
+def _resample(points_xy: np.ndarray, closed: bool, step_px: float) -> np.ndarray:
+    st = build_stations(points_xy, closed=closed, spacing_px=step_px, interpolation="linear")
+    return st.xy
+
+
+def _smooth_line(points_xy: np.ndarray, closed: bool, window_px: float) -> np.ndarray:
+    """Moving average over ``window_px`` of arc length (stations 1 px apart)."""
+    st = build_stations(points_xy, closed=closed, spacing_px=1.0, interpolation="linear")
+    k = max(int(round(window_px)) | 1, 3)
+    mode = "wrap" if closed else "nearest"
+    xy = ndimage.uniform_filter1d(st.xy, k, axis=0, mode=mode)
+    if not closed:
+        xy[0], xy[-1] = st.xy[0], st.xy[-1]
+    return xy
+
+
+# ----------------------------------------------------------------------------------------
+# 3./4. Measuring along a path
+
+
+@dataclass(frozen=True, eq=False)
+class _Measure:
+    offset_px: np.ndarray     # (N,) NaN where no bead
+    width_px: np.ndarray
+    contrast: np.ndarray
+    symmetry: float           # median |left flank - right flank| / contrast
+    roundness: float          # spread of the median profile across the bead's core / contrast
+    stations: Stations
+
+
+def _measure(gray: np.ndarray, stations: Stations, *, bright: bool, width_px: float,
+             half_px: float | None = None) -> _Measure:
+    half = half_px if half_px is not None else 1.2 * width_px + 6.0
+    maps = build_maps(stations, half_width_px=half, step_px=0.5)
+    prof = sample_profiles(gray, maps)
+    e = find_edges(prof, step_px=0.5, bright=bright, width_px=width_px, smooth_stations=3,
+                   closed=stations.closed)
+    typical = float(np.median(e.contrast[e.found])) if e.found.any() else 0.0
+    ok = e.found & (e.contrast >= 0.4 * typical) & (typical > 0)
+    w_all = (e.right_px - e.left_px).astype(np.float64)
+    if ok.any():
+        # a much wider run is the bead merged with a neighbour of its polarity (a dark band
+        # beside a dark bead, glare beside a bright one): not the bead's centre
+        w_med = float(np.median(w_all[ok]))
+        ok &= np.abs(w_all - w_med) <= 0.3 * w_med
+    off = np.where(ok, 0.5 * (e.left_px.astype(np.float64) + e.right_px), np.nan)
+    wid = np.where(ok, (e.right_px - e.left_px).astype(np.float64), np.nan)
+    # flank levels just outside each edge, to tell a bead from a strip between two unequal levels
+    t = maps.t_px
+    sym = np.inf
+    if ok.any():
+        rows = np.flatnonzero(ok)
+        p = prof[rows] if bright else -prof[rows]
+        gap = 0.25 * width_px + 2.0
+        lpos = e.left_px[rows] - gap
+        rpos = e.right_px[rows] + gap
+        li = np.clip(np.searchsorted(t, lpos), 0, len(t) - 1)
+        ri = np.clip(np.searchsorted(t, rpos), 0, len(t) - 1)
+        lv = p[np.arange(len(rows)), li]
+        rv = p[np.arange(len(rows)), ri]
+        sym = float(np.median(np.abs(lv - rv) / np.maximum(e.contrast[rows], 1e-3)))
+        # a bead is rounded: its shading and highlight vary across it; a strip of frit
+        # between two brighter things is flat
+        inner = np.abs(t) <= 0.3 * float(np.median(wid[rows]))
+        core = np.median(p[:, inner], axis=0)
+        round_ = float((core.max() - core.min()) / max(typical, 1e-3))
+    else:
+        round_ = 0.0
+    return _Measure(offset_px=off, width_px=wid, contrast=e.contrast, symmetry=sym,
+                    roundness=round_, stations=stations)
+
+
+def _smooth_along(values: np.ndarray, closed: bool, window: int) -> np.ndarray:
+    """Robust smoothing along the path: a running median over ``2 window`` stations (a short
+    stretch of wrong measurements, glare or dust, does not drag the line), then a running
+    mean over ``window``. NaN where too few stations have a value."""
+    v = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return np.full(len(v), np.nan)
+    idx = np.arange(len(v))
+    if closed:
+        n = len(v)
+        filled = np.interp(idx, np.concatenate([idx[ok] - n, idx[ok], idx[ok] + n]),
+                           np.tile(v[ok], 3))
+    else:
+        filled = np.interp(idx, idx[ok], v[ok])
+    mode = "wrap" if closed else "nearest"
+    k = max(int(window) | 1, 1)
+    med = ndimage.median_filter(filled, size=2 * k + 1, mode=mode)
+    mean = ndimage.uniform_filter1d(med, k, mode=mode)
+    cover = ndimage.uniform_filter1d(ok.astype(np.float64), 2 * k + 1, mode=mode)
+    return np.where(cover > 0.2, mean, np.nan)
+
+
+def refine_centre_line(gray: np.ndarray, points_xy: np.ndarray, *, closed: bool, bright: bool,
+                       width_px: float, mm_per_px: float, iterations: int = 2):
+    """Move a rough centre line onto the bead's measured centre (midpoint of its edges).
+
+    Parameters
+    ----------
+    gray : (H, W) uint8
+    points_xy : (N, 2) float
+        Rough centre line, px, ordered.
+    closed, bright : bool, keyword-only
+    width_px : float, keyword-only
+        Width estimate (the edge finder searches 0.5–2× this).
+    mm_per_px : float, keyword-only
+        Scale (sets the smoothing along the path).
+    iterations : int, keyword-only
+
+    Returns
+    -------
+    points_xy : (M, 2) float64
+        The refined line, resampled every 1 px.
+    measure : _Measure
+        The last measurement (widths, offsets) at the refined line's stations.
+    """
+    pts = np.asarray(points_xy, dtype=np.float64)
+    window = max(int(round(SMOOTH_MM / mm_per_px)), 3)
+    m = None
+    for _ in range(iterations):
+        st = build_stations(pts, closed=closed, spacing_px=1.0)
+        m = _measure(gray, st, bright=bright, width_px=width_px)
+        if not np.isfinite(m.offset_px).any():
+            raise TeachError("no bead found along the candidate path: no edges could be "
+                             "measured across it; check --polarity and --width-mm")
+        off = _smooth_along(m.offset_px, closed, window)
+        off = np.where(np.isfinite(off), off, 0.0)
+        pts = st.xy + off[:, None] * st.normal_xy
+        good = np.isfinite(m.width_px)
+        if good.any():
+            width_px = float(np.median(m.width_px[good]))
+    st = build_stations(pts, closed=closed, spacing_px=1.0)
+    m = _measure(gray, st, bright=bright, width_px=width_px)
+    return st.xy, m
+
+
+# ----------------------------------------------------------------------------------------
+# 5. Reference edge
+
+
+def find_reference_edge(gray: np.ndarray, stations: Stations, *, width_px: float,
+                        mm_per_px: float, reach_mm: float = 30.0) -> dict | None:
+    """The strongest step that runs beside the bead at a constant distance, or None.
+
+    Parameters
+    ----------
+    gray : (H, W) uint8
+    stations : Stations
+        The taught centre line's stations.
+    width_px : float, keyword-only
+        The bead's width, px (its own edges are not candidates).
+    mm_per_px : float, keyword-only
+    reach_mm : float, keyword-only
+        How far beyond the bead's edges to look, mm.
+
+    Returns
+    -------
+    dict or None
+        ``{"points": [[x, y], ...], "closed": bool, "polarity": "rising"|"falling",
+        "search_px": float}`` (the ``reference.edge`` of a recipe), or None when no step is
+        strong and steady enough along at least 80 % of the path.
+    """
+    sub = stations
+    half = 0.5 * width_px + reach_mm / mm_per_px
+    maps = build_maps(sub, half_width_px=half, step_px=0.5)
+    prof = sample_profiles(gray, maps)
+    prof = cv2.GaussianBlur(prof, (7, 1), 1.2)
+    prof = ndimage.uniform_filter1d(prof, 5, axis=0, mode="wrap" if sub.closed else "nearest")
+    g = np.zeros_like(prof)
+    g[:, 1:-1] = (prof[:, 2:] - prof[:, :-2])           # per 1 px (two 0.5 px samples)
+    t = maps.t_px
+    # the bead and its blur are not the reference: keep clear of its own edges
+    clear = 0.5 * width_px + 4.0
+    outside = np.abs(t) > clear
+    consensus = np.median(g, axis=0)
+    score = np.where(outside, np.abs(consensus), 0.0)
+    j = int(np.argmax(score))
+    if score[j] <= 0:
+        return None
+    sign = 1.0 if consensus[j] > 0 else -1.0
+    # noise of the gradient, from its spread far from any consistent step
+    noise = 1.4826 * float(np.median(np.abs(g[:, outside] - consensus[outside])))
+    if not abs(consensus[j]) > 4.0 * max(noise, 0.5) / np.sqrt(5):
+        return None
+    win = np.abs(t - t[j]) <= 3.0
+    gs = sign * g[:, win]
+    k = np.argmax(gs, axis=1)
+    rows = np.arange(len(gs))
+    col = np.flatnonzero(win)[0] + k
+    ga, gb, gc = (np.maximum(sign * g[rows, np.clip(col + d, 0, len(t) - 1)], 1e-3) for d in (-1, 0, 1))
+    la, lb, lc = np.log(ga), np.log(gb), np.log(gc)
+    curv = la - 2 * lb + lc
+    bend = curv < -1e-6
+    delta = np.where(bend, 0.5 * (la - lc) / np.where(bend, curv, -1.0), 0.0)
+    pos = t[col] + np.clip(delta, -0.5, 0.5) * 0.5
+    strong = gb >= 0.5 * abs(consensus[j])
+    steady = np.abs(pos - np.median(pos[strong])) <= 1.5 if strong.any() else strong
+    ok = strong & steady
+    if ok.mean() < 0.8:
+        return None
+    window = max(int(round(SMOOTH_MM / mm_per_px)), 3)
+    pos_s = _smooth_along(np.where(ok, pos, np.nan), sub.closed, window)
+    pos_s = np.where(np.isfinite(pos_s), pos_s, float(np.median(pos[ok])))
+    pts = sub.xy + pos_s[:, None] * sub.normal_xy
+    step = max(int(round(POINT_STEP_PX / sub.spacing_px)), 1)
+    pts = pts[::step]
+    # distance to the bead's nearer edge, less the blur of both: the fine search window
+    gap = abs(float(np.median(pos[ok]))) - 0.5 * width_px
+    search = float(np.clip(0.5 * gap - 1.0, 2.0, 8.0))
+    return {"points": np.round(pts, 3).tolist(), "closed": bool(sub.closed),
+            "polarity": "rising" if sign > 0 else "falling", "search_px": round(search, 2)}
+
+
+# ----------------------------------------------------------------------------------------
+# The whole teach
+
+
+def find_centre_line(gray: np.ndarray, *, mm_per_px: float, width_px: float | None = None,
+                     polarity: str = "auto", start_xy=None) -> TaughtPath:
+    """The bead's centre line in one image of a good part.
+
+    Parameters
+    ----------
+    gray : (H, W) uint8
+    mm_per_px : float, keyword-only
+    width_px : float or None, keyword-only
+        Nominal width if known; None estimates it.
+    polarity : {"auto", "bright", "dark"}, keyword-only
+    start_xy : (x, y) or None, keyword-only
+        Picks the bead nearest this point when there are several, and where the path
+        starts (a loop) or which end comes first (an open path).
+
+    Raises
+    ------
+    TeachError
+        No bead, several candidate beads, a path that crosses itself or branches.
+    """
+    if polarity not in ("auto", "bright", "dark"):
+        raise ValueError(f"polarity must be 'auto', 'bright' or 'dark'; got {polarity!r}")
+    pols = (True, False) if polarity == "auto" else (polarity == "bright",)
+    cands = _candidates(gray, mm_per_px=mm_per_px, width_px=width_px, polarities=pols)
+    if not cands:
+        what = "bright or dark" if polarity == "auto" else polarity
+        raise TeachError(f"no bead found: no long, thin {what} line in the image; check the "
+                         f"image, --polarity and --width-mm (and --mm-per-px: widths are "
+                         f"searched in mm)")
+    traced, errors = [], []
+    for c in cands:
+        try:
+            traced.append(_trace(gray, c, mm_per_px=mm_per_px, start_xy=start_xy))
+        except TeachError as exc:
+            errors.append((c.length_px, exc))
+    traced = [t for t in traced if t[0].coverage >= 0.5]
+    if not traced:
+        if errors:
+            raise max(errors, key=lambda e: e[0])[1]
+        raise TeachError("no bead found: the candidate lines have no measurable edges; give "
+                         "--polarity and --width-mm, or the path with --from-points")
+    # a bead is long: weigh the score by length, so a piece of it found at a smaller scale
+    # does not beat the whole of it
+    longest = max(float(t[0].length_px) for t in traced)
+    traced = [(t[0], t[1] * np.sqrt(t[0].length_px / longest)) for t in traced]
+    traced.sort(key=lambda t: t[1], reverse=True)
+    # one line found at two scales, or a piece of it, is one candidate
+    distinct = []
+    for t in traced:
+        if not any(_same_line(t[0], u[0]) for u in distinct):
+            distinct.append(t)
+    best = distinct[0]
+    if start_xy is not None:
+        s = np.asarray(start_xy, float)
+        near = [t for t in distinct if t[1] >= 0.3 * best[1]]
+        return min(near, key=lambda t: float(np.min(np.hypot(*(t[0].points_xy - s).T))))[0]
+    rivals = [t for t in distinct[1:] if t[1] >= RIVAL_SCORE * best[1]]
+    if rivals:
+        centres = ", ".join(f"{t[0].polarity} line through ({t[0].points_xy[0][0]:.0f}, "
+                            f"{t[0].points_xy[0][1]:.0f})" for t in [best] + rivals)
+        raise TeachError(f"several candidate beads of similar contrast: {centres} px; pick one "
+                         f"with --start x,y (a point on or near it), or give --polarity")
+    return best[0]
+
+
+def _same_line(a: TaughtPath, b: TaughtPath) -> bool:
+    """Whether two found lines are one bead: most of the shorter lies within half a width of
+    the longer (the same line found at two scales, or a piece of it)."""
+    from scipy.spatial import cKDTree
+
+    short, long_ = (a, b) if a.length_px <= b.length_px else (b, a)
+    pts = short.points_xy[:: max(len(short.points_xy) // 200, 1)]
+    d, _ = cKDTree(long_.points_xy).query(pts)
+    return float(np.median(d)) <= 0.5 * max(a.width_px, b.width_px)
+
+
+def _score(contrast: float, coverage: float, m: _Measure) -> float:
+    """How much a measured line looks like a bead: contrast, found all along, standing out
+    alike on both sides, rounded across (a flat strip between two brighter things, such as
+    the frit between a bright bead and the fixture, is not a bead)."""
+    return contrast * coverage * (0.2 + min(m.roundness, 1.0)) / (1.0 + 2.0 * m.symmetry)
+
+
+def _profile_width(gray: np.ndarray, st: Stations, *, bright: bool, width_px: float) -> float:
+    """The bead's width from the median profile across a rough centre line: between the
+    half-levels from its peak down to the nearest low on each side. The ridge scale alone
+    misjudges a bead beside a band of its own polarity; this starts the edge finder right."""
+    maps = build_maps(st, half_width_px=2.0 * width_px + 4.0, step_px=0.5)
+    prof = sample_profiles(gray, maps)
+    p = np.median(prof if bright else -prof, axis=0)
+    p = np.convolve(p, np.ones(3) / 3, mode="same")
+    t = maps.t_px
+    near = np.flatnonzero(np.abs(t) <= 0.5 * width_px + 1.0)
+    k = int(near[np.argmax(p[near])])
+    ends = []
+    for d in (-1, 1):
+        j = k
+        while 0 < j + d < len(p) - 1 and p[j + d] <= p[j]:
+            j += d
+        half = 0.5 * (p[k] + p[j])
+        i = k
+        while i != j and p[i + d] > half:
+            i += d
+        # linear crossing between i - d (above) and i (at or below)
+        a, b = p[i - d], p[i]
+        f = (a - half) / (a - b) if a != b else 0.5
+        ends.append(t[i - d] + d * f * 0.5)
+    w = float(ends[1] - ends[0])
+    return w if w > 1.0 else width_px
+
+
+def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[TaughtPath, float]:
+    """Order, orient, refine one candidate; returns it and its score (contrast × symmetry ×
+    coverage: how much it looks like a bead)."""
+    spur = SPUR_WIDTHS * cand.width_px / cand.factor
+    line, closed = order_skeleton(cand.skeleton_rc, spur_px=max(spur, 4.0))
+    line = line * cand.factor + 0.5 * (cand.factor - 1)
+    if closed and len(line) >= 3:
+        # the end of the walk meets its start: is the gap a skeleton step or a real opening?
+        pass
+    line = _smooth_line(line, closed, max(2.0 * cand.width_px, 5.0))
+    line = _orient(line, closed, start_xy)
+    w0 = _profile_width(gray, build_stations(line, closed=closed, spacing_px=2.0),
+                        bright=cand.bright, width_px=cand.width_px)
+    pts, m = refine_centre_line(gray, line, closed=closed, bright=cand.bright,
+                                width_px=w0, mm_per_px=mm_per_px)
+    good = np.isfinite(m.width_px)
+    coverage = float(good.mean())
+    if not good.any():
+        raise TeachError("no bead found: no edges along the candidate line")
+    w = float(np.median(m.width_px[good]))
+    spread = 1.4826 * float(np.median(np.abs(m.width_px[good] - w)))
+    typical = float(np.median(m.contrast[good]))
+    score = _score(typical, coverage, m)
+    pts = _orient(pts, closed, start_xy)
+    return TaughtPath(points_xy=pts, closed=closed, polarity="bright" if cand.bright else "dark",
+                      width_px=w, width_spread_px=spread, coverage=coverage), score
+
+
+def points_from_csv_text(text: str, *, source: str = "<points>") -> np.ndarray:
+    """Path points from CSV text: ``x,y`` per line (px), an optional header, ``#`` comments.
+
+    Raises
+    ------
+    TeachError
+        A line that is not two numbers (after an optional first header line), or fewer than
+        two points.
+    """
+    pts = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p.strip() for p in line.replace(";", ",").replace("\t", ",").split(",") if p.strip()]
+        if len(parts) < 2 and " " in line:
+            parts = line.split()
+        try:
+            x, y = float(parts[0]), float(parts[1])
+        except (ValueError, IndexError):
+            if not pts and n == 1 or (not pts and all(not c.isdigit() for c in line)):
+                continue        # a header
+            raise TeachError(f"{source}: line {n}: expected 'x,y' in px; got {raw!r}") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise TeachError(f"{source}: line {n}: x and y must be finite; got {raw!r}")
+        pts.append((x, y))
+    if len(pts) < 2:
+        raise TeachError(f"{source}: needs at least two points (x,y per line, px); got {len(pts)}")
+    return np.array(pts, dtype=np.float64)
+
+
+def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
+                 width_tol_mm: float | None = None, max_offset_mm: float | None = None,
+                 min_defect_mm: float | None = None, search_mm: float | None = None,
+                 polarity: str = "auto", start_xy=None, align: bool = False,
+                 points_xy=None, closed: bool | None = None, reference: bool = True,
+                 name: str = "taught") -> tuple[Recipe, dict]:
+    """A recipe from images of good parts.
+
+    Parameters
+    ----------
+    images : sequence of ndarray
+        Good parts (uint8/uint16 grey or BGR), all of one size; the recipe is in the first
+        image's frame, the others are aligned to it and averaged in.
+    mm_per_px : float, keyword-only
+        Scale on the bead's plane.
+    width_mm, width_tol_mm, max_offset_mm, min_defect_mm, search_mm : float, keyword-only
+        As in the recipe; None: the width is measured, the rest follow
+        :func:`default_tolerances`.
+    polarity : {"auto", "bright", "dark"}, keyword-only
+    start_xy : (x, y) or None, keyword-only
+        Which bead, and where it starts (see :func:`find_centre_line`).
+    align : bool, keyword-only
+        The recipe's ``align``.
+    points_xy : (N, 2) array_like or None, keyword-only
+        The path from a robot program or CAD, px: used as given (not refined); the images
+        still give the polarity, the width and the reference.
+    closed : bool or None, keyword-only
+        For ``points_xy``: None decides from the ends (closed when the last point lies
+        within two point spacings of the first).
+    reference : bool, keyword-only
+        Look for a reference edge for alignment and store it (closed paths only).
+    name : str, keyword-only
+
+    Returns
+    -------
+    recipe : Recipe
+    info : dict
+        What was found: ``polarity``, ``closed``, ``width_mm``, ``width_spread_mm``,
+        ``coverage``, ``length_mm``, ``images`` (per image: pose and coverage),
+        ``reference`` (``"edge"`` or None).
+
+    Raises
+    ------
+    TeachError
+        No bead, several candidate beads, a path that crosses itself, a later image where
+        the part is not found, or images of different sizes.
+    """
+    if not images:
+        raise TeachError("no images to teach from; give at least one image of a good part")
+    if not mm_per_px > 0:
+        raise ValueError(f"mm_per_px must be > 0; got {mm_per_px!r}")
+    grays = [to_gray(im) for im in images]
+    size = grays[0].shape
+    for i, g in enumerate(grays[1:], 2):
+        if g.shape != size:
+            raise TeachError(f"image {i} is {g.shape[1]}×{g.shape[0]} px but image 1 is "
+                             f"{size[1]}×{size[0]} px; teach from images of one camera")
+    gray = grays[0]
+    width_px = width_mm / mm_per_px if width_mm else None
+
+    if points_xy is not None:
+        pts = np.asarray(points_xy, dtype=np.float64)
+        if closed is None:
+            d = np.hypot(*np.diff(pts, axis=0).T)
+            closed = bool(len(pts) >= 3 and np.hypot(*(pts[-1] - pts[0])) <= 2.0 * max(np.median(d), 1.0))
+        if closed and np.hypot(*(pts[-1] - pts[0])) < 1e-9:
+            pts = pts[:-1]
+        pols = (True, False) if polarity == "auto" else (polarity == "bright",)
+        st = build_stations(pts, closed=closed, spacing_px=1.0)
+        best = None
+        for bright in pols:
+            w0 = width_px or _width_guess(gray, st, bright, mm_per_px)
+            m = _measure(gray, st, bright=bright, width_px=w0)
+            good = np.isfinite(m.width_px)
+            if not good.any():
+                continue
+            score = _score(float(np.median(m.contrast[good])), float(good.mean()), m)
+            if best is None or score > best[0]:
+                best = (score, bright, m)
+        if best is None:
+            raise TeachError("no bead found along the given points: no edges across the path; "
+                             "check that the points are in px of this image, --polarity and --width-mm")
+        _, bright, m = best
+        good = np.isfinite(m.width_px)
+        w = float(np.median(m.width_px[good]))
+        taught = TaughtPath(points_xy=pts, closed=bool(closed), polarity="bright" if bright else "dark",
+                            width_px=w, width_spread_px=1.4826 * float(np.median(np.abs(m.width_px[good] - w))),
+                            coverage=float(good.mean()))
+        refine = False
+    else:
+        taught = find_centre_line(gray, mm_per_px=mm_per_px, width_px=width_px, polarity=polarity,
+                                  start_xy=start_xy)
+        refine = True
+
+    bright = taught.polarity == "bright"
+    st = build_stations(taught.points_xy, closed=taught.closed, spacing_px=1.0)
+    per_image = [{"image": 1, "pose": None, "coverage": round(taught.coverage, 4)}]
+    offsets = [np.zeros(len(st))]
+    widths = [_measure(gray, st, bright=bright, width_px=taught.width_px).width_px]
+    # Only on a loop: there a glass cut larger or smaller than the taught one (its edge moved
+    # the same way all round) is told apart from the pose; along an open stretch it is not.
+    ref = find_reference_edge(gray, st, width_px=taught.width_px, mm_per_px=mm_per_px) \
+        if reference and taught.closed else None
+    if len(grays) > 1:
+        # the later parts are located by the reference edge when there is one: the bead's own
+        # wobble would otherwise move them by a tenth of a pixel
+        aligner = Aligner(st, size_wh=(size[1], size[0]), bright=bright, width_px=taught.width_px,
+                          reference={"edge": ref} if ref is not None else None)
+        for i, g in enumerate(grays[1:], 2):
+            try:
+                pose = aligner.estimate(g)
+            except AlignError as exc:
+                raise TeachError(f"image {i}: {exc}") from None
+            m = _measure(g, st.transformed(pose.matrix), bright=bright, width_px=taught.width_px)
+            offsets.append(m.offset_px)
+            widths.append(m.width_px)
+            per_image.append({"image": i, "pose": pose.to_dict(),
+                              "coverage": round(float(np.isfinite(m.width_px).mean()), 4)})
+        if refine:
+            window = max(int(round(SMOOTH_MM / mm_per_px)), 3)
+            # offsets relative to image 1's centre line, averaged over the later images
+            # (image 1 contributes zero: its line is already on its bead)
+            mean_off = np.nanmean(np.vstack(offsets), axis=0)
+            mean_off = _smooth_along(mean_off, taught.closed, window)
+            mean_off = np.where(np.isfinite(mean_off), mean_off, 0.0)
+            pts = st.xy + mean_off[:, None] * st.normal_xy
+            st = build_stations(pts, closed=taught.closed, spacing_px=1.0)
+    all_w = np.concatenate([np.asarray(w, float) for w in widths])
+    all_w = all_w[np.isfinite(all_w)]
+    w_px = float(np.median(all_w)) if len(all_w) else taught.width_px
+    spread_px = 1.4826 * float(np.median(np.abs(all_w - w_px))) if len(all_w) else 0.0
+
+    w_mm = float(width_mm) if width_mm else round(w_px * mm_per_px, 3)
+    tol = default_tolerances(w_mm)
+    if width_tol_mm is not None:
+        tol["width_tol_mm"] = float(width_tol_mm)
+    if max_offset_mm is not None:
+        tol["max_offset_mm"] = float(max_offset_mm)
+    if min_defect_mm is not None:
+        tol["min_defect_mm"] = float(min_defect_mm)
+    if search_mm is not None:
+        tol["search_mm"] = float(search_mm)
+    else:
+        tol["search_mm"] = round(max(tol["search_mm"], (w_mm + tol["width_tol_mm"]) / 2
+                                     + tol["max_offset_mm"]), 3)
+
+    points = st.xy if points_xy is None else taught.points_xy
+    if points_xy is None:
+        points = _resample(points, taught.closed, POINT_STEP_PX)
+    data = {
+        "name": name,
+        "image_size": [int(size[1]), int(size[0])],
+        "mm_per_px": float(mm_per_px),
+        "polarity": taught.polarity,
+        "path": {"closed": bool(taught.closed), "points": np.round(points, 3).tolist()},
+        "bead": {"width_mm": w_mm, **tol},
+        "align": bool(align),
+    }
+    if ref is not None:
+        data["reference"] = {"edge": ref}
+    try:
+        recipe = recipe_from_dict(data, source=f"<taught {name}>")
+    except ValueError as exc:
+        raise TeachError(f"the taught values make no valid recipe: {exc}") from None
+    info = {"polarity": taught.polarity, "closed": bool(taught.closed), "width_mm": round(w_px * mm_per_px, 4),
+            "width_spread_mm": round(spread_px * mm_per_px, 4), "coverage": round(taught.coverage, 4),
+            "length_mm": round(float(st.length_px * mm_per_px), 2), "points": len(points),
+            "images": per_image, "reference": "edge" if ref is not None else None}
+    return recipe, info
+
+
+def _width_guess(gray: np.ndarray, st: Stations, bright: bool, mm_per_px: float) -> float:
+    """A width to start the edge finder with along a given path: the ridge scale that
+    responds most, from a few candidate widths."""
+    best, best_w = -np.inf, 10.0 / mm_per_px
+    for w_mm in (3.0, 5.0, 8.0, 12.0, 18.0, 25.0):
+        w = w_mm / mm_per_px
+        m = _measure(gray, st, bright=bright, width_px=w)
+        good = np.isfinite(m.width_px)
+        if not good.any():
+            continue
+        score = float(np.median(m.contrast[good])) * good.mean()
+        if score > best:
+            best, best_w = score, float(np.median(m.width_px[good]))
+    return best_w
