@@ -268,6 +268,28 @@ def _prune(adj: dict, spur_px: float) -> dict:
     return adj
 
 
+def _max_arms(adj: dict, junctions: list, near_px: float) -> int:
+    """The most lines that leave one cluster of junction pixels (junctions closer than
+    ``near_px`` form one: thick lines crossing at a slant skeletonise into two T-junctions
+    joined by a short link): 3 at a branch, 4 where the path crosses itself."""
+    js = np.array(junctions, dtype=np.float64)
+    label = list(range(len(junctions)))
+    for i in range(len(junctions)):
+        for k in range(i):
+            if np.hypot(*(js[i] - js[k])) <= near_px and label[i] != label[k]:
+                old, new = label[i], label[k]
+                label = [new if v == old else v for v in label]
+    where = {p: label[i] for i, p in enumerate(junctions)}
+    arms: dict = {}
+    for p, lab in where.items():
+        for q in adj[p]:
+            end = _walk(adj, p, q)[-1]
+            if where.get(end) == lab:
+                continue            # a link inside the cluster
+            arms[lab] = arms.get(lab, 0) + 1
+    return max(arms.values(), default=0)
+
+
 def order_skeleton(skeleton_rc: np.ndarray, *, spur_px: float) -> tuple[np.ndarray, bool]:
     """Order skeleton pixels into one centre line.
 
@@ -298,7 +320,7 @@ def order_skeleton(skeleton_rc: np.ndarray, *, spur_px: float) -> tuple[np.ndarr
     ends = [p for p, d in deg.items() if d == 1]
     if junctions:
         r, c = np.mean(np.array(junctions), axis=0)
-        what = ("crosses itself" if not ends else "branches")
+        what = "crosses itself" if _max_arms(adj, junctions, spur_px) >= 4 else "branches"
         raise TeachError(
             f"the bead's path {what} near x={c:.0f}, y={r:.0f} px ({len(junctions)} junction "
             f"pixels after pruning branches shorter than {spur_px:.0f} px); teach from a part "
@@ -611,7 +633,7 @@ def find_centre_line(gray: np.ndarray, *, mm_per_px: float, width_px: float | No
     # a bead is long: weigh the score by length, so a piece of it found at a smaller scale
     # does not beat the whole of it
     longest = max(float(t[0].length_px) for t in traced)
-    traced = [(t[0], t[1] * np.sqrt(t[0].length_px / longest)) for t in traced]
+    traced = [(t[0], t[1] * t[0].length_px / longest) for t in traced]
     traced.sort(key=lambda t: t[1], reverse=True)
     # one line found at two scales, or a piece of it, is one candidate
     distinct = []
@@ -647,7 +669,7 @@ def _score(contrast: float, coverage: float, m: _Measure) -> float:
     """How much a measured line looks like a bead: contrast, found all along, standing out
     alike on both sides, rounded across (a flat strip between two brighter things, such as
     the frit between a bright bead and the fixture, is not a bead)."""
-    return contrast * coverage * (0.2 + min(m.roundness, 1.0)) / (1.0 + 2.0 * m.symmetry)
+    return contrast * coverage * (0.5 + min(m.roundness, 0.5)) / (1.0 + 2.0 * m.symmetry)
 
 
 def _profile_width(gray: np.ndarray, st: Stations, *, bright: bool, width_px: float) -> float:

@@ -1,0 +1,272 @@
+"""Teaching: centre lines of open and closed, bright and dark beads against the generator's
+truth; teach-then-inspect; several images; --from-points; the failures and their messages."""
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from vision_qc.cli import main
+from vision_qc.geometry import build_stations
+from vision_qc.inspector import Inspector
+from vision_qc.recipe import load_recipe
+from vision_qc.synth import SceneRenderer, sample_scene
+from vision_qc.teach import (TeachError, order_skeleton, points_from_csv_text, teach_recipe)
+
+SIZE = (1280, 1024)
+
+
+def _true_centre(scene):
+    """The true bead centre line: the recipe's stations moved by the truth offsets."""
+    r = scene.recipe
+    st = build_stations(r.points_xy, closed=r.closed, spacing_px=1.0)
+    off = np.array(scene.truth["stations"]["offset_mm"]) / r.mm_per_px
+    return st.xy + off[:, None] * st.normal_xy
+
+
+def _rms_to(points_xy, closed, target_xy):
+    dense = build_stations(points_xy, closed=closed, spacing_px=0.25).xy
+    d, _ = cKDTree(dense).query(target_xy)
+    return float(np.sqrt(np.mean(d**2)))
+
+
+@pytest.fixture(scope="module")
+def good_scenes():
+    out = {}
+    for pol in ("bright", "dark"):
+        for open_path in (False, True):
+            spec = sample_scene(2, preset="normal", size_wh=SIZE, ng_fraction=0.0, polarity=pol,
+                                open_path=open_path)
+            out[pol, open_path] = SceneRenderer(spec).render()
+    return out
+
+
+@pytest.mark.parametrize("open_path", [False, True], ids=["closed", "open"])
+@pytest.mark.parametrize("polarity", ["bright", "dark"])
+def test_taught_path_follows_the_true_centre_line(good_scenes, polarity, open_path):
+    sc = good_scenes[polarity, open_path]
+    recipe, info = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+    assert recipe.polarity == polarity
+    assert recipe.closed is (not open_path)
+    assert _rms_to(recipe.points_xy, recipe.closed, _true_centre(sc)) <= 0.3
+    # the same start and direction as the generator's path (bottom middle, clockwise; the
+    # open stretch from its right end), so arc lengths compare
+    assert np.hypot(*(recipe.points_xy[0] - sc.recipe.points_xy[0])) < 3.0
+    assert abs(info["length_mm"] - build_stations(sc.recipe.points_xy, closed=sc.recipe.closed)
+               .length_px * sc.recipe.mm_per_px) < 0.01 * info["length_mm"]
+    # the width the engine's edge finder measures along the path, to a tenth of a millimetre
+    insp = Inspector(sc.recipe).inspect(sc.image)
+    assert recipe.width_mm == pytest.approx(insp.stats["width_mean_mm"], abs=0.15)
+
+
+def test_taught_width_matches_the_truth_at_the_generators_size():
+    spec = sample_scene(2, preset="normal", size_wh=(2048, 1536), ng_fraction=0.0, polarity="dark")
+    sc = SceneRenderer(spec).render()
+    recipe, _ = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+    tw = np.array(sc.truth["stations"]["width_mm"])
+    assert recipe.width_mm == pytest.approx(float(tw[tw > 0].mean()), abs=0.1)
+    assert _rms_to(recipe.points_xy, True, _true_centre(sc)) <= 0.3
+
+
+def test_given_width_and_polarity_are_kept(good_scenes):
+    sc = good_scenes["dark", False]
+    recipe, _ = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px, width_mm=10.0,
+                             width_tol_mm=2.0, polarity="dark", align=True)
+    assert recipe.width_mm == 10.0 and recipe.width_tol_mm == 2.0
+    assert recipe.align is True
+    assert recipe.search_mm >= (recipe.width_mm + recipe.width_tol_mm) / 2 + recipe.max_offset_mm
+
+
+def test_teach_then_inspect_the_rest_of_the_set():
+    """A recipe taught from one good part judges other parts of its set (same part, other
+    beads and defects) as the generator's own recipe does."""
+    base = sample_scene(30, preset="clean", size_wh=SIZE, polarity="bright", ng_fraction=0.0)
+    good = SceneRenderer(base).render()
+    taught, _ = teach_recipe([good.image], mm_per_px=base.mm_per_px, width_mm=base.width_mm)
+    t_insp, g_insp = Inspector(taught), Inspector(good.recipe)
+    for seed in (31, 32, 33):
+        spec = sample_scene(seed, preset="clean", size_wh=SIZE, polarity="bright",
+                            shape=base.shape, ng_fraction=1.0, defect_kinds=("gap", "offset", "wide"))
+        sc = SceneRenderer(spec).render()
+        a, b = t_insp.inspect(sc.image), g_insp.inspect(sc.image)
+        assert a.verdict == b.verdict == sc.truth["verdict"]
+        for t in sc.truth["defects"]:
+            assert any(d.type == t["type"] and abs(d.start_mm - t["start_mm"]) < 5.0
+                       for d in a.defects), (seed, t)
+
+
+def test_several_images_are_aligned_and_averaged(good_scenes):
+    sc = good_scenes["bright", False]
+    spec2 = dataclasses.replace(sample_scene(7, preset="normal", size_wh=SIZE, ng_fraction=0.0,
+                                             polarity="bright", shape=sc.truth["spec"]["shape"]),
+                                pose=(12.0, -7.0, 1.0))
+    sc2 = SceneRenderer(spec2).render()
+    recipe, info = teach_recipe([sc.image, sc2.image], mm_per_px=sc.recipe.mm_per_px)
+    assert len(info["images"]) == 2
+    pose = info["images"][1]["pose"]
+    assert abs(pose["dx_px"] - 12.0) < 1.0 and abs(pose["angle_deg"] - 1.0) < 0.05
+    # the averaged line lies between the two parts' own beads: within their wobble
+    assert _rms_to(recipe.points_xy, True, _true_centre(sc)) <= 0.4
+
+
+def test_taught_recipe_stores_a_reference_edge_that_aligns(good_scenes):
+    sc = good_scenes["dark", False]
+    recipe, info = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px, align=True)
+    assert info["reference"] == "edge"
+    edge = recipe.reference["edge"]
+    assert edge["polarity"] in ("rising", "falling") and len(edge["points"]) > 100
+    posed = dataclasses.replace(sample_scene(2, preset="normal", size_wh=SIZE, ng_fraction=0.0,
+                                             polarity="dark"), pose=(-20.0, 15.0, 2.0))
+    res = Inspector(recipe).inspect(SceneRenderer(posed).render().image)
+    assert res.pose["dx_px"] == pytest.approx(-20.0, abs=0.2)
+    assert res.pose["angle_deg"] == pytest.approx(2.0, abs=0.02)
+
+
+# ----------------------------------------------------------------------------------------
+# Skeleton ordering, tiny cases
+
+
+def _ring_rc(n=80, r=20.0):
+    a = np.linspace(0, 2 * np.pi, 400)
+    img = np.zeros((60, 60), bool)
+    img[np.round(30 + r * np.sin(a)).astype(int), np.round(30 + r * np.cos(a)).astype(int)] = True
+    from skimage.morphology import skeletonize
+    return np.argwhere(skeletonize(img))
+
+
+def test_a_ring_orders_into_a_closed_line():
+    pts, closed = order_skeleton(_ring_rc(), spur_px=5)
+    assert closed
+    step = np.hypot(*np.diff(pts, axis=0).T)
+    assert step.max() <= 1.5                       # neighbours in order, no jumps
+
+
+def test_a_short_spur_is_pruned_and_a_line_keeps_its_ends():
+    rc = [(10, c) for c in range(5, 60)] + [(r, 30) for r in range(11, 15)]   # spur of 4 px
+    pts, closed = order_skeleton(np.array(rc), spur_px=6)
+    assert not closed
+    assert {tuple(pts[0]), tuple(pts[-1])} == {(5.0, 10.0), (59.0, 10.0)}
+    assert len(pts) == 55
+
+
+@pytest.mark.parametrize("shape", ["cross", "branch"])
+def test_a_crossing_or_a_long_branch_is_refused(shape):
+    if shape == "cross":
+        rc = [(30, c) for c in range(0, 61)] + [(r, 30) for r in range(0, 61) if r != 30]
+        word = "crosses itself"
+    else:
+        rc = [(10, c) for c in range(5, 60)] + [(r, 30) for r in range(11, 40)]
+        word = "branches"
+    with pytest.raises(TeachError, match=word):
+        order_skeleton(np.array(rc), spur_px=6)
+
+
+# ----------------------------------------------------------------------------------------
+# Failures on whole images
+
+
+def _canvas():
+    img = np.full((480, 640), 60, np.uint8)
+    return img
+
+
+def _draw(img, pts, closed=True):
+    cv2.polylines(img, [np.round(np.asarray(pts) * 16).astype(np.int32)], closed, 200, 10,
+                  cv2.LINE_AA, 4)
+    return cv2.GaussianBlur(img, (0, 0), 1.0)
+
+
+def test_no_bead_is_a_teach_error():
+    rng = np.random.default_rng(0)
+    img = (60 + rng.normal(0, 2, (480, 640))).clip(0, 255).astype(np.uint8)
+    with pytest.raises(TeachError, match="no bead found"):
+        teach_recipe([img], mm_per_px=1.0)
+
+
+def test_several_candidate_beads_is_a_teach_error_and_start_picks_one():
+    a = np.linspace(0, 2 * np.pi, 200, endpoint=False)
+    ring = lambda cx: np.stack([cx + 110 * np.cos(a), 240 + 110 * np.sin(a)], axis=1)  # noqa: E731
+    img = _draw(_draw(_canvas(), ring(160)), ring(480))
+    with pytest.raises(TeachError, match="several candidate beads"):
+        teach_recipe([img], mm_per_px=1.0)
+    recipe, _ = teach_recipe([img], mm_per_px=1.0, start_xy=(590, 240))
+    assert recipe.points_xy[:, 0].min() > 320
+    assert np.hypot(*(recipe.points_xy[0] - (590, 240))) < 3
+
+
+def test_a_path_that_crosses_itself_is_a_teach_error():
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    eight = np.stack([320 + 250 * np.sin(t), 240 + 150 * np.sin(t) * np.cos(t)], axis=1)
+    img = _draw(_canvas(), eight)
+    with pytest.raises(TeachError, match="crosses itself"):
+        teach_recipe([img], mm_per_px=1.0, polarity="bright")
+
+
+def test_images_of_different_sizes_are_refused():
+    with pytest.raises(TeachError, match="one camera"):
+        teach_recipe([_canvas(), np.zeros((100, 100), np.uint8)], mm_per_px=1.0)
+
+
+# ----------------------------------------------------------------------------------------
+# Points from a file, and the command line
+
+
+def test_points_from_csv_with_and_without_header():
+    a = points_from_csv_text("x,y\n1,2\n3.5, 4\n# comment\n\n5;6\n")
+    b = points_from_csv_text("1 2\n3.5 4\n5\t6\n")
+    np.testing.assert_array_equal(a, [[1, 2], [3.5, 4], [5, 6]])
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(TeachError, match="line 3"):
+        points_from_csv_text("x,y\n1,2\nthree,4\n")
+    with pytest.raises(TeachError, match="at least two"):
+        points_from_csv_text("x,y\n1,2\n")
+
+
+@pytest.fixture(scope="module")
+def good_png(tmp_path_factory, good_scenes):
+    folder = tmp_path_factory.mktemp("teach")
+    sc = good_scenes["dark", True]
+    cv2.imwrite(str(folder / "good.png"), sc.image)
+    return folder, sc
+
+
+def test_cli_teach_writes_a_recipe_that_loads(good_png, capsys):
+    folder, sc = good_png
+    out = folder / "taught.yaml"
+    rc = main(["teach", str(folder / "good.png"), "--out", str(out),
+               "--mm-per-px", str(sc.recipe.mm_per_px), "--align"])
+    assert rc == 0
+    said = capsys.readouterr().out
+    assert "open path" in said and "dark bead" in said
+    r = load_recipe(out)
+    assert r.closed is False and r.polarity == "dark" and r.align is True
+    assert _rms_to(r.points_xy, False, _true_centre(sc)) <= 0.3
+    # an existing file is not overwritten without --force
+    assert main(["teach", str(folder / "good.png"), "--out", str(out),
+                 "--mm-per-px", str(sc.recipe.mm_per_px)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_cli_teach_from_points(good_png, capsys):
+    folder, sc = good_png
+    csv = folder / "path.csv"
+    csv.write_text("x,y\n" + "\n".join(f"{x:.3f},{y:.3f}" for x, y in sc.recipe.points_xy))
+    out = folder / "from_points.yaml"
+    rc = main(["teach", str(folder / "good.png"), "--out", str(out), "--mm-per-px",
+               str(sc.recipe.mm_per_px), "--from-points", str(csv), "--force"])
+    assert rc == 0
+    r = load_recipe(out)
+    np.testing.assert_allclose(r.points_xy, sc.recipe.points_xy, atol=1e-3)
+    assert r.closed is False and r.polarity == "dark"
+
+
+def test_cli_teach_failure_exits_2_with_the_reason(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "blank.png"), _canvas())
+    rc = main(["teach", str(tmp_path / "blank.png"), "--out", str(tmp_path / "r.yaml"),
+               "--mm-per-px", "1.0"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "no bead found" in err and "--polarity" in err
+    assert not (tmp_path / "r.yaml").exists()
