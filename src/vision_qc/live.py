@@ -34,8 +34,9 @@ __all__ = ["GUARD_WIDTHS", "GUARD_EST_WIDTHS", "NOISE_FLOOR_SIGMA", "Progress", 
 # Lengths in nominal bead widths (a recipe's width sets the scale).
 GUARD_WIDTHS = 1.5        # left out behind a nozzle whose position the source gives: its radius
                           # (DispensingClip: 1.25 widths) plus the along-path smoothing
-GUARD_EST_WIDTHS = 3.0    # behind an estimated leading end, which may include the nozzle itself
-                          # (its rim looks like bead) one radius ahead of the nozzle's centre
+GUARD_EST_WIDTHS = 3.5    # behind an estimated leading end, which may include the nozzle itself:
+                          # its rim looks like bead up to ~1.9 widths ahead of the nozzle's
+                          # centre (DispensingClip, mp4-compressed), and it hides 1.25 behind
 BRIDGE_WIDTHS = 1.0       # holes up to this long inside the laid bead do not stop the estimate
 CONFIRM_WIDTHS = 3.0      # bead beyond a longer hole counts once this much of it is laid
 MAX_GAP_WIDTHS = 20.0     # a longer hole ends the laid bead (what lies beyond is not believed)

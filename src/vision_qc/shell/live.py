@@ -91,7 +91,7 @@ def add_arguments(parser) -> None:
                              "camera: the newest frame is processed, the others dropped")
     parser.add_argument("--guard-mm", type=float, default=None, metavar="MM",
                         help="bead left unjudged behind the nozzle, mm (default 1.5 bead widths "
-                             "when the source gives the nozzle, 3 behind an estimated bead end)")
+                             "when the source gives the nozzle, 3.5 behind an estimated bead end)")
 
 
 # ----------------------------------------------------------------------------------------
@@ -390,6 +390,7 @@ class LiveOptions:
     guard_mm: float | None = None
     stdout: object = None
     stderr: object = None
+    on_record: Callable[[dict], None] | None = None   # called with each frame's record
 
 
 @dataclass
@@ -407,6 +408,7 @@ class _Run:
     ng_frames: int = 0
     parts_ok: int = 0
     parts_ng: int = 0
+    any_ng: bool = False
     errors_seen: set = field(default_factory=set)
 
 
@@ -519,8 +521,10 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
         rec = _part_record(part, source.name, complete=complete, length_mm=length_mm)
         part.logged = True
         if rec["verdict"] == "NG":
+            run.any_ng = True
+        if complete and rec["verdict"] == "NG":
             run.parts_ng += 1
-        elif rec["verdict"] == "OK":
+        elif complete and rec["verdict"] == "OK":
             run.parts_ok += 1
         print(_part_text(rec), file=out, flush=True)
         if parts_log is not None:
@@ -650,6 +654,8 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
         if frames_log is not None:
             frames_log.write(_dumps(rec) + "\n")
             frames_log.flush()
+        if options.on_record is not None:
+            options.on_record(rec)
         if changed and options.out_dir:
             images.put((os.path.join(options.out_dir, NG_DIR, f"frame_{fr.index:06d}.png"), annotated))
         if recorder is not None:
@@ -668,9 +674,9 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
     log(f"{run.processed} frames in {elapsed:.1f} s ({run.processed / max(elapsed, 1e-9):.1f} fps); "
         f"latency p50 {lat.overall(50):.1f} ms, p99 {lat.overall(99):.1f} ms; "
         f"dropped {grabber.dropped}; NG frames {run.ng_frames}; "
-        f"parts {run.parts_ok} OK, {run.parts_ng} NG"
+        f"complete parts {run.parts_ok} OK, {run.parts_ng} NG"
         + (f"; source outages {grabber.failures}, reopened {grabber.reopens}" if grabber.failures else ""))
-    return 1 if run.parts_ng else 0
+    return 1 if run.any_ng else 0
 
 
 def _error_picture(image: np.ndarray, error: str, status: str) -> np.ndarray:
