@@ -40,8 +40,9 @@ from .edges import find_edges
 from .sampling import ProfileMaps
 
 __all__ = ["AlignError", "Aligner", "Pose", "move_maps", "pose_matrix", "robust_pose_fit",
-           "MAX_SHIFT_PX", "MAX_ANGLE_DEG"]
+           "ALIGN_AIM_MS", "MAX_SHIFT_PX", "MAX_ANGLE_DEG"]
 
+ALIGN_AIM_MS = 1.5          # what alignment aims to cost per 2448×2048 frame, one core
 MAX_SHIFT_PX = 60.0         # default search range: shift of the part, px (each axis)
 MAX_ANGLE_DEG = 4.0         # ... and its turn about the image centre, degrees
 MIN_INLIERS = 0.40          # fraction of fine profiles that must agree with the pose ...

@@ -1,0 +1,77 @@
+"""Alignment time per frame: locating a shifted and turned part, on the bead alone and on a
+taught reference edge, and the whole aligned inspection.
+
+Run: ``pytest benchmarks/bench_align.py --benchmark-enable``. Inputs are built once per
+session; correctness (the pose against the generator's truth) is checked outside the timed
+calls; the median is compared with :data:`vision_qc.engine.align.ALIGN_AIM_MS` only with
+``--budget-check``.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from vision_qc.engine.align import ALIGN_AIM_MS, Aligner
+from vision_qc.geometry import build_stations
+from vision_qc.inspector import Inspector
+from vision_qc.synth import SceneRenderer, sample_scene
+
+SIZES_WH = [(2048, 1536), (2448, 2048)]
+POSE = (31.0, -24.0, 2.2)      # dx_px, dy_px, angle_deg: well inside ±40 px, ±3°
+
+
+@pytest.fixture(scope="session", params=SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
+def posed_scene(request):
+    spec = sample_scene(12, preset="normal", size_wh=request.param, ng_fraction=1.0)
+    return spec, SceneRenderer(dataclasses.replace(spec, pose=POSE)).render()
+
+
+def _reference(spec, recipe):
+    st = build_stations(recipe.points_xy, closed=recipe.closed, spacing_px=1.0)
+    pts = st.xy[::8] - spec.inset_mm / spec.mm_per_px * st.normal_xy[::8]
+    return {"edge": {"points": pts.tolist(), "closed": True, "polarity": "falling"}}
+
+
+@pytest.mark.parametrize("track", ["bead", "edge"])
+def test_align(benchmark, posed_scene, track, cv_threads, request):
+    spec, sc = posed_scene
+    r = sc.recipe
+    st = build_stations(r.points_xy, closed=r.closed, spacing_px=1.0)
+    al = Aligner(st, size_wh=r.image_size_wh, bright=r.polarity == "bright",
+                 width_px=r.width_mm / r.mm_per_px,
+                 reference=_reference(spec, r) if track == "edge" else None)
+    pose = al.estimate(sc.image)
+    tol_px = 0.2 if track == "edge" else 0.6
+    assert abs(pose.dx_px - POSE[0]) <= tol_px and abs(pose.dy_px - POSE[1]) <= tol_px
+    assert abs(pose.angle_deg - POSE[2]) <= (0.02 if track == "edge" else 0.05)
+    benchmark.extra_info.update(size=list(r.image_size_wh), aim_ms=ALIGN_AIM_MS, track=track,
+                                error_px=[pose.dx_px - POSE[0], pose.dy_px - POSE[1]],
+                                error_deg=pose.angle_deg - POSE[2])
+    benchmark(al.estimate, sc.image)
+    if request.config.getoption("--budget-check") and benchmark.stats is not None:
+        median_ms = benchmark.stats.stats.median * 1e3
+        assert median_ms <= ALIGN_AIM_MS, f"median {median_ms:.2f} ms over the {ALIGN_AIM_MS} ms aim"
+
+
+def test_inspect_aligned_whole_frame(benchmark, posed_scene):
+    """The whole inspection with ``align: true`` (alignment, moved maps, sampling, edges,
+    judging): compare with bench_inspect's unaligned whole frame."""
+    spec, sc = posed_scene
+    insp = Inspector(sc.recipe.replace(align=True, reference=_reference(spec, sc.recipe)))
+    res = insp.inspect(sc.image)
+    assert res.pose is not None and abs(res.pose["angle_deg"] - POSE[2]) <= 0.02
+    benchmark.extra_info.update(size=list(sc.recipe.image_size_wh), stations=len(insp),
+                                verdict=res.verdict, truth=sc.truth["verdict"])
+    benchmark(insp.inspect, sc.image)
+
+
+def test_move_maps(benchmark, posed_scene):
+    """Moving every profile's sampling positions by the pose (one cv2.transform)."""
+    from vision_qc.engine.align import move_maps, pose_matrix
+
+    _, sc = posed_scene
+    insp = Inspector(sc.recipe)
+    m = pose_matrix(*POSE, center_xy=np.array(sc.recipe.image_size_wh) / 2.0)
+    moved = benchmark(move_maps, insp.maps, m)
+    assert moved.map1.shape == insp.maps.map1.shape
