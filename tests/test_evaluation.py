@@ -51,3 +51,15 @@ def test_score_confusion_and_rates():
 def test_score_of_nothing_is_valid():
     f = score([])
     assert f["overall"]["images"] == 0 and f["by_preset"] == {}
+
+
+def test_wrapping_gap_matches_without_a_recipe_length():
+    """Records read back from results.jsonl carry no path length: it comes from the truth."""
+    truth = {"verdict": "NG", "preset": "normal", "mm_per_px": 1.0,
+             "defects": [_d("gap", 98.0, 2.0)],
+             "stations": {"spacing_mm": 1.0, "width_mm": [10.0] * 100, "offset_mm": [0.0] * 100},
+             "spec": {"span_deg": 360.0}}
+    rec = {"verdict": "NG", "defects": [_d("gap", 98.5, 1.5)]}
+    f = score([{"record": rec, "truth": truth}])
+    assert f["overall"]["recall"]["gap"] == 1.0
+    assert f["overall"]["gap_end_error"]["mm_max"] == pytest.approx(0.5)

@@ -62,6 +62,15 @@ def match_defects(found: list[dict], truth: list[dict], *, length_mm: float | No
     return pairs
 
 
+def _closed_length_from_truth(truth: dict) -> float | None:
+    """Length of a closed path from the truth's stations (None for an open path or no stations)."""
+    st = truth.get("stations")
+    spec = truth.get("spec", {})
+    if not st or "spacing_mm" not in st or float(spec.get("span_deg", 360.0)) < 360.0:
+        return None
+    return float(st["spacing_mm"]) * len(st["width_mm"])
+
+
 def _pct(values, q):
     return float(np.percentile(values, q)) if len(values) else None
 
@@ -110,7 +119,9 @@ def _score_group(items: list[dict], tol_mm: float) -> dict:
             escapes.append(rec.get("file"))
         elif key == "false_rejects":
             false_rejects.append(rec.get("file"))
-        length = it.get("length_mm") if it.get("closed", True) else None
+        length = it["length_mm"] if "length_mm" in it else _closed_length_from_truth(tr)
+        if not it.get("closed", True):
+            length = None
         found, truth = rec.get("defects", []), tr.get("defects", [])
         pairs = match_defects(found, truth, length_mm=length, tol_mm=tol_mm)
         for d in truth:
