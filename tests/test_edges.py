@@ -58,6 +58,15 @@ def test_analytic_bead_width(bright, slope, left, right):
     assert np.all(np.abs(e.right_px - right) <= 0.05)
 
 
+def test_dark_bead_split_by_a_bright_ridge_is_one_bead():
+    # the specular ridge of a dark bead, nearly as bright as the background, off the crest
+    p = analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=80.0, bright=False)
+    p = p + (75.0 * np.exp(-0.5 * ((T - 1.0) / 0.6) ** 2)).astype(np.float32)
+    e = find_edges(_rows(p), step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.all(np.abs(e.left_px + 6.0) <= 0.1) and np.all(np.abs(e.right_px - 6.0) <= 0.1)
+
+
 def test_wider_bead_measures_wider():
     ws = []
     for half in (4.0, 5.0, 6.0, 7.0):

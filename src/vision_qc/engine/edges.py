@@ -3,13 +3,18 @@
 Per profile (all stations at once, no loop):
 
 1. Smooth over a few neighbouring stations and a little along the profile; flip dark beads so
-   that the bead is always brighter than its surroundings.
-2. Locate the bead: a difference of boxes at a few widths (inner part of the bead minus the
-   brighter of its two flanks) gives the centre and the bead's contrast. A step such as the
-   glass edge or the frit's inner edge has one bright flank and scores nothing.
-3. The bead is the run of samples round that centre above ``level + 0.35 × (peak − level)``
-   (level: the brighter flank), after closing dips of up to 2 px (a specular ridge on a dark
-   bead, a bubble). Each run end is refined to the gradient peak within 2 px.
+   that the bead is always brighter than its surroundings (one separable filter).
+   Steps 2 and 3 run on every other sample (1 px apart): they only decide where the bead and
+   its edges lie to a sample or so; steps 4 and 5 use the full profile in a small window
+   round each edge.
+2. Locate the bead: on a dark bead, first close dips up to 0.3 × the nominal width (its
+   bright specular ridge, which splits it in two lobes). Then a difference of boxes at a few
+   widths (inner part of the bead minus the brighter of its two flanks) gives the centre and
+   the bead's contrast. A step such as the glass edge or the frit's inner edge has one bright
+   flank and scores nothing.
+3. On each side, walk outwards from a quarter width inside the bead: the local background is
+   where the profile turns flat, the edge sample where the profile has come down to 30 % of
+   the bead's height above it. Each is refined to the gradient peak within 2 px.
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
@@ -30,7 +35,7 @@ __all__ = ["Edges", "find_edges"]
 
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 LEVEL_FRACTION = 0.35      # run threshold between the flanks' level and the peak
-_CLOSE_PX = 2.0            # dips shorter than this inside the bead are bridged
+_BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
 _REFINE_PX = 2.0           # gradient peak searched this far around a run end
 _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
 
@@ -52,46 +57,67 @@ class Edges:
 
 
 def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) -> np.ndarray:
-    p = prof if bright else -prof
-    if smooth_stations > 1:
-        border = cv2.BORDER_WRAP if closed else cv2.BORDER_REFLECT
-        # cv2's box filter has no wrap mode; pad by hand along the stations
-        k = smooth_stations // 2
-        if closed:
-            p = np.concatenate([p[-k:], p, p[:k]], axis=0)
-            p = cv2.blur(p, (1, smooth_stations), borderType=cv2.BORDER_REFLECT)[k:-k]
-        else:
-            p = cv2.blur(p, (1, smooth_stations), borderType=border)
-    return cv2.GaussianBlur(p, (3, 1), 0.7, borderType=cv2.BORDER_REPLICATE)
+    """Box over ``smooth_stations`` stations × Gaussian (σ 0.7 samples) across, sign-flipped for
+    dark beads: one separable filter from uint8 or float32 to float32 (N, M).
+
+    Both 3-tap borders (reflect along stations on an open path, replicate across) agree; a
+    closed path wraps round, so its first and last rows are redone from the other end.
+    """
+    n = prof.shape[0]
+    k = max(int(smooth_stations), 1)
+    kx = cv2.getGaussianKernel(3, 0.7, cv2.CV_32F) * (1.0 if bright else -1.0)
+    ky = np.full((k, 1), 1.0 / k, np.float32)
+    p = cv2.sepFilter2D(prof, cv2.CV_32F, kx, ky, borderType=cv2.BORDER_REFLECT)
+    h = k // 2
+    if closed and h and n > 2 * h:
+        ends = np.concatenate([prof[-2 * h:], prof[:2 * h]], axis=0)
+        e = cv2.sepFilter2D(ends, cv2.CV_32F, kx, ky, borderType=cv2.BORDER_REFLECT)
+        p[-h:] = e[h:2 * h]
+        p[:h] = e[2 * h:3 * h]
+    return p
 
 
 def _interp_rows(p: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Linear interpolation of each row of ``p`` at fractional column ``pos`` (clamped)."""
-    m = p.shape[1]
+    """Linear interpolation of each row of ``p`` (C-contiguous) at fractional column ``pos``
+    (clamped)."""
+    n, m = p.shape
     pos = np.clip(pos, 0, m - 1.000001)
     i = pos.astype(np.int64)
     f = (pos - i).astype(np.float32)
-    r = np.arange(p.shape[0])
-    return p[r, i] * (1 - f) + p[r, i + 1] * f
+    flat = p.ravel()
+    at = np.arange(n) * m + i
+    a = flat.take(at)
+    return a + (flat.take(at + 1) - a) * f
 
 
-def _refine(p, grad, idx, sign, step, reach):
+def _refine(p, idx, sign, step, reach):
     """Sub-pixel gradient peak near column ``idx``; ``sign`` +1 rising (left), -1 falling (right).
 
-    Returns the corrected edge column (float), blur σ in px, and the step's contrast.
+    Only the ``2 reach + 5`` samples round ``idx`` are read (central differences, zero in the
+    first and last column). Returns the corrected edge column (float), blur σ in px, and the
+    step's contrast.
     """
     n, m = p.shape
     rows = np.arange(n)
-    win = np.arange(-reach, reach + 1)
+    flat = p.ravel()
+    win = np.arange(-reach - 1, reach + 2)                   # gradient columns pk-1 .. pk+1 too
+    cols = idx[:, None] + win[None, :]
+    base = (rows * m)[:, None]
+    inside = (cols >= 1) & (cols <= m - 2)
+    hi = flat.take(base + np.clip(cols + 1, 0, m - 1))
+    lo = flat.take(base + np.clip(cols - 1, 0, m - 1))
+    g = np.where(inside, (hi - lo) * (0.5 / step), 0.0).astype(np.float32) * sign
     if reach:
-        cols = np.clip(idx[:, None] + win[None, :], 1, m - 2)
-        g = sign * np.take_along_axis(grad, cols, axis=1)
-        pk = cols[rows, np.argmax(g, axis=1)]
+        # first maximum among the columns in [1, m-2] (as clipping the window would give)
+        gw = np.where(inside[:, 1:-1], g[:, 1:-1], -np.inf)
+        pk = idx + np.argmax(gw, axis=1) - reach
     else:
         pk = idx
-    ga = np.maximum(sign * grad[rows, pk - 1], 1e-3)
-    gb = np.maximum(sign * grad[rows, pk], 1e-3)
-    gc = np.maximum(sign * grad[rows, pk + 1], 1e-3)
+    # gradient at pk-1, pk, pk+1: columns of the window (pk - idx + reach + 1 + {-1, 0, 1})
+    o = pk - idx + reach + 1
+    ga = np.maximum(g[rows, o - 1], 1e-3)
+    gb = np.maximum(g[rows, o], 1e-3)
+    gc = np.maximum(g[rows, o + 1], 1e-3)
     la, lb, lc = np.log(ga), np.log(gb), np.log(gc)
     curv = la - 2 * lb + lc
     ok = curv < -1e-6
@@ -130,9 +156,10 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
     """
     n, m = p.shape
     # row-wise cumulative sums with a leading zero column: the difference of consecutive rows
-    # of cv2.integral (a 2-D sum, float64) costs half of np.cumsum along rows
+    # of cv2.integral (a 2-D sum, float64, so no precision is lost) written straight to
+    # float32 costs under half of np.cumsum along rows
     ii = cv2.integral(p, sdepth=cv2.CV_64F)
-    cs = cv2.subtract(ii[1:], ii[:-1]).astype(np.float32)
+    cs = cv2.subtract(ii[1:], ii[:-1], dtype=cv2.CV_32F)
     best = np.full(n, -np.inf, np.float32)
     where = np.full(n, m // 2, np.int64)
     level = np.zeros(n, np.float32)
@@ -170,25 +197,13 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
     return where, best, level, bg_left, bg_right, width, cs
 
 
-def _run_around(mask: np.ndarray, center: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """First and last column of the run of True that contains ``center``, per row."""
-    n, m = mask.shape
-    cols = np.arange(m)[None, :]
-    c = center[:, None]
-    off = ~mask
-    start = np.where(off & (cols < c), cols, -1).max(axis=1) + 1
-    end = np.where(off & (cols > c), cols, m).min(axis=1) - 1
-    found = mask[np.arange(n), center]
-    return start, end, found
-
-
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
                smooth_stations: int = 3, closed: bool = False) -> Edges:
     """Find the bead's edges on profiles (N, M) sampled every ``step_px`` along the normals.
 
     Parameters
     ----------
-    prof : (N, M) float32
+    prof : (N, M) uint8 or float32
         Profiles, grey levels; column ``M // 2`` is the path.
     step_px : float
         Sample spacing along the normal, px.
@@ -206,15 +221,28 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         empty = np.zeros(0, np.float32)
         return Edges(empty, empty, np.zeros(0, bool), empty, empty)
     p = _smooth(prof, bright, smooth_stations, closed)
-    center, contrast, level, bg_l, bg_r, w_cols, cs = _locate(p, width_px, step_px)
+    # the bead and its edges are found to a sample on a 1 px grid (every other sample at
+    # 0.5 px): half the work, and the edge is then refined on the full profile
+    dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
+    pc = np.ascontiguousarray(p[:, ::dec]) if dec > 1 else p
+    cstep = step_px * dec
+    # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
+    # the locator would take one lobe for the bead; a closing over the ridge's width
+    # (≈ 0.12 of the half width either side of its crest, by the cap's geometry) bridges it,
+    # while edges and ramps stay where they are. A bright bead's ridge is a peak: nothing to
+    # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
+    # false "thin" calls)
+    span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
+    if not bright and span > 1 and pc.shape[1] > span:
+        pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8),
+                              borderType=cv2.BORDER_REPLICATE)
+    center, contrast, level, bg_l, bg_r, w_cols, cs = _locate(pc, width_px, cstep)
     tol = 3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations) + 0.1 * np.abs(contrast)
-    lx, lok = _side_edge(p, center, w_cols, bg_l, -1, step_px, tol)
-    rx, rok = _side_edge(p, center, w_cols, bg_r, +1, step_px, tol)
-    grad = np.zeros_like(p)
-    grad[:, 1:-1] = (p[:, 2:] - p[:, :-2]) * (0.5 / step_px)
+    lx, lok = _side_edge(pc, center, w_cols, bg_l, -1, cstep, tol)
+    rx, rok = _side_edge(pc, center, w_cols, bg_r, +1, cstep, tol)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
-    lcol, lsig, _ = _refine(p, grad, np.clip(np.round(lx).astype(np.int64), 1, m - 2), 1, step_px, reach)
-    rcol, rsig, _ = _refine(p, grad, np.clip(np.round(rx).astype(np.int64), 1, m - 2), -1, step_px, reach)
+    lcol, lsig, _ = _refine(p, np.clip(np.round(lx * dec).astype(np.int64), 1, m - 2), 1, step_px, reach)
+    rcol, rsig, _ = _refine(p, np.clip(np.round(rx * dec).astype(np.int64), 1, m - 2), -1, step_px, reach)
     c0 = (m - 1) / 2.0
     left = ((lcol - c0) * step_px).astype(np.float32)
     right = ((rcol - c0) * step_px).astype(np.float32)
@@ -234,8 +262,8 @@ def _noise(prof: np.ndarray, smooth_stations: int) -> float:
     n = prof.shape[0]
     if n < 2:
         return 0.0
-    sub = prof[:: max(n // 512, 1)]
-    diff = np.abs(sub[1:, ::3] - sub[:-1, ::3])
+    sub = prof[:: max(n // 512, 1), ::3].astype(np.float32)
+    diff = np.abs(sub[1:] - sub[:-1])
     sigma = float(np.median(diff)) / 0.954 if diff.size else 0.0
     return sigma * 0.66 / np.sqrt(max(smooth_stations, 1))
 
@@ -258,29 +286,33 @@ def _side_edge(p, center, w_cols, bg_flank, d, step_px, tol):
     q = np.clip(center + d * np.round(0.25 * w_cols).astype(np.int64), 0, m - 1)
     f = max(int(round(2.0 / step_px)), 1)
     kmax = int(np.ceil(0.3 * w_cols.max() + 6.0 / step_px)) + f + 1
-    k = np.arange(kmax)
-    cols = np.clip(q[:, None] + d * k[None, :], 0, m - 1)
-    v = np.take_along_axis(p, cols, axis=1)
-    sgn0 = np.where(v[:, 0] >= bg_flank, 1.0, -1.0).astype(np.float32)
-    rel = sgn0[:, None] * (v - bg_flank[:, None])           # towards the bead > 0
-    top = np.maximum.accumulate(rel, axis=1)
-    flat = np.abs(v[:, :-f] - v[:, f:]) <= np.reshape(tol, (-1, 1))
-    low = rel[:, :-f] <= 0.5 * top[:, :-f]
-    foot_ok = flat & low
-    kf = np.argmax(foot_ok, axis=1)
-    has_foot = foot_ok[rows, kf]
-    bg_local = (v[rows, kf] + v[rows, kf + f // 2] + v[rows, kf + f]) * (1.0 / 3.0)
+    k = np.arange(kmax)[:, None]
+    # (kmax, N): one contiguous row per step of the walk, so the running maximum and the
+    # first-hit searches below are vector operations over all stations
+    v = p.ravel().take(np.clip(q[None, :] + d * k, 0, m - 1) + rows[None, :] * m)
+    bg_flank = np.asarray(bg_flank, np.float32)
+    sgn0 = np.where(v[0] >= bg_flank, 1.0, -1.0).astype(np.float32)
+    rel = (v - bg_flank) * sgn0                               # towards the bead > 0
+    top = np.empty_like(rel)
+    top[0] = rel[0]
+    for i in range(1, kmax):                                  # a running max over ~20 steps
+        np.maximum(top[i - 1], rel[i], out=top[i])
+    flat = np.abs(v[:-f] - v[f:]) <= np.asarray(tol, np.float32)
+    foot_ok = flat & (rel[:-f] <= 0.5 * top[:-f])
+    kf = np.argmax(foot_ok, axis=0)
+    has_foot = foot_ok[kf, rows]
+    bg_local = (v[kf, rows] + v[kf + f // 2, rows] + v[kf + f, rows]) * (1.0 / 3.0)
     bg = np.where(has_foot, bg_local, bg_flank)
-    body = v[:, 0] - bg
+    body = v[0] - bg
     sgn = np.where(body >= 0, 1.0, -1.0).astype(np.float32)
     delta = 0.3 * np.abs(body)
-    rel = sgn[:, None] * (v - bg[:, None])
-    out = rel <= delta[:, None]
-    ks = np.argmax(out, axis=1)
-    ok = out[rows, ks] & (ks > 0)
+    rel = (v - bg) * sgn
+    out = rel <= delta
+    ks = np.argmax(out, axis=0)
+    ok = out[ks, rows] & (ks > 0)
     ks = np.maximum(ks, 1)
-    v_out = rel[rows, ks]
-    v_in = rel[rows, ks - 1]
+    v_out = rel[ks, rows]
+    v_in = rel[ks - 1, rows]
     frac = np.clip((v_in - delta) / np.maximum(v_in - v_out, 1e-6), 0.0, 1.0)
     xc = q + d * (ks - 1 + frac)
     return xc, ok
