@@ -166,7 +166,7 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
     rng = np.random.default_rng(seed)
     p = _random_bead_profiles(rng, 40)
     width = 12.0
-    center, contrast, _, bg_l, bg_r, w_cols, cs = E._locate(p, width, STEP)
+    center, contrast, _, bg_l, bg_r, w_cols, cs = E._locate(E._row_cumsum(p), width, STEP)
     ref = ref_locate(p, width, STEP)
     for r, (j, best, bl, br, w) in enumerate(ref):
         assert center[r] == j

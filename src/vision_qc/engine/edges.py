@@ -37,6 +37,7 @@ _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 LEVEL_FRACTION = 0.35      # run threshold between the flanks' level and the peak
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
 _REFINE_PX = 2.0           # gradient peak searched this far around a run end
+_LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
 _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
 
 
@@ -146,7 +147,73 @@ def _box_means(cs: np.ndarray, a0: int, size: int, count: int) -> np.ndarray:
     return cv2.subtract(cs[:, a0 + size:a0 + size + count], cs[:, a0:a0 + count]) * (1.0 / size)
 
 
-def _locate(p: np.ndarray, width_px: float, step_px: float):
+def _row_cumsum(p: np.ndarray) -> np.ndarray:
+    """Row-wise cumulative sums (N, M+1) with a leading zero column, float32."""
+    # the difference of consecutive rows of cv2.integral (a 2-D sum, float64, so no precision
+    # is lost) written straight to float32 costs under half of np.cumsum along rows
+    ii = cv2.integral(p, sdepth=cv2.CV_64F)
+    return cv2.subtract(ii[1:], ii[:-1], dtype=cv2.CV_32F)
+
+
+def _box_geometry(w_cols, step_px):
+    """Inner half size, flank offset and flank size (columns) of the locator's boxes for a
+    bead ``w_cols`` columns wide (scalar or per row)."""
+    flank = max(int(round(2.0 / step_px)), 1)
+    margin = max(int(round(1.5 / step_px)), 1)
+    h = np.maximum(np.round(0.35 * np.asarray(w_cols)), 1).astype(np.int64)
+    o = np.round(0.5 * np.asarray(w_cols)).astype(np.int64) + margin
+    return h, o, flank
+
+
+def _response_at(cs: np.ndarray, center: np.ndarray, w_cols: np.ndarray, step_px: float):
+    """The locator's response, flank level and each flank at a given centre and bead width
+    per row (the per-row counterpart of one scale of :func:`_locate`)."""
+    n, m1 = cs.shape
+    h, o, flank = _box_geometry(w_cols, step_px)
+    rows = np.arange(n)
+    c = np.clip(center, o + flank, m1 - 2 - o - flank)
+
+    def box(a, size):
+        return (cs[rows, a + size] - cs[rows, a]) / size
+
+    inner = box(c - h, 2 * h + 1)
+    left = box(c - o - flank, flank)
+    right = box(c + o + 1, flank)
+    flanks = np.maximum(left, right)
+    return inner - flanks, flanks, left, right
+
+
+def _locate_decimated(p: np.ndarray, width_px: float, step_px: float, every: int):
+    """:func:`_locate` on every ``every``-th row, then each row takes the better of its two
+    nearest located rows' centre and width, evaluated on its own profile. The bead moves
+    slowly along the path, so a neighbour's centre is this row's centre to within a sample
+    or two; the contrast stays per row, so gap ends keep their station."""
+    n = p.shape[0]
+    cs = _row_cumsum(p)
+    if every <= 1 or n < 2 * every:
+        return _locate(cs, width_px, step_px)
+    sub = cs[::every]
+    c_s, _, _, _, _, w_s, _ = _locate(sub, width_px, step_px)
+    k = len(c_s)
+    i = np.arange(n)
+    a = i // every
+    b = a + 1
+    b = np.where(b < k, b, 0 if n % every == 0 else a)   # the last rows: wrap or repeat
+    best = None
+    for cand in (a, b):
+        resp, flanks, left, right = _response_at(cs, c_s[cand], w_s[cand], step_px)
+        if best is None:
+            best = [resp, c_s[cand], flanks, left, right, w_s[cand]]
+            continue
+        better = resp > best[0]
+        best = [np.where(better, new, old) for new, old in
+                zip((resp, c_s[cand], flanks, left, right, w_s[cand]), best)]
+    resp, center, flanks, left, right, width = best
+    return (center.astype(np.int64), resp.astype(np.float32), flanks.astype(np.float32),
+            left.astype(np.float32), right.astype(np.float32), width.astype(np.float32), cs)
+
+
+def _locate(cs: np.ndarray, width_px: float, step_px: float):
     """Bead centre column, contrast and background level per row, by a multi-scale
     difference of boxes.
 
@@ -154,12 +221,7 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
     the two flanks just outside it: a bead must stand out on both sides, which a step (the
     glass edge, the frit's inner edge) does not.
     """
-    n, m = p.shape
-    # row-wise cumulative sums with a leading zero column: the difference of consecutive rows
-    # of cv2.integral (a 2-D sum, float64, so no precision is lost) written straight to
-    # float32 costs under half of np.cumsum along rows
-    ii = cv2.integral(p, sdepth=cv2.CV_64F)
-    cs = cv2.subtract(ii[1:], ii[:-1], dtype=cv2.CV_32F)
+    n, m = cs.shape[0], cs.shape[1] - 1
     best = np.full(n, -np.inf, np.float32)
     where = np.full(n, m // 2, np.int64)
     level = np.zeros(n, np.float32)
@@ -236,7 +298,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     if not bright and span > 1 and pc.shape[1] > span:
         pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8),
                               borderType=cv2.BORDER_REPLICATE)
-    center, contrast, level, bg_l, bg_r, w_cols, cs = _locate(pc, width_px, cstep)
+    center, contrast, level, bg_l, bg_r, w_cols, cs = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     tol = 3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations) + 0.1 * np.abs(contrast)
     lx, lok = _side_edge(pc, center, w_cols, bg_l, -1, cstep, tol)
     rx, rok = _side_edge(pc, center, w_cols, bg_r, +1, cstep, tol)
