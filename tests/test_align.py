@@ -6,8 +6,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from vision_qc.engine.align import (AlignError, Aligner, Pose, move_maps, pose_matrix,
-                                    robust_pose_fit)
+from vision_qc.engine.align import (
+    Aligner,
+    AlignError,
+    Pose,
+    move_maps,
+    pose_matrix,
+    robust_pose_fit,
+)
 from vision_qc.engine.sampling import build_maps
 from vision_qc.geometry import build_stations, rigid_transform
 from vision_qc.inspector import FrameError, Inspector, PartNotFoundError
@@ -44,7 +50,7 @@ def base_specs():
 def test_reference_edge_recovers_the_pose_within_0_2_px_and_0_02_deg(base_specs, pose):
     for spec in base_specs:
         sc = SceneRenderer(dataclasses.replace(spec, pose=pose)).render()
-        al, st = _aligner(sc.recipe, reference={"edge": _glass_edge(spec, st_of(sc.recipe))})
+        al, _ = _aligner(sc.recipe, reference={"edge": _glass_edge(spec, st_of(sc.recipe))})
         p = al.estimate(sc.image)
         assert abs(p.dx_px - pose[0]) <= 0.2
         assert abs(p.dy_px - pose[1]) <= 0.2
@@ -178,7 +184,7 @@ def test_robust_fit_recovers_a_small_motion(with_outliers):
     if with_outliers:
         off = off.copy()
         off[::4] += 7.0
-    inc, w, sigma = robust_pose_fit(xy, nrm, off, center_xy=c)
+    inc, w, _ = robust_pose_fit(xy, nrm, off, center_xy=c)
     p = Pose.from_matrix(inc, c)
     assert p.dx_px == pytest.approx(0.8, abs=1e-3)
     assert p.dy_px == pytest.approx(-0.5, abs=1e-3)

@@ -13,7 +13,7 @@ from vision_qc.geometry import build_stations
 from vision_qc.inspector import Inspector
 from vision_qc.recipe import load_recipe
 from vision_qc.synth import SceneRenderer, sample_scene
-from vision_qc.teach import (TeachError, order_skeleton, points_from_csv_text, teach_recipe)
+from vision_qc.teach import TeachError, order_skeleton, points_from_csv_text, teach_recipe
 
 SIZE = (1280, 1024)
 
@@ -154,7 +154,7 @@ def test_a_short_spur_is_pruned_and_a_line_keeps_its_ends():
 @pytest.mark.parametrize("shape", ["cross", "branch"])
 def test_a_crossing_or_a_long_branch_is_refused(shape):
     if shape == "cross":
-        rc = [(30, c) for c in range(0, 61)] + [(r, 30) for r in range(0, 61) if r != 30]
+        rc = [(30, c) for c in range(61)] + [(r, 30) for r in range(61) if r != 30]
         word = "crosses itself"
     else:
         rc = [(10, c) for c in range(5, 60)] + [(r, 30) for r in range(11, 40)]
@@ -187,7 +187,7 @@ def test_no_bead_is_a_teach_error():
 
 def test_several_candidate_beads_is_a_teach_error_and_start_picks_one():
     a = np.linspace(0, 2 * np.pi, 200, endpoint=False)
-    ring = lambda cx: np.stack([cx + 110 * np.cos(a), 240 + 110 * np.sin(a)], axis=1)  # noqa: E731
+    ring = lambda cx: np.stack([cx + 110 * np.cos(a), 240 + 110 * np.sin(a)], axis=1)
     img = _draw(_draw(_canvas(), ring(160)), ring(480))
     with pytest.raises(TeachError, match="several candidate beads"):
         teach_recipe([img], mm_per_px=1.0)

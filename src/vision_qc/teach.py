@@ -1,23 +1,29 @@
 """Teaching: a recipe from images of good parts (pure core: arrays in, a Recipe out).
 
-1. Find the bead: a Hessian ridge measure (bright and dark lines, several scales) on a
-   reduced image, hysteresis threshold, connected components; the candidates are the
-   components with a long skeleton (``skimage.morphology.skeletonize``).
-2. Order each candidate's skeleton into a centre line: spurs shorter than a few bead widths
+1. Find the bead: a Hessian line measure (γ = 3/4 scale-normalised, with the slope taken off
+   so that the foot of a step is not a line) for bright and dark lines, at the few scales
+   where each responds most; hysteresis threshold, connected components; the candidates
+   are the components with a long skeleton (``skimage.morphology.skeletonize``).
+2. Order each candidate's skeleton into a centre line: spurs shorter than three bead widths
    are pruned; what is left must be one loop (closed path) or one line with two ends (open
-   path); a junction that survives means the path crosses itself or branches.
-3. Polarity (``auto``): each polarity's best candidate is measured across its own normals
-   with the inspector's profile sampling and edge finder; the bead is the candidate that
-   stands out on both sides alike (a bright bead's dark neighbour strip is bounded by
-   unequal levels: the fixture on one side, the bead on the other).
-4. Refine: the centre line is moved to the midpoint of the bead's sub-pixel edges
-   (:func:`~vision_qc.engine.edges.find_edges` on profiles along its normals), smoothed
-   along the path, and measured again; the nominal width is the median measured width.
-   More images of good parts: each is aligned to the first (:class:`~vision_qc.engine.align.Aligner`),
+   path); a junction that survives means the path crosses itself (four arms) or branches.
+   Loops run clockwise on screen from below their centroid (the generator's convention:
+   normals inward, start at the bottom middle); open paths clockwise about their chord.
+3. Choose: every candidate is refined (4.) and scored as a bead: contrast, found all
+   along, standing out alike on both sides, rounded across (the flat strip of frit between
+   a bright bead and the bright fixture is a dark "line" too), weighted by length (a piece
+   of the bead found at a smaller scale is the same bead). Two distinct candidates of
+   similar score are an error unless ``start_xy`` picks one. This also decides polarity.
+4. Refine: the width is first read off the median profile across the skeleton line; the
+   line is then moved to the midpoint of the bead's sub-pixel edges
+   (:func:`~vision_qc.engine.edges.find_edges` along its normals; runs much wider than the
+   typical one are the bead merged with a neighbour and are dropped), robustly smoothed
+   along the path, twice; the nominal width is the median measured width. More images of
+   good parts: each is aligned to the first (:class:`~vision_qc.engine.align.Aligner`),
    measured along the same stations, and the offsets and widths are averaged.
-5. Reference for alignment: the strongest straight-across step (the glass or frit edge) that
-   runs at a constant distance beside the bead on every part of it, stored as points and
-   polarity under ``reference.edge``.
+5. Reference for alignment (loops only): the strongest step (the glass or frit edge) that
+   runs beside the bead at a steady distance along at least 80 % of it, stored as points,
+   polarity and search half-width under ``reference.edge``.
 
 Errors are :class:`TeachError` (a ``ValueError``) saying what was found and what to try.
 """
@@ -30,15 +36,24 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from .engine.align import AlignError, Aligner
+from .engine.align import Aligner, AlignError
 from .engine.edges import find_edges
 from .engine.sampling import build_maps, sample_profiles
 from .geometry import Stations, build_stations
 from .inspector import to_gray
 from .recipe import Recipe, recipe_from_dict
 
-__all__ = ["TeachError", "TaughtPath", "teach_recipe", "find_centre_line", "order_skeleton",
-           "refine_centre_line", "find_reference_edge", "points_from_csv_text", "default_tolerances"]
+__all__ = [
+    "TaughtPath",
+    "TeachError",
+    "default_tolerances",
+    "find_centre_line",
+    "find_reference_edge",
+    "order_skeleton",
+    "points_from_csv_text",
+    "refine_centre_line",
+    "teach_recipe",
+]
 
 # Widths searched when none is given, mm: the ridge measure's scales cover this range.
 WIDTH_RANGE_MM = (2.0, 30.0)
@@ -706,9 +721,6 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
     spur = SPUR_WIDTHS * cand.width_px / cand.factor
     line, closed = order_skeleton(cand.skeleton_rc, spur_px=max(spur, 4.0))
     line = line * cand.factor + 0.5 * (cand.factor - 1)
-    if closed and len(line) >= 3:
-        # the end of the walk meets its start: is the gap a skeleton step or a real opening?
-        pass
     line = _smooth_line(line, closed, max(2.0 * cand.width_px, 5.0))
     line = _orient(line, closed, start_xy)
     w0 = _profile_width(gray, build_stations(line, closed=closed, spacing_px=2.0),

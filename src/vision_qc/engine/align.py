@@ -1,28 +1,34 @@
 """Stage 0, alignment: where is the part in this frame? A rigid pose (shift, turn, optionally
 scale) of the recipe's path, found on a few profiles, never by warping the frame.
 
-The pose is measured on a *track*: a curve of the part with a known cross-section. Without a
-stored reference the track is the bead itself (a ridge of the recipe's width and polarity);
-a taught recipe may store a better one under ``reference.edge`` (the glass or frit edge: a
-step, rising or falling along the curve's normal), which does not move with the bead.
+The part is found on the bead, and finally fitted to a *track*: the bead itself (a ridge of
+the recipe's width and polarity) unless the recipe stores a better one under
+``reference.edge`` (a taught glass or frit edge: a step, rising or falling along the curve's
+normal), which does not move with the bead: a bead laid off its place is then reported as
+offset even where the whole of it is off.
 
-Three stages, each a robust fit of the pose to offsets measured along the track's normals
-(point-to-line, linear in the pose increment ``(dx, dy, dθ[, ds])`` about ``center_xy``):
+Three stages, each a robust fit of the pose to offsets measured along normals
+(point-to-line, linear in the pose increment ``(dx, dy, dθ[, ds])`` about the image centre):
 
-1. coarse: wide profiles (the whole search range) every ~24 px of the track at 2 px steps,
-   each averaged over a short strip along the track; the strongest ridge (or step) per
-   profile; a consensus over precomputed well-conditioned triples of profiles (RANSAC whose
-   hypotheses are one 3×3 solve each, all at once) then a Tukey-reweighted fit;
-2. medium: narrow profiles at 1 px steps round the coarse pose; Tukey-reweighted fit;
-3. fine: profiles every ~8 px at the inspector's resolution; the bead's centre is the
-   midpoint of its two sub-pixel edges from :func:`~vision_qc.engine.edges.find_edges`
-   (a ridge's peak is not its centre on a shaded bead), the edge's position a sub-pixel
-   gradient peak; Tukey-reweighted fit, repeated once when the update is not negligible.
+1. coarse, on the bead: 128 wide profiles (covering the whole search range) at 2 px steps,
+   sampled straight from the frame (a reduced image would cost more to make than these few
+   thousand samples); the strongest bead-like ridge per profile (inner box minus the brighter
+   flank); a consensus over precomputed well-conditioned triples of profiles (RANSAC whose 64
+   hypotheses are one 3×3 product each, all at once) then a Tukey-reweighted fit;
+2. medium, on the bead: narrow profiles at 1 px steps round the coarse pose; Tukey fit;
+3. fine, on the track: 256 profiles at 0.5 px steps, each the mean of three parallel ones
+   2 px apart (dust, noise). The bead's centre is the midpoint of its two sub-pixel edges
+   from :func:`~vision_qc.engine.edges.find_edges` (a ridge's peak is not its centre on a
+   shaded bead); a reference edge's position is its sub-pixel gradient peak, and on a loop
+   the fit also frees one offset common to all its normals (a glass cut a little larger or
+   smaller than the taught one). Tukey fit; one Gauss-Newton step from the medium pose is
+   exact to thousandths of a pixel, a second is taken only when the first moved far.
 
 The fits reject what does not follow the part: a gap has no ridge; an offset stretch, glare,
 dust or a blob give residuals far beyond the fit's robust scale and get zero weight, so a
 defect is still reported after alignment, not aligned away. A frame where too few profiles
-agree on a pose raises :class:`AlignError` with the reason.
+agree on a pose (within ``INLIER_PX``), or agree only loosely, raises :class:`AlignError`
+with the reason; so does a pose outside the search range.
 
 Everything that depends only on the recipe (the subsets of stations, their sampling
 templates, the consensus triples and their inverses) is built once in :class:`Aligner`.
@@ -39,8 +45,17 @@ from ..geometry import Stations, build_stations, rigid_transform
 from .edges import find_edges
 from .sampling import ProfileMaps
 
-__all__ = ["AlignError", "Aligner", "Pose", "move_maps", "pose_matrix", "robust_pose_fit",
-           "ALIGN_AIM_MS", "MAX_SHIFT_PX", "MAX_ANGLE_DEG"]
+__all__ = [
+    "ALIGN_AIM_MS",
+    "MAX_ANGLE_DEG",
+    "MAX_SHIFT_PX",
+    "AlignError",
+    "Aligner",
+    "Pose",
+    "move_maps",
+    "pose_matrix",
+    "robust_pose_fit",
+]
 
 ALIGN_AIM_MS = 1.5          # what alignment aims to cost per 2448×2048 frame, one core
 MAX_SHIFT_PX = 60.0         # default search range: shift of the part, px (each axis)
@@ -103,7 +118,7 @@ class Pose:
                 "inliers": self.inliers}
 
     @classmethod
-    def from_matrix(cls, matrix_2x3, center_xy, **quality) -> "Pose":
+    def from_matrix(cls, matrix_2x3, center_xy, **quality) -> Pose:
         m = np.asarray(matrix_2x3, dtype=np.float64)
         a = m[:, :2]
         scale = float(np.sqrt(abs(np.linalg.det(a))))
@@ -557,7 +572,7 @@ class Aligner:
         a = _design(xy, nrm, self.center_xy, r_scale, self.scale)
         if free_offset:
             a = np.hstack([a, np.ones((len(a), 1))])
-        x, w, sigma, resid = _tukey_fit(a, np.where(valid, offsets, 0.0), valid, x0=None,
+        x, _, sigma, resid = _tukey_fit(a, np.where(valid, offsets, 0.0), valid, x0=None,
                                         sigma_floor=sigma_floor)
         if free_offset:
             x = x[:-1]
