@@ -94,6 +94,24 @@ def test_defects_are_not_aligned_away():
         assert t in {d.type for d in res.defects}
 
 
+@pytest.mark.parametrize("laid", [0.55, 0.3])
+def test_a_partly_missing_bead_aligns_until_too_little_is_left(base_specs, laid):
+    """With 55 % of the bead laid the pose is still found; with 30 % too few places agree
+    (40 % are needed) and the frame is refused, not aligned on whatever is there."""
+    spec = dataclasses.replace(base_specs[0], pose=(25.0, -30.0, 2.5))
+    ren = SceneRenderer(spec)
+    frame = ren.sensor(ren.compose(laid * ren.stations.length_px * spec.mm_per_px), 1)
+    al, _ = _aligner(ren.recipe)
+    if laid < 0.4:
+        with pytest.raises(AlignError, match="part not found"):
+            al.estimate(frame)
+        return
+    p = al.estimate(frame)
+    assert abs(p.dx_px - 25.0) <= 0.3 and abs(p.dy_px + 30.0) <= 0.3
+    assert abs(p.angle_deg - 2.5) <= 0.02
+    assert p.inliers == pytest.approx(laid, abs=0.1)
+
+
 @pytest.mark.parametrize("kind", ["blank", "noise", "no_bead"])
 def test_a_frame_without_the_part_is_refused_with_a_reason(kind):
     spec = sample_scene(5, preset="normal", size_wh=SIZE)
@@ -147,6 +165,24 @@ def test_aligned_inspection_matches_the_unposed_one_and_records_the_pose():
     assert set(rec["pose"]) >= {"dx_px", "dy_px", "angle_deg"}
     assert abs(rec["pose"]["angle_deg"] + 2.5) < 0.05
     assert "align" in rec["timing_ms"]
+
+
+def test_scale_is_estimated_when_asked(base_specs):
+    """A part seen 1.5 % larger (camera moved closer: the input frame is scaled here, the
+    aligner never warps): found with ``scale=True``, refused without."""
+    import cv2
+
+    sc = SceneRenderer(base_specs[0]).render()
+    m = rigid_transform(shift_xy=(10, -5), angle_deg=1.0, center_xy=(640, 512), scale=1.015)
+    frame = cv2.warpAffine(sc.image, m, SIZE, flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REPLICATE)
+    al, _ = _aligner(sc.recipe, scale=True)
+    p = al.estimate(frame)
+    assert p.scale == pytest.approx(1.015, abs=5e-4)
+    assert p.angle_deg == pytest.approx(1.0, abs=0.02)
+    assert p.dx_px == pytest.approx(10.0, abs=0.3) and p.dy_px == pytest.approx(-5.0, abs=0.3)
+    with pytest.raises(AlignError):
+        _aligner(sc.recipe)[0].estimate(frame)
 
 
 def test_move_maps_equals_maps_of_moved_stations():
