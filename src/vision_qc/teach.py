@@ -512,7 +512,13 @@ def refine_centre_line(gray: np.ndarray, points_xy: np.ndarray, *, closed: bool,
         if not np.isfinite(m.offset_px).any():
             raise TeachError("no bead found along the candidate path: no edges could be "
                              "measured across it; check --polarity and --width-mm")
-        off = _smooth_along(m.offset_px, closed, window)
+        # measurements off the long trend by more than a pixel (or a sixth of the width)
+        # are the edge finder caught by a neighbour, not the bead moving: the bead's own
+        # wobble is slow
+        raw = m.offset_px.copy()
+        trend = _smooth_along(raw, closed, 4 * window)
+        raw[np.abs(raw - trend) > max(1.0, width_px / 6.0)] = np.nan
+        off = _smooth_along(raw, closed, window)
         off = np.where(np.isfinite(off), off, 0.0)
         pts = st.xy + off[:, None] * st.normal_xy
         good = np.isfinite(m.width_px)
@@ -715,6 +721,62 @@ def _profile_width(gray: np.ndarray, st: Stations, *, bright: bool, width_px: fl
     return w if w > 1.0 else width_px
 
 
+def _folded_half(xy: np.ndarray, width_px: float) -> np.ndarray | None:
+    """Indices of one half of a loop that runs out along a line and back along the same line
+    (most stations have a station far along the loop within half a width), or None."""
+    from scipy.spatial import cKDTree
+
+    n = len(xy)
+    if n < 8:
+        return None
+    step = max(n // 400, 1)
+    idx = np.arange(0, n, step)
+    far = max(int(3 * width_px), 4)
+    tree = cKDTree(xy)
+    near = tree.query_ball_point(xy[idx], r=0.5 * width_px)
+    partner = np.full(len(idx), -1)
+    for k, (i, cand) in enumerate(zip(idx, near)):
+        c = np.asarray(cand, dtype=np.int64)
+        arc = np.minimum(np.abs(c - i), n - np.abs(c - i))
+        c = c[arc > far]
+        if len(c):
+            partner[k] = c[np.argmin(np.hypot(*(xy[c] - xy[i]).T))]
+    if np.mean(partner >= 0) < 0.6:
+        return None
+    # the fold ends are where a station and its partner meet along the loop
+    has = partner >= 0
+    gap = np.abs(idx[has] - partner[has])
+    gap = np.minimum(gap, n - gap)
+    first = int(idx[has][np.argmin(gap)])
+    return (first + np.arange(n // 2)) % n
+
+
+def _bead_stretch(found: np.ndarray, width_px: float) -> np.ndarray | None:
+    """Indices of the stretch of a loop that has the bead, when the bead is missing along one
+    stretch of at least a quarter of it (None otherwise: a loop, perhaps with short gaps).
+
+    ``found`` per station (1 px apart); isolated finds inside the missing stretch (a few
+    widths) do not split it.
+    """
+    n = len(found)
+    k = max(int(4 * width_px) | 1, 3)
+    missing = ndimage.uniform_filter1d((~found).astype(np.float64), k, mode="wrap") > 0.5
+    if missing.all() or not missing.any():
+        return None
+    # the longest circular run of missing stations
+    start = int(np.argmin(missing))                     # a station with the bead
+    m = np.roll(missing, -start)
+    d = np.diff(np.concatenate([[0], m.astype(np.int8), [0]]))
+    a, b = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    j = int(np.argmax(b - a))
+    if b[j] - a[j] < 0.25 * n:
+        return None
+    # the bead runs from the end of the missing stretch round to its start
+    first = (start + b[j]) % n
+    count = n - (b[j] - a[j])
+    return (first + np.arange(count)) % n
+
+
 def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[TaughtPath, float]:
     """Order, orient, refine one candidate; returns it and its score (contrast × symmetry ×
     coverage: how much it looks like a bead)."""
@@ -727,6 +789,19 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
                         bright=cand.bright, width_px=cand.width_px)
     pts, m = refine_centre_line(gray, line, closed=closed, bright=cand.bright,
                                 width_px=w0, mm_per_px=mm_per_px)
+    if closed:
+        # A loop with no bead along a quarter of it or more is an open bead whose ends meet
+        # through something else (a dark bead's line runs on into the frit's): keep the bead.
+        # A loop whose two halves lie on one bead (a bead with a bright core found as two
+        # thin dark lines, both refined onto its centre) is that bead, once.
+        keep = _folded_half(m.stations.xy, w0)
+        if keep is None:
+            keep = _bead_stretch(np.isfinite(m.width_px), w0)
+        if keep is not None:
+            closed = False
+            line = _orient(m.stations.xy[keep], False, start_xy)
+            pts, m = refine_centre_line(gray, line, closed=False, bright=cand.bright,
+                                        width_px=w0, mm_per_px=mm_per_px)
     good = np.isfinite(m.width_px)
     coverage = float(good.mean())
     if not good.any():
