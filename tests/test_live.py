@@ -170,6 +170,19 @@ def test_tracker_estimate_is_monotone_resets_after_a_few_frames_and_finishes():
     assert (p.cycle, p.new_cycle, p.dispensed_mm) == (2, True, 40.0)
 
 
+def test_tracker_waits_at_the_end_until_the_nozzle_can_have_left():
+    """The estimate runs ahead of the nozzle; at 10 mm per frame a 30 mm guard takes 3 frames
+    to clear, so the part is finished on the 4th frame at the end, not the 2nd."""
+    arc = np.arange(0.0, 1000.0, 1.0)
+    t = NozzleTracker(1000.0, width_mm=10.0, guard_est_mm=30.0, settle_frames=2)
+    for upto in range(900, 990, 10):
+        p = t.from_presence(_laid(arc, upto), arc)
+    assert not p.finished
+    at_end = [t.from_presence(_laid(arc, 999), arc) for _ in range(5)]
+    assert [p.finished for p in at_end] == [False, False, False, True, True]
+    assert [p.cycle_ended for p in at_end] == [False, False, False, True, False]
+
+
 def test_tracker_refuses_bad_lengths():
     with pytest.raises(ValueError, match="length_mm"):
         NozzleTracker(0.0, width_mm=10.0)

@@ -27,7 +27,7 @@ from .engine.judge import find_runs
 from .inspector import Inspector, to_gray
 from .results import Defect, InspectionResult
 
-__all__ = ["GUARD_WIDTHS", "GUARD_EST_WIDTHS", "NOISE_FLOOR_SIGMA", "Progress", "NozzleTracker",
+__all__ = ["GUARD_WIDTHS", "GUARD_EST_WIDTHS", "NOISE_FLOOR_SIGMA", "MIN_CONTRAST", "Progress", "NozzleTracker",
            "LiveInspector", "LiveStep", "leading_end_mm", "noise_sigma", "defects_changed",
            "RateMeter", "LatencyStats"]
 
@@ -45,7 +45,12 @@ END_WIDTHS = 1.0          # the leading end within this of the path's end: the p
 # inspector's own presence test is relative to the frame's median contrast, which is noise
 # while little bead is laid).
 NOISE_FLOOR_SIGMA = 5.0
-SETTLE_FRAMES = 2         # frames at the path's end before an estimated cycle is finished
+# ... and at least this many grey levels: compressed video has flat noise (σ ≈ 0) but blocky
+# structure of a grey level or two along the path.
+MIN_CONTRAST = 6.0
+SETTLE_FRAMES = 2         # frames at the path's end before an estimated cycle is finished, at
+                          # least; more while the nozzle may still be there (see NozzleTracker)
+MAX_SETTLE_FRAMES = 30
 RESET_FRAMES = 3          # frames of a much shorter bead before a new cycle is believed
 
 
@@ -102,7 +107,11 @@ def noise_sigma(frame: np.ndarray, *, step: int = 4) -> float:
         return 0.0
     rows = g[::step]
     d = np.abs(rows[:, 1::step].astype(np.int16) - rows[:, 0:-1:step])
-    return float(np.median(d)) / 0.954 if d.size else 0.0
+    if not d.size:
+        return 0.0
+    med = float(np.median(d))
+    # most differences 0 (quantised or compressed): the mean still sees what noise there is
+    return med / 0.954 if med > 0 else float(np.mean(d)) / 1.128
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,8 @@ class NozzleTracker:
         self._last_nozzle = None   # the source's last nozzle position
         self._settle = 0
         self._below = 0
+        self._trail: deque[float] = deque(maxlen=10)   # the last estimates, for the speed
+        self._need = self.settle_frames
 
     @property
     def probe_upto_mm(self) -> float | None:
@@ -235,6 +246,19 @@ class NozzleTracker:
     def _hidden(self, at_mm: float, guard_mm: float) -> float:
         return max(at_mm + guard_mm - self.length_mm, 0.0) if self.closed else 0.0
 
+    def _settle_needed(self) -> int:
+        """Frames the leading end must stay at the path's end before the part is finished.
+        The estimate runs up to a nozzle's radius ahead of the nozzle (its rim looks like
+        bead), so it reaches the end while the nozzle still sits over it (on a closed path:
+        over the bead's start). Wait until the nozzle, moving at the speed the estimate had,
+        has covered ``guard_est_mm``."""
+        t = list(self._trail)[:-1]       # before the end was reached: the end clips the estimate
+        speed = (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
+        if speed <= 0:
+            return self.settle_frames
+        need = math.ceil(self.guard_est_mm / speed) + 1
+        return int(min(max(need, self.settle_frames), MAX_SETTLE_FRAMES))
+
     def from_presence(self, present: np.ndarray, arc_mm: np.ndarray) -> Progress:
         """Progress estimated from where bead is found (``present``: (N,) bool per station,
         already cleared of noise, e.g. by a contrast floor)."""
@@ -252,6 +276,7 @@ class NozzleTracker:
             if self._below >= self.reset_frames:            # a new part on the fixture
                 self.cycle += 1
                 new, self.finished, self._est, self._settle, self._below = True, False, raw, 0, 0
+                self._trail.clear()
                 est = raw
             else:                                           # believe it for this frame only
                 return Progress(self.cycle, raw, raw - self.guard_est_mm, "estimate",
@@ -261,9 +286,12 @@ class NozzleTracker:
             est = self._est = max(est, raw)
         if self.finished:
             return Progress(self.cycle, None, None, "estimate", finished=True, new_cycle=new)
+        self._trail.append(est)
         if est >= self.length_mm - self.end_mm:
             self._settle += 1
-            if self._settle >= self.settle_frames:
+            if self._settle == 1:
+                self._need = self._settle_needed()
+            if self._settle >= self._need:
                 self.finished = True
                 return Progress(self.cycle, None, None, "estimate", finished=True,
                                 cycle_ended=True, new_cycle=new)
@@ -333,7 +361,7 @@ class LiveInspector:
         else:
             probe_upto = self.tracker.probe_upto_mm
             probe = insp.inspect(frame, upto_mm=probe_upto)
-            floor = NOISE_FLOOR_SIGMA * noise_sigma(frame)
+            floor = max(NOISE_FLOOR_SIGMA * noise_sigma(frame), MIN_CONTRAST)
             present = probe.present & (np.nan_to_num(probe.contrast) >= floor)
             prog = self.tracker.from_presence(present, insp.arc_mm)
             res = probe if prog.judged_mm == probe_upto else insp.inspect(frame, upto_mm=prog.judged_mm)
