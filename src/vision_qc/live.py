@@ -251,12 +251,12 @@ class NozzleTracker:
         The estimate runs up to a nozzle's radius ahead of the nozzle (its rim looks like
         bead), so it reaches the end while the nozzle still sits over it (on a closed path:
         over the bead's start). Wait until the nozzle, moving at the speed the estimate had,
-        has covered ``guard_est_mm``."""
+        has covered ``guard_est_mm``, and one frame more for it to lift off."""
         t = list(self._trail)[:-1]       # before the end was reached: the end clips the estimate
         speed = (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else 0.0
         if speed <= 0:
             return self.settle_frames
-        need = math.ceil(self.guard_est_mm / speed) + 1
+        need = math.ceil(self.guard_est_mm / speed) + 2
         return int(min(max(need, self.settle_frames), MAX_SETTLE_FRAMES))
 
     def from_presence(self, present: np.ndarray, arc_mm: np.ndarray) -> Progress:
