@@ -26,7 +26,8 @@ STATUS = "29.9 fps | latency 12 ms (p99 20) | frame 123 | dropped 0 | NG frames 
 @pytest.fixture(scope="module", params=SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
 def mid_dispense(request):
     """A clean part with one gap; the frame where the nozzle is 60 % along the path."""
-    spec = sample_scene(11, preset="clean", size_wh=request.param, ng_fraction=0.0, polarity="bright")
+    spec = sample_scene(11, preset="clean", size_wh=request.param, ng_fraction=0.0,
+                        polarity="bright")
     length = DispensingClip(spec).length_mm
     spec = dataclasses.replace(spec, defects=(DefectSpec("gap", 0.3 * length, 20.0),))
     clip = DispensingClip(spec, speed_mm_s=length * 30.0 / 80, fps=30.0, rng=0)
@@ -75,9 +76,11 @@ def test_record_encode(benchmark, mid_dispense, tmp_path):
     clip, frame, nozzle = mid_dispense
     live = _ready(clip, frame, nozzle, True)
     step = live.step(frame, nozzle_mm=nozzle, nozzle_known=True)
-    img = draw_overlay(frame, step.result, clip.renderer.recipe, judged=step.judged, status_text=STATUS)
+    img = draw_overlay(frame, step.result, clip.renderer.recipe, judged=step.judged,
+                       status_text=STATUS)
     h, w = img.shape[:2]
-    writer = cv2.VideoWriter(str(tmp_path / "rec.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+    writer = cv2.VideoWriter(str(tmp_path / "rec.mp4"), fourcc, 30.0, (w, h))
     assert writer.isOpened()
     try:
         benchmark(writer.write, img)

@@ -287,8 +287,8 @@ def _expected(truth_defects, judged_mm, min_defect_mm, margin_mm):
     ``margin_mm`` of ``min_defect_mm``, or its start within ``margin_mm`` of the limit)."""
     if judged_mm is None:
         return "NG" if truth_defects else "OK"
-    sure_ng = any(min(d["end_mm"], judged_mm - margin_mm) - d["start_mm"] >= min_defect_mm + margin_mm
-                  for d in truth_defects)
+    sure_ng = any(min(d["end_mm"], judged_mm - margin_mm) - d["start_mm"]
+                  >= min_defect_mm + margin_mm for d in truth_defects)
     maybe_ng = any(d["start_mm"] < judged_mm + margin_mm for d in truth_defects)
     return "NG" if sure_ng else (None if maybe_ng else "OK")
 
@@ -316,8 +316,9 @@ def _check_gaps_flagged_in_time(records, clip, min_defect_mm):
         reached = clip.dispensed_mm(flagged_at)
         assert reached is None or reached >= g["start_mm"]
         # flagged from then on, in every frame
-        assert all(any(d["type"] == "gap" and d["start_mm"] < g["end_mm"] and d["end_mm"] > g["start_mm"]
-                       for d in r["defects"]) for r in records if r["frame"] >= flagged_at)
+        assert all(any(d["type"] == "gap" and d["start_mm"] < g["end_mm"]
+                       and d["end_mm"] > g["start_mm"] for d in r["defects"])
+                   for r in records if r["frame"] >= flagged_at)
     # no gap anywhere else (in particular none at the leading end, under the nozzle)
     for r in records:
         for d in r["defects"]:
@@ -343,7 +344,8 @@ def _check_verdicts_match_truth(records, clip, recipe, margin_mm, *, borderline_
         extra = [d for d in r["defects"] if not any(
             d["start_mm"] < t["end_mm"] and d["end_mm"] > t["start_mm"] for t in truth)]
         near = want == "OK" and extra and all(
-            d["type"] != "gap" and abs(d["worst_mm"] - d["limit_mm"]) <= borderline_mm for d in extra)
+            d["type"] != "gap" and abs(d["worst_mm"] - d["limit_mm"]) <= borderline_mm
+            for d in extra)
         assert near, (r["frame"], r["judged_mm"], want, r["defects"])
         borderline.append(r["frame"])
     assert len(borderline) <= max_borderline, borderline
@@ -368,8 +370,10 @@ def test_synthetic_clip_headless_flags_gaps_within_two_frames(gap_spec, tmp_path
         assert set(r) >= RECORD_KEYS
         assert r["nozzle"] == "source" and r["part"] == 1 and r["latency_ms"] > 0
         assert r["verdict"] in ("OK", "NG") and r["error"] is None
-    assert [r["dispensed_mm"] for r in records[:3]] == pytest.approx([0.0, clip.step_mm, 2 * clip.step_mm], abs=1e-3)
-    assert records[-1]["judged_mm"] is None and records[-1]["dispensed_mm"] == pytest.approx(clip.length_mm)
+    assert [r["dispensed_mm"] for r in records[:3]] == pytest.approx(
+        [0.0, clip.step_mm, 2 * clip.step_mm], abs=1e-3)
+    assert records[-1]["judged_mm"] is None
+    assert records[-1]["dispensed_mm"] == pytest.approx(clip.length_mm)
     _check_gaps_flagged_in_time(records, clip, recipe.min_defect_mm)
     _check_verdicts_match_truth(records, clip, recipe, margin_mm=3.0)
 
@@ -413,8 +417,9 @@ def gap_video(gap_spec, tmp_path_factory):
 def test_video_file_every_frame_judged_like_the_truth(gap_video, tmp_path, capsys):
     folder, clip = gap_video
     out = tmp_path / "out"
-    rc = main(["live", "--source", str(folder / "clip.mp4"), "--recipe", str(folder / "recipe.yaml"),
-               "--no-window", "--out", str(out), "--record", str(tmp_path / "annotated.mp4")])
+    rc = main(["live", "--source", str(folder / "clip.mp4"),
+               "--recipe", str(folder / "recipe.yaml"), "--no-window", "--out", str(out),
+               "--record", str(tmp_path / "annotated.mp4")])
     captured = capsys.readouterr()
     assert rc == 1, captured.err
     records = _records(out / "frames.jsonl")
@@ -441,8 +446,9 @@ def test_video_file_every_frame_judged_like_the_truth(gap_video, tmp_path, capsy
 
 
 def test_cli_synthetic_stops_after_frames(tmp_path, capsys):
-    rc = main(["live", "--synthetic", "--size", "640x480", "--preset", "clean", "--speed-mm-s", "3000",
-               "--seed", "2", "--no-window", "--frames", "6", "--out", str(tmp_path)])
+    rc = main(["live", "--synthetic", "--size", "640x480", "--preset", "clean",
+               "--speed-mm-s", "3000", "--seed", "2", "--no-window", "--frames", "6",
+               "--out", str(tmp_path)])
     assert rc in (0, 1)
     records = _records(tmp_path / "frames.jsonl")
     assert [r["frame"] for r in records] == list(range(6))
@@ -559,7 +565,8 @@ def test_live_loop_logs_the_outage_and_goes_on(gap_video, tmp_path):
     folder, clip = gap_video
     state = {"pos": 0}
     opener = lambda: FlakyCapture(folder / "clip.mp4", state, fail_after=5, outage_s=0.5)  # noqa: E731
-    source = LiveSource(name="flaky camera", open=opener, live=True, retry=True, fps=30.0, pace=True)
+    source = LiveSource(name="flaky camera", open=opener, live=True, retry=True, fps=30.0,
+                        pace=True)
     err = io.StringIO()
     rc = run_loop(source, clip.renderer.recipe,
                   LiveOptions(window=False, out_dir=str(tmp_path), max_frames=25,
@@ -665,12 +672,14 @@ def test_window_shows_frames_and_quits_on_q(xvfb, tmp_path):
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()[1]
         assert wid, "no window named 'vision-qc live' appeared"
-        info = subprocess.run(["xwininfo", "-id", wid], env=env, capture_output=True, text=True).stdout
+        info = subprocess.run(["xwininfo", "-id", wid], env=env, capture_output=True,
+                              text=True).stdout
         assert "Map State: IsViewable" in info
         width = int(re.search(r"Width: (\d+)", info).group(1))
         height = int(re.search(r"Height: (\d+)", info).group(1))
         assert width >= 600 and height >= 480
-        tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True, text=True).stdout
+        tree = subprocess.run(["xwininfo", "-root", "-tree"], env=env, capture_output=True,
+                              text=True).stdout
         assert '"vision-qc live"' in tree
         for key in ("s", "t"):
             subprocess.run(["xdotool", "key", "--window", wid, key], env=env, check=True,

@@ -27,9 +27,9 @@ from .engine.judge import find_runs
 from .inspector import Inspector, to_gray
 from .results import Defect, InspectionResult
 
-__all__ = ["GUARD_WIDTHS", "GUARD_EST_WIDTHS", "NOISE_FLOOR_SIGMA", "MIN_CONTRAST", "Progress", "NozzleTracker",
-           "LiveInspector", "LiveStep", "leading_end_mm", "noise_sigma", "defects_changed",
-           "RateMeter", "LatencyStats"]
+__all__ = ["GUARD_WIDTHS", "GUARD_EST_WIDTHS", "NOISE_FLOOR_SIGMA", "MIN_CONTRAST", "Progress",
+           "NozzleTracker", "LiveInspector", "LiveStep", "leading_end_mm", "noise_sigma",
+           "defects_changed", "RateMeter", "LatencyStats"]
 
 # Lengths in nominal bead widths (a recipe's width sets the scale).
 GUARD_WIDTHS = 1.5        # left out behind a nozzle whose position the source gives: its radius
@@ -364,7 +364,8 @@ class LiveInspector:
             floor = max(NOISE_FLOOR_SIGMA * noise_sigma(frame), MIN_CONTRAST)
             present = probe.present & (np.nan_to_num(probe.contrast) >= floor)
             prog = self.tracker.from_presence(present, insp.arc_mm)
-            res = probe if prog.judged_mm == probe_upto else insp.inspect(frame, upto_mm=prog.judged_mm)
+            res = (probe if prog.judged_mm == probe_upto
+                   else insp.inspect(frame, upto_mm=prog.judged_mm))
         judged = None if prog.judged_mm is None else insp.arc_mm <= prog.judged_mm
         if prog.hidden_mm > 0 and judged is not None:
             judged &= insp.arc_mm > prog.hidden_mm

@@ -139,9 +139,10 @@ def open_camera(index: int, *, backend: int | None = None):
     seen = ""
     if api == cv2.CAP_V4L2:
         dev = f"/dev/video{index}"
-        found = sorted(d for d in os.listdir("/dev") if d.startswith("video")) if os.path.isdir("/dev") else []
-        seen = (f" ({dev} {'exists but could not be opened' if os.path.exists(dev) else 'does not exist'}; "
-                f"video devices here: {', '.join('/dev/' + d for d in found) if found else 'none'})")
+        found = (sorted("/dev/" + d for d in os.listdir("/dev") if d.startswith("video"))
+                 if os.path.isdir("/dev") else [])
+        state = "exists but could not be opened" if os.path.exists(dev) else "does not exist"
+        seen = f" ({dev} {state}; video devices here: {', '.join(found) if found else 'none'})"
     raise SourceError(
         f"cannot open {tried}{seen}. Check that the camera is connected, switched on and not in "
         f"use by another program; list the cameras (on Linux: ls /dev/video*, v4l2-ctl "
@@ -224,7 +225,8 @@ class Grabber:
         self.backoff_s = tuple(float(b) for b in backoff_s) or (1.0,)
         self._log = log or _log_stderr
         self._slot = LatestSlot() if self.live else None
-        self._queue: queue.Queue | None = None if self.live else queue.Queue(maxsize=max(int(queue_size), 1))
+        self._queue: queue.Queue | None = (None if self.live
+                                           else queue.Queue(maxsize=max(int(queue_size), 1)))
         self._stop = threading.Event()
         self._ended = threading.Event()
         self._lock = threading.Lock()
@@ -348,7 +350,8 @@ class Grabber:
             self._finish()
 
     def _read(self):
-        """``(ok, image, t)``: one read, stamped when it returned; a driver error is a failed read."""
+        """``(ok, image, t)``: one read, stamped when it returned; a driver error is a failed
+        read."""
         try:
             ok, image = self._cap.read()
         except Exception as exc:
@@ -388,7 +391,8 @@ class Grabber:
                 if ok:
                     self.reopens += 1
                     self.error = None
-                    self.state, self.stalled_since, self.attempt, self.message = "running", None, 0, ""
+                    self.state, self.stalled_since, self.attempt = "running", None, 0
+                    self.message = ""
                     self._log(f"{self.name} resumed after {t - since:.1f} s ({attempt} reopen "
                               f"attempt{'s' if attempt > 1 else ''})")
                     return True, image, t

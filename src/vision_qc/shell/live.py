@@ -133,7 +133,8 @@ def synthetic_clip(*, seed: int = 0, preset: str = "normal", size_wh=(2048, 1536
     spec = sample_scene(np.random.default_rng([seed, 2]), preset=preset, size_wh=size_wh,
                         ng_fraction=0.6, defect_kinds=DEFECT_KINDS, max_defects=2, pose=False,
                         polarity=polarity, color=False, open_path=False, shape=shape)
-    return DispensingClip(spec, rng=np.random.default_rng([seed, 3]), speed_mm_s=speed_mm_s, fps=fps)
+    return DispensingClip(spec, rng=np.random.default_rng([seed, 3]), speed_mm_s=speed_mm_s,
+                          fps=fps)
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -167,7 +168,8 @@ def _source_from_args(args) -> LiveSource:
         raise UsageError(f"{', '.join(syn_opts)} only appl{'ies' if len(syn_opts) == 1 else 'y'} "
                          f"with --synthetic")
     if args.realtime and args.camera is not None:
-        raise UsageError("--realtime applies to a video file or --synthetic (a camera is real time)")
+        raise UsageError("--realtime applies to a video file or --synthetic (a camera is "
+                         "real time)")
     if args.synthetic:
         speed = DEFAULT_SPEED_MM_S if args.speed_mm_s is None else args.speed_mm_s
         fps = DEFAULT_FPS if args.fps is None else args.fps
@@ -361,7 +363,8 @@ def _put_lines(image: np.ndarray, lines, *, color=(255, 255, 255), top: float = 
         (tw, tht), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, fs, th)
         y += tht + int(10 * scale)
         x = int(10 * scale)
-        cv2.rectangle(image, (x - 4, y - tht - 6), (min(x + tw + 4, w - 1), y + base + 2), (0, 0, 0), -1)
+        cv2.rectangle(image, (x - 4, y - tht - 6), (min(x + tw + 4, w - 1), y + base + 2),
+                      (0, 0, 0), -1)
         cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, fs, color, th, cv2.LINE_AA)
 
 
@@ -425,7 +428,9 @@ def _part_text(rec: dict) -> str:
     head = f"part {rec['part']}: {rec['verdict']}"
     if not rec["complete"]:
         laid = rec.get("dispensed_mm")
-        head += (" so far, incomplete" + (f" (laid {laid:.0f} mm)" if isinstance(laid, (int, float)) else ""))
+        head += " so far, incomplete"
+        if isinstance(laid, (int, float)):
+            head += f" (laid {laid:.0f} mm)"
     defects = rec.get("defects") or []
     if defects:
         head += " - " + ", ".join(f"{d['type']} {d['length_mm']:.1f} mm at {d['start_mm']:.0f}-"
@@ -474,20 +479,25 @@ def run_loop(source: LiveSource, recipe: Recipe, options: LiveOptions) -> int:
         if options.out_dir:
             try:
                 os.makedirs(os.path.join(options.out_dir, NG_DIR), exist_ok=True)
-                frames_log = open(os.path.join(options.out_dir, FRAMES_JSONL), "w", encoding="utf-8")
+                frames_log = open(os.path.join(options.out_dir, FRAMES_JSONL), "w",
+                                  encoding="utf-8")
                 parts_log = open(os.path.join(options.out_dir, PARTS_JSONL), "w", encoding="utf-8")
             except OSError as exc:
-                raise UsageError(f"--out {options.out_dir}: cannot write there ({exc.strerror})") from None
+                raise UsageError(f"--out {options.out_dir}: cannot write there "
+                                 f"({exc.strerror})") from None
         images = _Worker("images", _write_png, size=8)
         if options.record:
             recorder = _Recorder(options.record, fps, recipe.image_size_wh)
         if options.window:
             window = _Window(WINDOW_TITLE, recipe.image_size_wh)
         grabber.start()
-        return _loop(source, recipe, live, grabber, run, options, length_mm=length_mm,
-                     closed_len=closed_len, frames_log=frames_log, parts_log=parts_log,
-                     images=images, recorder=recorder, window=window, snap_dir=snap_dir,
-                     log=log, out=out)
+        try:
+            return _loop(source, recipe, live, grabber, run, options, length_mm=length_mm,
+                         closed_len=closed_len, frames_log=frames_log, parts_log=parts_log,
+                         images=images, recorder=recorder, window=window, snap_dir=snap_dir,
+                         log=log, out=out)
+        except OSError as exc:       # an output that cannot be written (disk full, removed)
+            raise UsageError(f"cannot write the outputs: {exc}") from None
     finally:
         grabber.stop()
         for thing in (recorder, images):
@@ -578,7 +588,8 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
                     base = shown if shown is not None else np.zeros(
                         (recipe.image_size_wh[1], recipe.image_size_wh[0], 3), np.uint8)
                     img = (base * 0.4).astype(np.uint8)
-                    _put_lines(img, [text, f"{idle:.1f} s since the last frame"], color=(60, 60, 255))
+                    _put_lines(img, [text, f"{idle:.1f} s since the last frame"],
+                               color=(60, 60, 255))
                     window.show(img)
             if window is not None and handle_key(window.poll(1), frame_index) == "quit":
                 break
@@ -607,7 +618,8 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
             if len(run.errors_seen) < 100:
                 run.errors_seen.add(rec["error"])
             log(f"frame {fr.index}: {rec['error']}")
-        rec.update(frame=fr.index, timestamp=round(fr.timestamp, 6), latency_ms=round(latency_ms, 3),
+        rec.update(frame=fr.index, timestamp=round(fr.timestamp, 6),
+                   latency_ms=round(latency_ms, 3),
                    dispensed_mm=(None if prog is None else
                                  (length_mm if prog.finished else round(prog.dispensed_mm, 3))),
                    judged_mm=(None if prog is None or prog.judged_mm is None
@@ -636,7 +648,8 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
         status = status_line(fps=rate.rate(), latency_p50_ms=lat.recent(50),
                              latency_p99_ms=lat.recent(99), frame=fr.index, dropped=grabber.dropped,
                              ng_frames=run.ng_frames, parts_ok=run.parts_ok, parts_ng=run.parts_ng,
-                             dispensed_mm=None if prog is None or prog.finished else prog.dispensed_mm,
+                             dispensed_mm=(None if prog is None or prog.finished
+                                           else prog.dispensed_mm),
                              length_mm=length_mm, nozzle="" if prog is None else prog.nozzle)
         annotated = None
         if window is not None or recorder is not None or (changed and options.out_dir):
@@ -657,7 +670,8 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
         if options.on_record is not None:
             options.on_record(rec)
         if changed and options.out_dir:
-            images.put((os.path.join(options.out_dir, NG_DIR, f"frame_{fr.index:06d}.png"), annotated))
+            name = f"frame_{fr.index:06d}.png"
+            images.put((os.path.join(options.out_dir, NG_DIR, name), annotated))
         if recorder is not None:
             recorder.write(annotated)
         if prog is not None and prog.cycle_ended:
@@ -671,11 +685,13 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
 
     close_part(complete=False)
     elapsed = time.perf_counter() - t_start
-    log(f"{run.processed} frames in {elapsed:.1f} s ({run.processed / max(elapsed, 1e-9):.1f} fps); "
+    rate_fps = run.processed / max(elapsed, 1e-9)
+    log(f"{run.processed} frames in {elapsed:.1f} s ({rate_fps:.1f} fps); "
         f"latency p50 {lat.overall(50):.1f} ms, p99 {lat.overall(99):.1f} ms; "
         f"dropped {grabber.dropped}; NG frames {run.ng_frames}; "
         f"complete parts {run.parts_ok} OK, {run.parts_ng} NG"
-        + (f"; source outages {grabber.failures}, reopened {grabber.reopens}" if grabber.failures else ""))
+        + (f"; source outages {grabber.failures}, reopened {grabber.reopens}"
+           if grabber.failures else ""))
     return 1 if run.any_ng else 0
 
 
@@ -711,7 +727,8 @@ def run(args) -> int:
             recipe = load_recipe(args.recipe)
         except RecipeError as exc:
             raise UsageError(str(exc)) from None
-        if source.recipe is not None and tuple(source.recipe.image_size_wh) != tuple(recipe.image_size_wh):
+        own = source.recipe
+        if own is not None and tuple(own.image_size_wh) != tuple(recipe.image_size_wh):
             w, h = source.recipe.image_size_wh
             rw, rh = recipe.image_size_wh
             raise UsageError(f"{args.recipe} is for {rw}x{rh} px frames but the synthetic clip is "
