@@ -57,3 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vision-qc {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of our output went away (`| head`): nothing more to say to it
+        sys.stdout = None
+        return 0
