@@ -445,6 +445,20 @@ def test_video_file_every_frame_judged_like_the_truth(gap_video, tmp_path, capsy
     assert ok and first.shape == (SIZE_WH[1], SIZE_WH[0], 3)
 
 
+def test_synthetic_is_the_clip_generate_writes(tmp_path, capsys):
+    from vision_qc.recipe import load_recipe, recipe_to_dict
+    from vision_qc.shell.live import synthetic_clip
+
+    assert main(["generate", str(tmp_path), "--n", "0", "--video", str(tmp_path / "c.mp4"),
+                 "--size", "640x480", "--seed", "5", "--speed-mm-s", "3000"]) == 0
+    clip = synthetic_clip(seed=5, preset="normal", size_wh=(640, 480), speed_mm_s=3000.0)
+    written = recipe_to_dict(load_recipe(tmp_path / "recipe.yaml"))
+    assert written == recipe_to_dict(clip.renderer.recipe)
+    truth = [json.loads(line) for line in (tmp_path / "c.truth.jsonl").read_text().splitlines()]
+    assert len(truth) == clip.frame_count
+    assert truth[-1]["defects"] == clip.truth(clip.frame_count - 1)["defects"]
+
+
 def test_cli_synthetic_stops_after_frames(tmp_path, capsys):
     rc = main(["live", "--synthetic", "--size", "640x480", "--preset", "clean",
                "--speed-mm-s", "3000", "--seed", "2", "--no-window", "--frames", "6",

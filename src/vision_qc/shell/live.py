@@ -60,6 +60,9 @@ TEACH_MESSAGE = "teach: not available yet (vision-qc teach is not built; its iss
 
 
 def add_arguments(parser) -> None:
+    parser.epilog = ("Window keys: q quit, space pause, s snapshot (to --out or the current "
+                     "folder), t teach (not available yet). Exit status: 0 all parts OK, 1 a part "
+                     "NG, 2 usage error or a source that cannot be opened.")
     src = parser.add_argument_group("source (exactly one)")
     src.add_argument("--camera", type=int, metavar="INDEX",
                      help="camera index (0 is the first camera)")
