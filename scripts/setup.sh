@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install vision-qc into it. With "test": also the test extras and the
-# Debian packages the tests drive for real (Xvfb for the live window, Chromium for the report).
+# Debian packages the tests drive for real (Xvfb, xdotool and xwininfo for the live window,
+# Chromium for the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=${1:-}
@@ -8,6 +9,8 @@ if [ "$want_test" = "test" ]; then
   need=()
   command -v Xvfb >/dev/null 2>&1 || need+=(xvfb)
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v xdotool >/dev/null 2>&1 || need+=(xdotool)
+  command -v xwininfo >/dev/null 2>&1 || need+=(x11-utils)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = "0" ]; then
       echo "installing Debian packages: ${need[*]}"
