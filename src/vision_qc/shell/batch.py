@@ -198,7 +198,7 @@ def _profile(res) -> bytes:
 
 
 def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = None,
-                 overlays: str = "ng", draw=None) -> dict:
+                 overlays: str = "ng", draw=None, read=None, write=None) -> dict:
     """Read, inspect and record one file; never raises for a bad file.
 
     Parameters
@@ -213,6 +213,12 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
         Which parts get an annotated image in ``overlays/``.
     draw : callable, keyword-only
         ``draw(frame, result, recipe) -> BGR``; default :func:`vision_qc.overlay.draw_overlay`.
+    read : callable, keyword-only
+        ``read(file) -> (frame, message)`` in place of :func:`read_image` (a Dask worker reads
+        the file at its absolute path, or from bytes the client sent).
+    write : callable, keyword-only
+        ``write(relpath, data)`` receives this file's outputs (``overlays/<stem>.jpg``, ...)
+        instead of their being written under ``out_dir``; used even when ``out_dir`` is None.
 
     Returns
     -------
@@ -224,7 +230,7 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     from ..inspector import FrameError, to_gray
 
     t0 = time.perf_counter()
-    frame, message = read_image(file)
+    frame, message = (read or read_image)(file)
     read_ms = (time.perf_counter() - t0) * 1e3
     if frame is None:
         return error_record(file, message)
@@ -239,10 +245,10 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     record = res.to_record(file=file)
     record["timing_ms"]["read"] = round(read_ms, 3)
 
-    if out_dir is not None:
+    if out_dir is not None or write is not None:
         try:
             _write_outputs(res, frame, file, inspector.recipe, out_dir=out_dir, overlays=overlays,
-                           draw=draw, to_gray=to_gray)
+                           draw=draw, to_gray=to_gray, write=write)
         except OSError:
             raise                       # the output folder is unusable: the run stops
         except Exception as exc:        # a drawing bug must not cost the verdict
@@ -250,7 +256,11 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     return record
 
 
-def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray) -> None:
+def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray,
+                   write=None) -> None:
+    if write is None:
+        def write(rel: str, data: bytes) -> None:
+            write_atomic(os.path.join(out_dir, rel), data)
     stem = artifact_stem(file)
     ng = res.verdict != "OK"
     overlay = None
@@ -259,12 +269,12 @@ def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray
             from ..overlay import draw_overlay as draw
         overlay = draw(frame, res, recipe)
     if overlay is not None and (overlays == "all" or (ng and overlays == "ng")):
-        write_atomic(os.path.join(out_dir, OVERLAY_DIR, stem + ".jpg"),
-                     _encode(".jpg", overlay, (cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY)))
+        write(f"{OVERLAY_DIR}/{stem}.jpg",
+              _encode(".jpg", overlay, (cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY)))
     thumb_src = overlay if overlay is not None else to_gray(frame)
-    write_atomic(os.path.join(out_dir, DATA_DIR, stem + ".jpg"), _thumbnail(thumb_src))
+    write(f"{DATA_DIR}/{stem}.jpg", _thumbnail(thumb_src))
     if ng:
-        write_atomic(os.path.join(out_dir, DATA_DIR, stem + ".npz"), _profile(res))
+        write(f"{DATA_DIR}/{stem}.npz", _profile(res))
 
 
 # ----------------------------------------------------------------------------------------

@@ -62,6 +62,9 @@ def add_arguments(parser) -> None:
                         help="which parts get an annotated image in DIR/overlays/ (default: ng)")
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="no progress and no summary (errors still go to stderr)")
+    from .dask_batch import add_arguments as add_dask_arguments
+
+    add_dask_arguments(parser)
 
 
 def software_info() -> dict:
@@ -149,6 +152,11 @@ def _sigterm_as_interrupt():
 
 
 def run(args) -> int:
+    with contextlib.ExitStack() as stack:       # holds a Dask client (--dask) until the end
+        return _run(args, stack)
+
+
+def _run(args, stack: contextlib.ExitStack) -> int:
     quiet = args.quiet
 
     def say(msg: str) -> None:
@@ -191,6 +199,12 @@ def run(args) -> int:
         raise UsageError(f"the results in {out} were made with a different recipe "
                          f"({info.get('recipe_file')}, '{name}'); "
                          f"resume with that recipe, or choose another --out")
+    runner = run_batch
+    if args.dask is not None or args.dask_send_bytes:
+        from .dask_batch import open_runner     # joins the cluster now: exit 2 if it cannot
+
+        runner = stack.enter_context(open_runner(args, say=say))
+        workers = runner.workers
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as exc:
@@ -213,6 +227,8 @@ def run(args) -> int:
     info["software"] = software_info()
     session = {"started": _now(), "workers": min(workers, max(len(todo), 1)), "inputs": len(files),
                "already_recorded": already, "inspected": 0, "elapsed_s": 0.0, "interrupted": False}
+    if runner is not run_batch:
+        session["dask"] = runner.address
     info.setdefault("sessions", []).append(session)
     _write_run_info(out, info)
 
@@ -238,8 +254,8 @@ def run(args) -> int:
                 session["inspected"] += 1
                 progress.update(rec["verdict"])
 
-            run_batch(todo, recipe, out_dir=out, on_record=on_record, workers=workers,
-                      overlays=args.overlays, inspector=inspector)
+            runner(todo, recipe, out_dir=out, on_record=on_record, workers=workers,
+                   overlays=args.overlays, inspector=inspector)
     except KeyboardInterrupt:
         interrupted = True
     except BatchAbort as exc:
