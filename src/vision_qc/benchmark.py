@@ -42,12 +42,14 @@ class FrameCase:
 
 
 def frame_case(size_wh=(2448, 2048), *, spacing_px: float = 1.0, seed: int = 11,
-               preset: str = "normal") -> FrameCase:
-    """A defective part at ``size_wh`` (so every stage, judging included, has work to do)."""
-    spec = sample_scene(seed, preset=preset, size_wh=size_wh, ng_fraction=1.0)
+               preset: str = "normal", align: bool = False) -> FrameCase:
+    """A defective part at ``size_wh`` (so every stage, judging included, has work to do);
+    with ``align`` the part sits shifted and turned on its fixture and the recipe aligns it."""
+    spec = sample_scene(seed, preset=preset, size_wh=size_wh, ng_fraction=1.0, pose=align)
     scene = SceneRenderer(spec).render()
+    recipe = scene.recipe.replace(align=True) if align else scene.recipe
     return FrameCase(size_wh=tuple(size_wh), frame=scene.image, truth=scene.truth,
-                     inspector=Inspector(scene.recipe, spacing_px=spacing_px))
+                     inspector=Inspector(recipe, spacing_px=spacing_px))
 
 
 def time_calls(fn, *, rounds: int, warmup: int = 2) -> np.ndarray:

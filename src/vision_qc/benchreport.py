@@ -17,7 +17,8 @@ REGRESSION_MS = 0.2
 
 def case_key(f: dict) -> str:
     w, h = f["size"]
-    return f"{w}x{h} spacing {f['spacing_px']:g} px, {f['threads']}"
+    aligned = ", aligned" if f.get("aligned") else ""
+    return f"{w}x{h} spacing {f['spacing_px']:.2f} px, {f['threads']}{aligned}"
 
 
 def compare(current: dict, previous: dict | None) -> list[dict]:
@@ -61,7 +62,8 @@ def render_markdown(data: dict, comparison: list[dict]) -> str:
         verdict = "within" if f["p50_ms"] <= f["budget_ms"] else "**OVER**"
         naive = f"{f['naive_ms']:.0f}" if f.get("naive_ms") else "-"
         ratio = f"{f['naive_ratio']:.0f}×" if f.get("naive_ratio") else "-"
-        lines.append(f"| {w}×{h} | {f['stations']} | {f['spacing_px']:g} | {f['threads']} | "
+        threads = f["threads"] + (", aligned" if f.get("aligned") else "")
+        lines.append(f"| {w}×{h} | {f['stations']} | {f['spacing_px']:.2f} | {threads} | "
                      f"{f['p50_ms']:.2f} | {f['p99_ms']:.2f} | {verdict} | {naive} | {ratio} |")
     lines += ["", "## Where the time goes (p50 per stage, ms)", ""]
     stages = [s for s in STAGE_ORDER if any(s in f.get("stages_p50_ms", {}) for f in data["frames"])]
