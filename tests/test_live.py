@@ -20,7 +20,7 @@ import pytest
 from vision_qc.cli import main
 from vision_qc.live import (LatencyStats, NozzleTracker, RateMeter, defects_changed,
                             leading_end_mm, noise_sigma)
-from vision_qc.recipe import save_recipe
+from vision_qc.recipe import load_recipe, save_recipe
 from vision_qc.results import Defect
 from vision_qc.shell.capture import Grabber
 from vision_qc.shell.live import LiveOptions, LiveSource, run_loop, status_line
@@ -708,9 +708,30 @@ def test_window_shows_frames_and_quits_on_q(xvfb, tmp_path):
             proc.communicate()
     assert proc.returncode in (0, 1), stderr
     assert "Traceback" not in stderr
-    assert "teach: not available yet" in stderr
+    taught = [f for f in os.listdir(out) if re.fullmatch(r"taught_\d{6}\.yaml", f)]
+    if taught:      # the frame on screen had enough bead to teach from
+        assert "taught recipe saved" in stderr
+        assert load_recipe(out / taught[0]).mm_per_px > 0
+    else:
+        assert "teach failed:" in stderr
     snaps = [f for f in os.listdir(out) if re.fullmatch(r"snapshot_\d{6}\.png", f)]
     assert len(snaps) == 1 and os.path.exists(out / snaps[0].replace(".png", "_raw.png"))
     n_frames = len((out / "frames.jsonl").read_text().splitlines())
     assert n_frames >= 10
     assert f"{n_frames} frames in" in stderr
+
+
+def test_teach_key_saves_a_recipe_taught_from_a_good_frame(tmp_path):
+    from vision_qc.shell.live import _teach_from_frame
+    from vision_qc.synth import SceneRenderer, sample_scene
+
+    sc = SceneRenderer(sample_scene(2, preset="clean", size_wh=(1280, 1024), ng_fraction=0.0,
+                                    polarity="bright")).render()
+    msg = _teach_from_frame(sc.image, sc.recipe, str(tmp_path), 42)
+    assert msg == f"taught recipe saved: {tmp_path / 'taught_000042.yaml'}"
+    taught = load_recipe(tmp_path / "taught_000042.yaml")
+    assert taught.closed and taught.polarity == "bright"
+    assert taught.mm_per_px == sc.recipe.mm_per_px and taught.width_mm == sc.recipe.width_mm
+    assert _teach_from_frame(None, sc.recipe, str(tmp_path), 1) == "teach: no frame yet"
+    blank = np.full_like(sc.image, 40)
+    assert _teach_from_frame(blank, sc.recipe, str(tmp_path), 2).startswith("teach failed:")

@@ -4,7 +4,8 @@ dispensing clip, with the verdict drawn on the picture.
 Frames are read in their own thread (:mod:`vision_qc.shell.capture`); this module's loop takes
 each frame, judges the part of the bead already laid (:class:`vision_qc.live.LiveInspector`),
 writes the records and images asked for and shows the picture. Window keys: ``q`` (or Esc)
-quit, space pause, ``s`` save a snapshot, ``t`` teach (not built yet: the status line says so).
+quit, space pause, ``s`` save a snapshot, ``t`` teach a recipe from the frame on screen (saved
+beside the snapshots; the running recipe is kept).
 
 Outputs with ``--out DIR``: ``frames.jsonl`` (one result record per processed frame, DESIGN §5
 plus ``frame``, ``timestamp``, ``latency_ms``, ``dispensed_mm``, ``judged_mm``, ``nozzle``,
@@ -52,7 +53,6 @@ DEFAULT_SPEED_MM_S = 400.0
 DEFAULT_FPS = 30.0
 DISPLAY_MAX_WH = (1600, 1000)     # the window shows frames scaled down to fit this
 MESSAGE_S = 4.0                   # how long a key's message stays on the status line
-TEACH_MESSAGE = "teach: not available yet (vision-qc teach is not built; its issue is open)"
 
 
 # ----------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ TEACH_MESSAGE = "teach: not available yet (vision-qc teach is not built; its iss
 
 def add_arguments(parser) -> None:
     parser.epilog = ("Window keys: q quit, space pause, s snapshot (to --out or the current "
-                     "folder), t teach (not available yet). Exit status: 0 all parts OK, 1 a part "
+                     "folder), t teach a recipe from the frame (saved there too). Exit status: 0 all parts OK, 1 a part "
                      "NG, 2 usage error or a source that cannot be opened.")
     src = parser.add_argument_group("source (exactly one)")
     src.add_argument("--camera", type=int, metavar="INDEX",
@@ -445,6 +445,31 @@ def _part_text(rec: dict) -> str:
     return head + f" (frames {rec['first_frame']}-{rec['last_frame']})"
 
 
+def _teach_from_frame(frame, recipe: Recipe, folder: str, frame_index: int) -> str:
+    """``t`` in the window: teach a recipe from the frame on screen (a good part, fully laid)
+    with the running recipe's scale and tolerances, and save it beside the snapshots. The
+    running recipe is not replaced: the operator checks the taught one and restarts with it."""
+    from ..recipe import save_recipe
+    from ..teach import TeachError, teach_recipe
+
+    if frame is None:
+        return "teach: no frame yet"
+    try:
+        taught, _ = teach_recipe([frame], mm_per_px=recipe.mm_per_px, width_mm=recipe.width_mm,
+                                 width_tol_mm=recipe.width_tol_mm,
+                                 max_offset_mm=recipe.max_offset_mm,
+                                 min_defect_mm=recipe.min_defect_mm, search_mm=recipe.search_mm,
+                                 polarity=recipe.polarity, align=recipe.align,
+                                 name=f"taught-live-{frame_index}")
+        path = os.path.join(folder, f"taught_{max(frame_index, 0):06d}.yaml")
+        save_recipe(taught, path)
+    except TeachError as exc:
+        return f"teach failed: {exc}"
+    except OSError as exc:
+        return f"teach: cannot write the recipe: {exc}"
+    return f"taught recipe saved: {path}"
+
+
 def run_loop(source: LiveSource, recipe: Recipe, options: LiveOptions) -> int:
     """Run live inspection until the source ends, ``max_frames`` frames are processed, or the
     user quits. Returns the exit status (0 all parts OK, 1 a part NG).
@@ -551,8 +576,10 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
         if key == ord(" "):
             paused = not paused
         elif key == ord("t"):
-            message, message_until = TEACH_MESSAGE, time.perf_counter() + MESSAGE_S
-            log(TEACH_MESSAGE)
+            message = _teach_from_frame(raw, recipe, snap_dir,
+                                        -1 if frame_index is None else frame_index)
+            message_until = time.perf_counter() + MESSAGE_S
+            log(message)
         elif key == ord("s") and shown is not None:
             n = -1 if frame_index is None else frame_index
             path = os.path.join(snap_dir, f"snapshot_{n:06d}.png")
