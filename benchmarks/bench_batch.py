@@ -14,12 +14,12 @@ import os
 import shutil
 import tempfile
 
-import cv2
 import pytest
 
 from vision_qc.shell.batch import decode_file, run_batch
 from vision_qc.shell.records import JsonlWriter, load_records
-from vision_qc.synth import SceneRenderer, sample_scene
+
+from conftest import write_image_set
 
 WORKERS = 2
 N_IMAGES = 32
@@ -32,26 +32,9 @@ _results: dict = {}
 @pytest.fixture(scope="module", params=SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
 def image_set(request, tmp_path_factory):
     """N_IMAGES PNG files of one recipe (half of the scenes NG) and that recipe."""
-    import dataclasses
-
     size = request.param
     folder = tmp_path_factory.mktemp(f"batch_{size[0]}x{size[1]}")
-    base = sample_scene(3, size_wh=size, preset="normal", polarity="bright")
-    pngs, recipe = [], None
-    for i in range(N_UNIQUE):
-        spec = sample_scene(20 + i, size_wh=size, preset="normal", polarity="bright",
-                            ng_fraction=float(i % 2))
-        scene = SceneRenderer(dataclasses.replace(spec, shape=base.shape,
-                                                  mm_per_px=base.mm_per_px)).render()
-        ok, buf = cv2.imencode(".png", scene.image)
-        pngs.append(buf.tobytes())
-        recipe = scene.recipe
-    files = []
-    for i in range(N_IMAGES):
-        path = str(folder / f"part_{i:03d}.png")
-        with open(path, "wb") as f:
-            f.write(pngs[i % N_UNIQUE])
-        files.append(path)
+    files, recipe = write_image_set(folder, size, n_images=N_IMAGES, n_unique=N_UNIQUE)
     return size, files, recipe
 
 

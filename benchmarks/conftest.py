@@ -1,10 +1,13 @@
 """Shared benchmark inputs, built once per session from :mod:`vision_qc.benchmark` (the same
 cases ``vision-qc bench`` times)."""
 
+import dataclasses
+
 import cv2
 import pytest
 
 from vision_qc.benchmark import frame_case
+from vision_qc.synth import SceneRenderer, sample_scene
 
 SIZES_WH = [(2048, 1536), (2448, 2048)]
 
@@ -26,3 +29,26 @@ def cv_threads(request):
 def pytest_addoption(parser):
     parser.addoption("--budget-check", action="store_true",
                      help="fail when the whole-frame median exceeds vision_qc.budget.FRAME_BUDGET_MS")
+
+
+def write_image_set(folder, size_wh, *, n_images: int, n_unique: int = 4):
+    """``n_images`` PNG files of one recipe in ``folder`` (half of the scenes NG), made from
+    ``n_unique`` rendered scenes copied round (decoding costs the same); returns the paths and
+    the recipe. Batch and Dask throughput are measured on the same files."""
+    base = sample_scene(3, size_wh=size_wh, preset="normal", polarity="bright")
+    pngs, recipe = [], None
+    for i in range(n_unique):
+        spec = sample_scene(20 + i, size_wh=size_wh, preset="normal", polarity="bright",
+                            ng_fraction=float(i % 2))
+        scene = SceneRenderer(dataclasses.replace(spec, shape=base.shape,
+                                                  mm_per_px=base.mm_per_px)).render()
+        _, buf = cv2.imencode(".png", scene.image)
+        pngs.append(buf.tobytes())
+        recipe = scene.recipe
+    files = []
+    for i in range(n_images):
+        path = str(folder / f"part_{i:03d}.png")
+        with open(path, "wb") as f:
+            f.write(pngs[i % n_unique])
+        files.append(path)
+    return files, recipe
