@@ -9,5 +9,7 @@ rm -rf out/samples
 status=0
 .venv/bin/vision-qc inspect samples/ --recipe samples/recipe.yaml --out out/samples || status=$?
 if [ "$status" -ge 2 ]; then exit "$status"; fi
-.venv/bin/vision-qc eval out/samples --truth samples/
+# eval inspects the samples itself too, so that it can also score every station's width and
+# offset (the result records carry only the per-part stats)
+.venv/bin/vision-qc eval samples/ --out out/samples/eval.json
 echo "results: out/samples/results.jsonl  report: out/samples/report.html"
