@@ -542,7 +542,6 @@ def _check_complete(out, folder):
     return recs
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the workers")
 def test_kill_9_then_resume_records_every_input_once(tmp_path, twelve, recipe_file):
     out = str(tmp_path / "out")
     jsonl = os.path.join(out, "results.jsonl")
