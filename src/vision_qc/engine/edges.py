@@ -36,7 +36,8 @@ __all__ = ["Edges", "find_edges"]
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 LEVEL_FRACTION = 0.35      # run threshold between the flanks' level and the peak
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
-_REFINE_PX = 2.0           # gradient peak searched this far around a run end
+_REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
+                           # a dim, shaded flank keeps steepening towards the crest)
 _LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
 _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
 
