@@ -11,10 +11,13 @@ Per profile (all stations at once, no loop):
    bright specular ridge, which splits it in two lobes). Then a difference of boxes at a few
    widths (inner part of the bead minus the brighter of its two flanks) gives the centre and
    the bead's contrast. A step such as the glass edge or the frit's inner edge has one bright
-   flank and scores nothing.
+   flank and scores nothing. The locator searches every 2nd station; each station then
+   re-checks its two located neighbours' centres on its own profile, so the contrast (which
+   decides presence, and so the gap ends) stays per station.
 3. On each side, walk outwards from a quarter width inside the bead: the local background is
    where the profile turns flat, the edge sample where the profile has come down to 30 % of
-   the bead's height above it. Each is refined to the gradient peak within 2 px.
+   the bead's height above it. Each is refined to the gradient peak within 1 px (farther in,
+   a dim, shaded flank keeps steepening towards the crest and would pull the edge inwards).
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
@@ -34,7 +37,6 @@ import numpy as np
 __all__ = ["Edges", "find_edges"]
 
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
-LEVEL_FRACTION = 0.35      # run threshold between the flanks' level and the peak
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
 _REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
                            # a dim, shaded flank keeps steepening towards the crest)
