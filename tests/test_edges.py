@@ -136,7 +136,7 @@ def ref_crossing(row, center, w_cols, bg_flank, d, tol, kmax):
             break
     body = v[0] - bg
     sgn = 1.0 if body >= 0 else -1.0
-    delta = 0.3 * abs(body)
+    delta = E._DEPART * abs(body)
     prev = None
     for k in range(kmax):
         rel = sgn * (v[k] - bg)

@@ -15,7 +15,7 @@ Per profile (all stations at once, no loop):
    re-checks its two located neighbours' centres on its own profile, so the contrast (which
    decides presence, and so the gap ends) stays per station.
 3. On each side, walk outwards from a quarter width inside the bead: the local background is
-   where the profile turns flat, the edge sample where the profile has come down to 30 % of
+   where the profile turns flat, the edge sample where the profile has come down to 20 % of
    the bead's height above it. Each is refined to the gradient peak within 1 px (farther in,
    a dim, shaded flank keeps steepening towards the crest and would pull the edge inwards).
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
@@ -37,6 +37,7 @@ import numpy as np
 __all__ = ["Edges", "find_edges"]
 
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
+_DEPART = 0.2              # the walk's edge: where the profile has come down to this × the bead's height
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
 _REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
                            # a dim, shaded flank keeps steepening towards the crest)
@@ -370,7 +371,7 @@ def _side_edge(p, center, w_cols, bg_flank, d, step_px, tol):
     bg = np.where(has_foot, bg_local, bg_flank)
     body = v[0] - bg
     sgn = np.where(body >= 0, 1.0, -1.0).astype(np.float32)
-    delta = 0.3 * np.abs(body)
+    delta = _DEPART * np.abs(body)
     rel = (v - bg) * sgn
     out = rel <= delta
     ks = np.argmax(out, axis=0)
