@@ -19,7 +19,7 @@ import pytest
 from vision_qc.shell.batch import decode_file, run_batch
 from vision_qc.shell.records import JsonlWriter, load_records
 
-from conftest import write_image_set
+from conftest import report_rate, write_image_set
 
 WORKERS = 2
 N_IMAGES = 32
@@ -43,16 +43,8 @@ def _fresh_out():
 
 
 def _report(kind: str, size, benchmark):
-    if benchmark.stats is None:          # --benchmark-disable: nothing measured
-        return
-    rate = N_IMAGES / benchmark.stats.stats.median      # the median resists a busy neighbour
-    benchmark.extra_info.update(images=N_IMAGES, workers=WORKERS, images_per_s=round(rate, 2))
-    _results[(size, kind)] = rate
-    floor = _results.get((size, "decode"))
-    line = f"\n[bench_batch {size[0]}x{size[1]}, {WORKERS} workers] {kind}: {rate:.1f} images/s"
-    if floor and kind != "decode":
-        line += f" ({100 * rate / floor:.0f}% of the decode-only floor)"
-    print(line)
+    report_rate(benchmark, _results, tag="bench_batch", size=size, kind=kind, n_images=N_IMAGES,
+                workers=WORKERS, baseline="decode", baseline_words="the decode-only floor")
 
 
 def test_decode_only_floor(benchmark, image_set):

@@ -27,7 +27,7 @@ import distributed  # noqa: F401  (the dask extra: scripts/setup.sh installs it 
 
 from vision_qc.shell.dask_batch import run_dask_batch
 
-from conftest import write_image_set
+from conftest import report_rate, write_image_set
 
 WORKERS = 2
 N_IMAGES = 32
@@ -99,16 +99,8 @@ def _check_and_clean(outs, files):
 
 
 def _report(kind: str, size, benchmark):
-    if benchmark.stats is None:          # --benchmark-disable: nothing measured
-        return
-    rate = N_IMAGES / benchmark.stats.stats.median      # the median resists a busy neighbour
-    benchmark.extra_info.update(images=N_IMAGES, workers=WORKERS, images_per_s=round(rate, 2))
-    _results[(size, kind)] = rate
-    local = _results.get((size, "local pool"))
-    line = f"\n[bench_dask {size[0]}x{size[1]}, {WORKERS} workers] {kind}: {rate:.1f} images/s"
-    if local and kind != "local pool":
-        line += f" ({100 * rate / local:.0f}% of the local pool)"
-    print(line)
+    report_rate(benchmark, _results, tag="bench_dask", size=size, kind=kind, n_images=N_IMAGES,
+                workers=WORKERS, baseline="local pool", baseline_words="the local pool")
 
 
 def test_local_pool(benchmark, image_set):

@@ -52,3 +52,19 @@ def write_image_set(folder, size_wh, *, n_images: int, n_unique: int = 4):
             f.write(pngs[i % n_unique])
         files.append(path)
     return files, recipe
+
+
+def report_rate(benchmark, results: dict, *, tag: str, size, kind: str, n_images: int,
+                workers: int, baseline: str, baseline_words: str) -> None:
+    """Images per second of a throughput benchmark (from its median round), kept in
+    ``results`` and printed beside the ``baseline`` case's rate when that one has run."""
+    if benchmark.stats is None:          # --benchmark-disable: nothing measured
+        return
+    rate = n_images / benchmark.stats.stats.median      # the median resists a busy neighbour
+    benchmark.extra_info.update(images=n_images, workers=workers, images_per_s=round(rate, 2))
+    results[(size, kind)] = rate
+    base = results.get((size, baseline))
+    line = f"\n[{tag} {size[0]}x{size[1]}, {workers} workers] {kind}: {rate:.1f} images/s"
+    if base and kind != baseline:
+        line += f" ({100 * rate / base:.0f}% of {baseline_words})"
+    print(line)

@@ -122,19 +122,28 @@ def _backend_name(api: int) -> str:
         return f"#{api}"
 
 
-def open_camera(index: int, *, backend: int | None = None):
-    """Open camera ``index``; raise :class:`SourceError` saying what was tried and what to do."""
-    api = default_camera_backend() if backend is None else backend
-    name = _backend_name(api)
+def _open_quietly(*args):
+    """``cv2.VideoCapture(*args)`` with OpenCV's own warnings hushed (we say what failed in
+    words); the opened capture, or None."""
     restore = _quiet_opencv()
     try:
-        cap = cv2.VideoCapture(index, api)
+        cap = cv2.VideoCapture(*args)
         opened = cap.isOpened()
     finally:
         restore()
     if opened:
         return cap
     cap.release()
+    return None
+
+
+def open_camera(index: int, *, backend: int | None = None):
+    """Open camera ``index``; raise :class:`SourceError` saying what was tried and what to do."""
+    api = default_camera_backend() if backend is None else backend
+    name = _backend_name(api)
+    cap = _open_quietly(index, api)
+    if cap is not None:
+        return cap
     tried = f"camera index {index} with OpenCV's {name} backend"
     seen = ""
     if api == cv2.CAP_V4L2:
@@ -154,15 +163,9 @@ def open_stream(url: str):
     """Open a network stream (rtsp://, http://, ...) with FFmpeg and timeouts."""
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS,
               cv2.CAP_PROP_READ_TIMEOUT_MSEC, STREAM_TIMEOUT_MS]
-    restore = _quiet_opencv()
-    try:
-        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
-        opened = cap.isOpened()
-    finally:
-        restore()
-    if opened:
+    cap = _open_quietly(url, cv2.CAP_FFMPEG, params)
+    if cap is not None:
         return cap
-    cap.release()
     raise SourceError(f"cannot open the stream {url} with OpenCV's FFMPEG backend (waited up to "
                       f"{STREAM_TIMEOUT_MS / 1000:g} s). Check the address, the network and any "
                       f"user name and password in the URL, and that the camera serves this stream")
@@ -170,15 +173,9 @@ def open_stream(url: str):
 
 def open_video_file(path: str):
     """Open a video file (or an image sequence pattern such as ``img_%04d.png``)."""
-    restore = _quiet_opencv()
-    try:
-        cap = cv2.VideoCapture(path)
-        opened = cap.isOpened()
-    finally:
-        restore()
-    if opened:
+    cap = _open_quietly(path)
+    if cap is not None:
         return cap
-    cap.release()
     raise SourceError(f"cannot read {path} as a video: OpenCV could not open or decode it (is it a "
                       f"video file, and complete? mp4, avi, mkv and mov with common codecs work)")
 

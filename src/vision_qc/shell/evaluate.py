@@ -32,14 +32,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
 
 
-def _truth_for(file: str, truth_dir: Path | None, base: Path) -> Path:
+def _truth_for(file: str, truth_dir: Path | None) -> Path:
+    """The truth file of a record's image: in ``truth_dir`` by stem, else beside the image."""
     p = Path(file)
-    if truth_dir is not None:
-        return truth_dir / (p.stem + ".json")
-    cand = p if p.is_absolute() else base / p
-    if not cand.exists() and not p.is_absolute():
-        cand = p
-    return cand.with_suffix(".json")
+    return truth_dir / (p.stem + ".json") if truth_dir is not None else p.with_suffix(".json")
 
 
 def _load_json(path: Path) -> dict:
@@ -64,7 +60,7 @@ def _items_from_results(folder: Path, truth_dir: Path | None) -> list[dict]:
                 print(f"vision-qc eval: {folder / 'results.jsonl'} line {n} is not valid JSON; skipped",
                       file=sys.stderr)
                 continue
-            truth = _load_json(_truth_for(rec["file"], truth_dir, Path.cwd()))
+            truth = _load_json(_truth_for(rec["file"], truth_dir))
             items.append({"record": rec, "truth": truth})
     return items
 
