@@ -444,6 +444,47 @@ def test_a_drawing_failure_keeps_the_verdict(tmp_path, recipe_file, scenes):
     assert os.listdir(out / "overlays") == []
 
 
+def test_overlay_of_a_wide_frame_is_reduced_by_a_whole_factor(tmp_path, recipe_file, scenes):
+    from vision_qc.inspector import Inspector
+    from vision_qc.overlay import STATUS_COLORS_BGR, overlay_factor
+    from vision_qc.results import STATUS_CODES
+
+    assert overlay_factor(2448, 1600) == 2 and overlay_factor(1600, 1600) == 1
+    assert overlay_factor(4000, 1600) == 3 and overlay_factor(2448, None) == 1
+    paths = write_images(str(tmp_path / "parts"), scenes)
+    ng = next(p for p, t in zip(paths, scenes[1]) if t == "NG")
+    inspector = Inspector(load_recipe(recipe_file))
+    stem = artifact_stem(ng)
+    sizes = {}
+    for width, sub in ((640, "half"), (None, "full")):
+        out = tmp_path / sub
+        (out / "overlays").mkdir(parents=True)
+        (out / "report_data").mkdir()
+        rec = batch.inspect_file(inspector, ng, out_dir=str(out), overlay_width=width)
+        assert rec["verdict"] == "NG" and "warnings" not in rec
+        img = cv2.imread(str(out / "overlays" / f"{stem}.jpg"))
+        sizes[sub] = img.shape
+        thumb = cv2.imread(str(out / "report_data" / f"{stem}.jpg"))
+        assert thumb.shape[1] == batch.THUMB_WIDTH
+        # each defect is marked where it is, in the overlay's own pixels
+        k = SIZE_WH[0] // img.shape[1]
+        for d in rec["defects"]:
+            cx, cy = ((c - (k - 1) / 2) / k for c in d["center_px"])
+            x0, y0 = int(cx) - 40 // k, int(cy) - 40 // k
+            patch = img[max(y0, 0):y0 + 80 // k, max(x0, 0):x0 + 80 // k].astype(int)
+            color = np.array(STATUS_COLORS_BGR[STATUS_CODES[d["type"]]])
+            assert (np.abs(patch - color).sum(axis=2) < 90).any(), (sub, d)
+    assert sizes == {"half": (512, 640, 3), "full": (1024, 1280, 3)}
+
+
+def test_full_size_overlays_option_is_refused_with_dask(tmp_path, recipe_file, scenes, capsys):
+    folder = str(tmp_path / "parts")
+    write_images(folder, scenes)
+    assert main(["inspect", folder, "--recipe", recipe_file, "--out", str(tmp_path / "o"),
+                 "--full-size-overlays", "--dask", "local:1"]) == 2
+    assert "--full-size-overlays" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------
 # A worker that dies on a file: that file is an ERROR, the others go on
 

@@ -1,6 +1,10 @@
 """Overlay drawing, shared by batch and live: the path coloured by station status, each defect
 marked and labelled with its type and length in mm, and a verdict banner. Pure: returns a
-new BGR image and never touches the input."""
+new BGR image and never touches the input.
+
+With ``max_width`` the picture is first reduced by the smallest whole factor that brings it
+within that width (area averaging), and the path, marks and labels are drawn at the reduced
+size, so line widths and text stay the same on screen whatever the camera's resolution."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 
 from .results import STATUS_CODES, InspectionResult
 
-__all__ = ["draw_overlay", "STATUS_COLORS_BGR"]
+__all__ = ["STATUS_COLORS_BGR", "draw_overlay", "overlay_factor"]
 
 STATUS_COLORS_BGR = {
     STATUS_CODES["ok"]: (80, 200, 60),
@@ -20,6 +24,8 @@ STATUS_COLORS_BGR = {
 }
 _NOT_JUDGED = (140, 140, 140)
 _SHIFT = 4
+_VERTEX_SPACING_PX = 2.0
+_MIN_LABEL_SCALE = 0.55      # Hershey font scale: capitals ~12 px high
 
 
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -32,9 +38,25 @@ def _to_bgr(frame: np.ndarray) -> np.ndarray:
     return frame.copy()
 
 
+def overlay_factor(width: int, max_width: int | None) -> int:
+    """The whole factor an overlay of a ``width``-px frame is reduced by (1: full size)."""
+    if not max_width or width <= max_width:
+        return 1
+    return -(-int(width) // int(max_width))
+
+
+def _reduce(frame: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1:
+        return frame
+    h, w = frame.shape[:2]
+    # crop to a multiple of k: OpenCV's area averaging by a whole factor is its fast path
+    frame = frame[:h - h % k, :w - w % k]
+    return cv2.resize(frame, ((w // k), (h // k)), interpolation=cv2.INTER_AREA)
+
+
 def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
                  judged: np.ndarray | None = None, status_text: str | None = None,
-                 thickness: int | None = None) -> np.ndarray:
+                 thickness: int | None = None, max_width: int | None = None) -> np.ndarray:
     """Draw the inspection result on a copy of ``frame``.
 
     Parameters
@@ -48,16 +70,23 @@ def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
         Stations that were judged (live mode); the rest are drawn grey.
     status_text : str, optional
         A line drawn under the banner (fps, latency, counts in live mode).
+    max_width : int, optional
+        Reduce a wider frame by the smallest whole factor ``k`` that fits
+        (:func:`overlay_factor`) and draw at that size; None: the frame's own size.
 
     Returns
     -------
     (H, W, 3) uint8 BGR
+        ``H, W`` are the frame's size divided by ``k`` (rounded down).
     """
-    img = _to_bgr(frame)
+    k = overlay_factor(frame.shape[1], max_width)
+    img = _to_bgr(_reduce(frame, k))
     h, w = img.shape[:2]
     scale = max(w / 1600.0, 0.6)
     th = thickness or max(int(round(2 * scale)), 1)
-    xy = result.xy_px
+    # pixel centres: output pixel j averages input pixels j*k .. j*k + k-1
+    xy = (result.xy_px - (k - 1) / 2.0) / k if k > 1 else result.xy_px
+    mm_per_px = result.mm_per_px * k
     status = result.status
     if len(xy):
         # one polyline per run of equal status: a handful of draw calls, not one per station
@@ -67,18 +96,27 @@ def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
         cuts = np.flatnonzero(np.diff(key)) + 1
         bounds = np.concatenate([[0], cuts, [len(key)]])
         pts = np.round(xy * (1 << _SHIFT)).astype(np.int32)
+        # a thick anti-aliased line costs per vertex: keep a vertex every ~2 px along the path
+        # (stations are often 0.5-1 px apart), and every run's first and last one
+        step = 1
+        if len(xy) > 1:
+            spacing = float(np.median(np.hypot(*np.diff(xy, axis=0).T)))
+            step = max(int(_VERTEX_SPACING_PX / max(spacing, 1e-6)), 1)
         for a, b in zip(bounds[:-1], bounds[1:]):
-            seg = pts[max(a - 1, 0):b]
+            lo = max(a - 1, 0)
+            idx = np.arange(lo, b, step)
+            if idx[-1] != b - 1:
+                idx = np.append(idx, b - 1)
             color = _NOT_JUDGED if key[a] < 0 else STATUS_COLORS_BGR[int(key[a])]
-            cv2.polylines(img, [seg], False, color, th, cv2.LINE_AA, _SHIFT)
+            cv2.polylines(img, [pts[idx]], False, color, th, cv2.LINE_AA, _SHIFT)
     font = cv2.FONT_HERSHEY_SIMPLEX
     for d in result.defects:
-        cx, cy = d.center_px
+        cx, cy = ((c - (k - 1) / 2.0) / k for c in d.center_px)
         color = STATUS_COLORS_BGR[STATUS_CODES[d.type]]
-        r = int(round(max(18 * scale, 0.5 * d.length_mm / max(result.mm_per_px, 1e-9))))
+        r = int(round(max(18 * scale, 0.5 * d.length_mm / max(mm_per_px, 1e-9))))
         cv2.circle(img, (int(round(cx)), int(round(cy))), r, color, th, cv2.LINE_AA)
         label = f"{d.type} {d.length_mm:.1f} mm"
-        fs = 0.6 * scale
+        fs = max(0.6 * scale, _MIN_LABEL_SCALE)     # the mm label stays legible at 1:1
         (tw, tht), _ = cv2.getTextSize(label, font, fs, th)
         tx = int(np.clip(cx + r + 4, 2, w - tw - 2))
         ty = int(np.clip(cy - r - 4, tht + 2, h - 4))

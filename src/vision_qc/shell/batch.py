@@ -35,14 +35,18 @@ from .records import artifact_stem, file_key, write_atomic
 
 __all__ = ["expand_inputs", "inspect_file", "run_batch", "decode_file", "BatchAbort", "Progress",
            "OVERLAY_DIR", "DATA_DIR", "OVERLAY_MODES", "THUMB_WIDTH", "PROFILE_BINS",
-           "pool_context"]
+           "OVERLAY_MAX_WIDTH", "pool_context"]
 
 OVERLAY_DIR = "overlays"
 DATA_DIR = "report_data"          # per-file thumbnails and NG width profiles for the report
 OVERLAY_MODES = ("ng", "all", "none")
 THUMB_WIDTH = 200                 # px, report thumbnails
 PROFILE_BINS = 1200               # width profile of an NG part, kept as a min/max envelope
-OVERLAY_JPEG_QUALITY = 90         # JPEG: a 5 MP overlay encodes in ~10 ms; PNG takes ~130 ms
+OVERLAY_JPEG_QUALITY = 90
+# Overlays wider than this are drawn on the frame reduced by a whole factor (2448 px -> 1224,
+# 2048 -> 1024; 1600 px and narrower stay as they are): a 5 MP overlay costs ~35 ms to draw and
+# encode at full size, ~6 ms at half. ``vision-qc inspect --full-size-overlays`` keeps them whole.
+OVERLAY_MAX_WIDTH = 1600
 
 
 class BatchAbort(RuntimeError):
@@ -166,8 +170,15 @@ def _thumbnail(image: np.ndarray) -> bytes:
     tw = min(THUMB_WIDTH, w)
     th = max(int(round(h * tw / w)), 1)
     k = w // tw
-    if k > 1:
-        # area averaging by a whole factor first: OpenCV's fast path, 4x quicker on 5 MP
+    if k >= 8:
+        # a frame of 1600 px or more: every (k//2)-th pixel, then area averaging by 2 and the
+        # remainder; a 200 px thumbnail of a 5 MP frame from 1/36 of its pixels, 4 averaged
+        # per thumbnail pixel (its aliasing is below what 200 px can show)
+        s = k // 2
+        image = np.ascontiguousarray(image[s // 2::s, s // 2::s])
+        image = cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    elif k > 1:
+        # area averaging by a whole factor first: OpenCV's fast path
         image = cv2.resize(image, None, fx=1.0 / k, fy=1.0 / k, interpolation=cv2.INTER_AREA)
     small = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
     return _encode(".jpg", small, (cv2.IMWRITE_JPEG_QUALITY, 80))
@@ -198,7 +209,8 @@ def _profile(res) -> bytes:
 
 
 def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = None,
-                 overlays: str = "ng", draw=None, read=None, write=None) -> dict:
+                 overlays: str = "ng", draw=None, read=None, write=None,
+                 overlay_width: int | None = OVERLAY_MAX_WIDTH) -> dict:
     """Read, inspect and record one file; never raises for a bad file.
 
     Parameters
@@ -212,13 +224,17 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     overlays : {"ng", "all", "none"}, keyword-only
         Which parts get an annotated image in ``overlays/``.
     draw : callable, keyword-only
-        ``draw(frame, result, recipe) -> BGR``; default :func:`vision_qc.overlay.draw_overlay`.
+        ``draw(frame, result, recipe) -> BGR``; default :func:`vision_qc.overlay.draw_overlay`
+        with ``max_width=overlay_width``.
     read : callable, keyword-only
         ``read(file) -> (frame, message)`` in place of :func:`read_image` (a Dask worker reads
         the file at its absolute path, or from bytes the client sent).
     write : callable, keyword-only
         ``write(relpath, data)`` receives this file's outputs (``overlays/<stem>.jpg``, ...)
         instead of their being written under ``out_dir``; used even when ``out_dir`` is None.
+    overlay_width : int or None, keyword-only
+        Overlays of wider frames are drawn reduced by a whole factor to fit
+        (:data:`OVERLAY_MAX_WIDTH`); None: at the frame's full size.
 
     Returns
     -------
@@ -248,7 +264,7 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
     if out_dir is not None or write is not None:
         try:
             _write_outputs(res, frame, file, inspector.recipe, out_dir=out_dir, overlays=overlays,
-                           draw=draw, to_gray=to_gray, write=write)
+                           draw=draw, to_gray=to_gray, write=write, overlay_width=overlay_width)
         except OSError:
             raise                       # the output folder is unusable: the run stops
         except Exception as exc:        # a drawing bug must not cost the verdict
@@ -257,7 +273,7 @@ def inspect_file(inspector, file: str, *, out_dir: str | os.PathLike | None = No
 
 
 def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray,
-                   write=None) -> None:
+                   write=None, overlay_width=OVERLAY_MAX_WIDTH) -> None:
     if write is None:
         def write(rel: str, data: bytes) -> None:
             write_atomic(os.path.join(out_dir, rel), data)
@@ -266,8 +282,11 @@ def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray
     overlay = None
     if ng or overlays == "all":
         if draw is None:
-            from ..overlay import draw_overlay as draw
-        overlay = draw(frame, res, recipe)
+            from ..overlay import draw_overlay
+
+            overlay = draw_overlay(frame, res, recipe, max_width=overlay_width)
+        else:
+            overlay = draw(frame, res, recipe)
     if overlay is not None and (overlays == "all" or (ng and overlays == "ng")):
         write(f"{OVERLAY_DIR}/{stem}.jpg",
               _encode(".jpg", overlay, (cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY)))
@@ -293,7 +312,8 @@ def _watch_parent(alive) -> None:
     os._exit(3)
 
 
-def _init_worker(recipe, out_dir, overlays, alive=None) -> None:
+def _init_worker(recipe, out_dir, overlays, alive=None,
+                 overlay_width: int | None = OVERLAY_MAX_WIDTH) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent handles Ctrl-C for everyone
     cv2.setNumThreads(1)                             # one core per worker; no oversubscription
     if alive is not None:
@@ -301,7 +321,8 @@ def _init_worker(recipe, out_dir, overlays, alive=None) -> None:
     try:
         from ..inspector import Inspector
 
-        _WORKER.update(inspector=Inspector(recipe), out_dir=out_dir, overlays=overlays, error=None)
+        _WORKER.update(inspector=Inspector(recipe), out_dir=out_dir, overlays=overlays,
+                       overlay_width=overlay_width, error=None)
     except Exception as exc:  # reported by the first task, in the parent
         _WORKER["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -314,7 +335,7 @@ def _work(file: str) -> dict:
     if _WORKER.get("error") or "inspector" not in _WORKER:
         raise _WorkerInitError(f"a worker could not build the inspector: {_WORKER.get('error')}")
     return inspect_file(_WORKER["inspector"], file, out_dir=_WORKER["out_dir"],
-                        overlays=_WORKER["overlays"])
+                        overlays=_WORKER["overlays"], overlay_width=_WORKER["overlay_width"])
 
 
 def decode_file(file: str) -> dict:
@@ -444,7 +465,8 @@ class BatchStats:
 def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
               on_record: Callable[[dict], None], workers: int = 1, overlays: str = "ng",
               inspector=None, max_inflight: int | None = None,
-              task: Callable[[str], dict] | None = None) -> BatchStats:
+              task: Callable[[str], dict] | None = None,
+              overlay_width: int | None = OVERLAY_MAX_WIDTH) -> BatchStats:
     """Inspect ``files`` and pass each record to ``on_record`` as soon as it is ready.
 
     Parameters
@@ -468,6 +490,9 @@ def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
         ``task(file) -> record`` run per file instead of reading and inspecting it (in the
         workers, after their initializer); must be a module-level function so it pickles.
         :func:`decode_file` gives the decode-only floor of the batch benchmark.
+    overlay_width : int or None, keyword-only
+        Overlays of frames wider than this are drawn reduced by a whole factor
+        (:data:`OVERLAY_MAX_WIDTH`); None: at full size.
 
     Raises
     ------
@@ -498,7 +523,8 @@ def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
             for f in files:
                 try:
                     rec = (task(f) if task is not None else
-                           inspect_file(inspector, f, out_dir=out_dir, overlays=overlays))
+                           inspect_file(inspector, f, out_dir=out_dir, overlays=overlays,
+                                        overlay_width=overlay_width))
                 except OSError as exc:
                     raise BatchAbort(f"cannot write the outputs for {f}: {exc}") from None
                 except Exception as exc:    # a bug: this file is an ERROR, the batch goes on
@@ -507,30 +533,32 @@ def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
         else:
             _run_pool(files, recipe, out_dir=out_dir, overlays=overlays, workers=workers,
                       max_inflight=max_inflight or 2 * workers, emit=emit, stats=stats,
-                      task=task or _work)
+                      task=task or _work, overlay_width=overlay_width)
     finally:
         stats.elapsed_s = time.perf_counter() - t0
     return stats
 
 
 def _run_pool(files, recipe, *, out_dir, overlays, workers, max_inflight, emit, stats,
-              task) -> None:
+              task, overlay_width) -> None:
     ctx = pool_context()
     alive_r, alive_w = ctx.Pipe(duplex=False)
     try:
         _pool_loop(files, recipe, ctx=ctx, alive=alive_r, out_dir=out_dir, overlays=overlays,
-                   workers=workers, max_inflight=max_inflight, emit=emit, stats=stats, task=task)
+                   workers=workers, max_inflight=max_inflight, emit=emit, stats=stats, task=task,
+                   overlay_width=overlay_width)
     finally:
         alive_w.close()
         alive_r.close()
 
 
 def _pool_loop(files, recipe, *, ctx, alive, out_dir, overlays, workers, max_inflight, emit,
-               stats, task) -> None:
+               stats, task, overlay_width) -> None:
     pending = deque(files)
     suspects: deque[str] = deque()     # in flight when a worker died: retried one at a time
     workers = min(workers, len(files))
-    initargs = (recipe, None if out_dir is None else os.fspath(out_dir), overlays, alive)
+    initargs = (recipe, None if out_dir is None else os.fspath(out_dir), overlays, alive,
+                overlay_width)
     while pending or suspects:
         executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                        initargs=initargs)
