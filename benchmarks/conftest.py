@@ -1,13 +1,10 @@
 """Shared benchmark inputs, built once per session from :mod:`vision_qc.benchmark` (the same
 cases ``vision-qc bench`` times)."""
 
-import dataclasses
-
 import cv2
 import pytest
 
-from vision_qc.benchmark import frame_case
-from vision_qc.synth import SceneRenderer, sample_scene
+from vision_qc.benchmark import frame_case, image_set_pngs
 
 SIZES_WH = [(2048, 1536), (2448, 2048)]
 
@@ -34,17 +31,9 @@ def pytest_addoption(parser):
 def write_image_set(folder, size_wh, *, n_images: int, n_unique: int = 4):
     """``n_images`` PNG files of one recipe in ``folder`` (half of the scenes NG), made from
     ``n_unique`` rendered scenes copied round (decoding costs the same); returns the paths and
-    the recipe. Batch and Dask throughput are measured on the same files."""
-    base = sample_scene(3, size_wh=size_wh, preset="normal", polarity="bright")
-    pngs, recipe = [], None
-    for i in range(n_unique):
-        spec = sample_scene(20 + i, size_wh=size_wh, preset="normal", polarity="bright",
-                            ng_fraction=float(i % 2))
-        scene = SceneRenderer(dataclasses.replace(spec, shape=base.shape,
-                                                  mm_per_px=base.mm_per_px)).render()
-        _, buf = cv2.imencode(".png", scene.image)
-        pngs.append(buf.tobytes())
-        recipe = scene.recipe
+    the recipe. Batch and Dask throughput (and ``vision-qc bench``) use the same images:
+    :func:`vision_qc.benchmark.image_set_pngs`."""
+    pngs, recipe = image_set_pngs(size_wh, n_unique=n_unique)
     files = []
     for i in range(n_images):
         path = str(folder / f"part_{i:03d}.png")

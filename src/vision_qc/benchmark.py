@@ -2,11 +2,14 @@
 ``vision-qc bench`` both build their inputs here.
 
 Timing is done by the caller (pytest-benchmark, or :func:`time_calls` for the bench command's
-percentiles). Everything here is deterministic: scenes come from fixed seeds.
+percentiles). Everything here is deterministic: scenes come from fixed seeds. Nothing here
+touches files: the batch image set comes back as encoded PNG bytes (the caller writes them),
+the live loop's frames as an in-memory capture (:class:`ReplayCapture`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -19,8 +22,22 @@ from .budget import FRAME_AIM_MS, FRAME_BUDGET_MS
 from .inspector import Inspector, to_gray
 from .synth import SceneRenderer, sample_scene
 
-__all__ = ["FrameCase", "frame_case", "time_calls", "naive_profile_ms", "machine_info",
-           "FRAME_SIZES_WH", "STATION_SPACINGS_PX", "FRAME_BUDGET_MS", "FRAME_AIM_MS"]
+__all__ = [
+    "FRAME_AIM_MS",
+    "FRAME_BUDGET_MS",
+    "FRAME_SIZES_WH",
+    "STATION_SPACINGS_PX",
+    "FrameCase",
+    "ReplayCapture",
+    "floor_ms",
+    "frame_case",
+    "image_set_pngs",
+    "live_clip",
+    "machine_info",
+    "naive_profile_ms",
+    "overlay_ms",
+    "time_calls",
+]
 
 FRAME_SIZES_WH = ((1280, 1024), (2048, 1536), (2448, 2048))
 # 0.83 px gives the ~7,500 stations of DESIGN §7 on the generated 2448×2048 part (6,233 px of path)
@@ -83,6 +100,108 @@ def naive_profile_ms(case: FrameCase, *, sample_stations: int = 200) -> float:
         profile_line(gray, (a[1], a[0]), (b[1], b[0]), order=1, mode="reflect")
     per_station = (time.perf_counter() - t0) / len(idx)
     return per_station * len(st) * 1e3
+
+
+def floor_ms(case: FrameCase, *, rounds: int) -> float:
+    """The floor, ms (median of ``rounds`` calls): touching the pixels the inspection needs and
+    nothing more — a nearest-neighbour ``cv2.remap`` of the same N × M sample positions (N
+    stations, M samples across the path at each), no interpolation, no arithmetic."""
+    insp = case.inspector
+    st = insp.stations
+    t = insp.maps.t_px
+    mapx = (st.xy[:, 0:1] + st.normal_xy[:, 0:1] * t).astype(np.float32)
+    mapy = (st.xy[:, 1:2] + st.normal_xy[:, 1:2] * t).astype(np.float32)
+    gray = to_gray(case.frame)
+    return float(np.median(time_calls(lambda: cv2.remap(gray, mapx, mapy, cv2.INTER_NEAREST),
+                                      rounds=rounds)))
+
+
+def overlay_ms(case: FrameCase, *, rounds: int) -> float:
+    """Drawing the result on the frame (:func:`vision_qc.overlay.draw_overlay`, as ``inspect``
+    writes for an NG part and ``live`` shows), ms (median of ``rounds`` calls). Not part of
+    the inspection's time: it is only done for the pictures."""
+    from .overlay import draw_overlay
+
+    res = case.inspector.inspect(case.frame)
+    recipe = case.inspector.recipe
+    img = draw_overlay(case.frame, res, recipe)             # checked outside the timed calls
+    if img.shape != (*case.frame.shape[:2], 3):
+        raise RuntimeError(f"draw_overlay gave a {img.shape} picture for a {case.frame.shape} frame")
+    return float(np.median(time_calls(lambda: draw_overlay(case.frame, res, recipe),
+                                      rounds=rounds)))
+
+
+def image_set_pngs(size_wh, *, n_unique: int = 4) -> tuple[list[bytes], object]:
+    """``n_unique`` PNG-encoded scenes of one recipe at ``size_wh`` (every other one NG) and
+    that recipe: the batch throughput benchmarks copy them round to as many files as they
+    need (decoding a copy costs the same)."""
+    base = sample_scene(3, size_wh=size_wh, preset="normal", polarity="bright")
+    pngs, recipe = [], None
+    for i in range(n_unique):
+        spec = sample_scene(20 + i, size_wh=size_wh, preset="normal", polarity="bright",
+                            ng_fraction=float(i % 2))
+        scene = SceneRenderer(dataclasses.replace(spec, shape=base.shape,
+                                                  mm_per_px=base.mm_per_px)).render()
+        ok, buf = cv2.imencode(".png", scene.image)
+        if not ok:
+            raise RuntimeError("cannot encode a PNG")
+        pngs.append(buf.tobytes())
+        recipe = scene.recipe
+    return pngs, recipe
+
+
+class ReplayCapture:
+    """Frames rendered beforehand, read like a ``cv2.VideoCapture`` (``read``, ``release``,
+    ``isOpened``, ``get``) with the clip's ``nozzle_mm``: the live loop then spends no time
+    making its frames, as with a camera. ``repeat`` plays the clip that many times (one part
+    after another)."""
+
+    def __init__(self, frames, nozzles_mm, *, fps: float = 30.0, repeat: int = 1):
+        if len(frames) != len(nozzles_mm) or not frames:
+            raise ValueError("one nozzle position per frame, at least one frame")
+        self.frames, self.nozzles_mm = list(frames), list(nozzles_mm)
+        self.fps = float(fps)
+        self.total = len(self.frames) * max(int(repeat), 1)
+        self._pos = 0
+        self._last: int | None = None
+        self._opened = True
+
+    def read(self):
+        if not self._opened or self._pos >= self.total:
+            return False, None
+        self._last = self._pos % len(self.frames)
+        self._pos += 1
+        return True, self.frames[self._last]
+
+    def isOpened(self) -> bool:  # cv2.VideoCapture's name
+        return self._opened
+
+    def release(self) -> None:
+        self._opened = False
+
+    def get(self, prop_id: int) -> float:
+        return self.fps if prop_id == cv2.CAP_PROP_FPS else 0.0
+
+    @property
+    def nozzle_mm(self) -> float | None:
+        return None if self._last is None else self.nozzles_mm[self._last]
+
+
+def live_clip(size_wh, *, frames: int = 30, finished_frames: int = 5, fps: float = 30.0,
+              seed: int = 11):
+    """A dispensing clip of a defective part at ``size_wh``, the bead laid in ``frames``
+    frames then ``finished_frames`` of the finished part, rendered once. Returns the frames,
+    the nozzle's arc length in each (None once finished) and the recipe."""
+    from .synth import DispensingClip
+
+    spec = sample_scene(seed, preset="normal", size_wh=size_wh, ng_fraction=1.0)
+    probe = DispensingClip(spec, fps=fps, finished_frames=0)
+    speed = probe.length_mm * fps / max(frames - 1, 1)
+    clip = DispensingClip(spec, speed_mm_s=speed, fps=fps, rng=seed,
+                          finished_frames=finished_frames)
+    images = [clip.frame(i) for i in range(clip.frame_count)]
+    nozzles = [clip.dispensed_mm(i) for i in range(clip.frame_count)]
+    return images, nozzles, clip.renderer.recipe
 
 
 def machine_info() -> dict:
