@@ -85,6 +85,22 @@ def test_bench_renders_the_saved_run_as_previous(tmp_path):
     assert "<table>" in render_html(saved, saved.get("comparison", []))
 
 
+def test_full_mode_fails_on_time_quick_does_not(tmp_path, monkeypatch):
+    """Exit 1 when a whole-frame median is over the budget, in full mode only (one small case
+    and an impossible budget stand in for the full run)."""
+    from vision_qc.shell import bench
+
+    monkeypatch.setattr(bench, "FRAME_SIZES_WH", ((640, 480),))
+    monkeypatch.setattr(bench, "STATION_SPACINGS_PX", (1.0,))
+    monkeypatch.setattr(bench, "FRAME_BUDGET_MS", 1e-6)
+    monkeypatch.setattr(bench, "naive_profile_ms", lambda case: 1.0)
+    args = ["bench", "--rounds", "2", "--quiet", "--no-throughput", "--no-live"]
+    assert main([*args, "--out", str(tmp_path / "full")]) == 1
+    data = json.loads((tmp_path / "full" / "bench.json").read_text())
+    assert not data["quick"] and data["throughput"] == [] and data["live"] == []
+    assert "## Batch throughput" not in (tmp_path / "full" / "report.md").read_text()
+
+
 def _data(p50):
     return {"created": "t", "quick": True, "budget_ms": 10.0, "aim_ms": 3.0,
             "machine": {"cpu": "x", "cores": 2, "python": "3", "opencv": "4", "numpy": "2",

@@ -204,11 +204,15 @@ def _throughput_lines(data: dict) -> list[str]:
         lines.append("")
         w, h = t["size"]
         per = {k: 1e3 * t["workers"] / t[f"{k}_images_per_s"] for k in ("floor", "inspect", "batch")}
-        lines.append(f"At {w}×{h} each process spends {per['floor']:.0f} ms per image at the floor "
-                     f"(reading and decoding, plus its share of the pool's start), inspection adds "
-                     f"{per['inspect'] - per['floor']:.0f} ms and writing the per-file outputs "
-                     f"{per['batch'] - per['inspect']:.0f} ms: the full batch runs at "
-                     f"{100 * t['batch_vs_floor']:.0f} % of what decoding alone allows.")
+        add, write = per["inspect"] - per["floor"], per["batch"] - per["inspect"]
+        text = (f"At {w}×{h} each process spends {per['floor']:.0f} ms per image at the floor "
+                f"(reading and decoding, plus its share of the pool's start), inspection adds "
+                f"{add:.0f} ms and writing the per-file outputs {write:.0f} ms: the full batch "
+                f"runs at {100 * t['batch_vs_floor']:.0f} % of what decoding alone allows.")
+        if add < 0 or write < 0:
+            text += (" (Doing more came out faster here, which it cannot be on a quiet machine: "
+                     "the machine was busy during this run; rerun before relying on it.)")
+        lines.append(text)
     return lines
 
 
@@ -240,7 +244,7 @@ def _live_lines(data: dict) -> list[str]:
                 f"ms and the loop's own work (records, part tracking, handing frames between "
                 f"threads) {max(per - x['step_p50_ms'], 0):.1f} ms. Its latency "
                 f"(p50 {x['latency_p50_ms']:.1f} ms) counts the wait in the reading queue "
-                f"behind the frame before: the source is never waited for.")
+                f"behind the frames before it: here the source is never waited for.")
         else:
             interval = 1e3 / x["paced_fps"]
             kept = "kept up" if x["dropped"] == 0 else f"dropped {x['dropped']} of {x['frames_offered']} frames"
