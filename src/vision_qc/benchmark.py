@@ -117,9 +117,9 @@ def floor_ms(case: FrameCase, *, rounds: int) -> float:
 
 
 def overlay_ms(case: FrameCase, *, rounds: int) -> float:
-    """Drawing the result on the frame (:func:`vision_qc.overlay.draw_overlay`, as ``inspect``
-    writes for an NG part and ``live`` shows), ms (median of ``rounds`` calls). Not part of
-    the inspection's time: it is only done for the pictures."""
+    """Drawing the result on the full-size frame (:func:`vision_qc.overlay.draw_overlay`, as
+    ``live`` shows and records it), ms (median of ``rounds`` calls). Not part of the
+    inspection's time: it is only done for the pictures."""
     from .overlay import draw_overlay
 
     res = case.inspector.inspect(case.frame)

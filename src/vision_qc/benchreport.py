@@ -176,9 +176,10 @@ def floor_text(data: dict) -> list[str]:
     ov = [x for x in frames if x.get("overlay_p50_ms") is not None]
     if ov:
         g = f if f.get("overlay_p50_ms") is not None else ov[-1]
-        out.append(f"Drawing the overlay (not part of the inspection's time: only for pictures, "
-                   f"NG overlays in batch and the live window) takes {g['overlay_p50_ms']:.2f} ms "
-                   f"at {g['size'][0]}×{g['size'][1]}: it draws on a full-size colour copy of the frame, "
+        out.append(f"Drawing the overlay on the full-size frame (`draw_overlay`, as the live "
+                   f"window and recording show it; not part of the inspection's time) takes "
+                   f"{g['overlay_p50_ms']:.2f} ms at {g['size'][0]}×{g['size'][1]}: it draws on a "
+                   f"full-size colour copy of the frame, "
                    f"{_fmt_x(g['overlay_p50_ms'] / g['floor_ms'])} the inspection's floor.")
     return out
 
