@@ -17,12 +17,16 @@ Three stages, each a robust fit of the pose to offsets measured along normals
    hypotheses are one 3×3 product each, all at once) then a Tukey-reweighted fit;
 2. medium, on the bead: narrow profiles at 1 px steps round the coarse pose; Tukey fit;
 3. fine, on the track: 256 profiles at 0.5 px steps, each the mean of three parallel ones
-   2 px apart (dust, noise). The bead's centre is the midpoint of its two sub-pixel edges
-   from :func:`~vision_qc.engine.edges.find_edges` (a ridge's peak is not its centre on a
-   shaded bead); a reference edge's position is its sub-pixel gradient peak, and on a loop
-   the fit also frees one offset common to all its normals (a glass cut a little larger or
-   smaller than the taught one). Tukey fit; one Gauss-Newton step from the medium pose is
-   exact to thousandths of a pixel, a second is taken only when the first moved far.
+   2 px apart (dust, noise). On the bead, each profile is two short windows round the
+   bead's nominal edges, and the centre is measured here, not by the inspection's edge
+   finder (:func:`_bead_centres`): a robust midpoint of the edges' rises decides which
+   profiles count and fits the pose robustly; the final fit, over the profiles that one
+   kept, takes the midpoint of where the profile leaves the background on either side
+   (less lean with the shading). A reference edge's position is its sub-pixel gradient
+   peak, and on a loop the fit also frees one offset common to all its normals (a glass cut
+   a little larger or smaller than the taught one). Tukey fit; one Gauss-Newton step from
+   the medium pose is exact to thousandths of a pixel, a second is taken only when the
+   first moved far.
 
 The fits reject what does not follow the part: a gap has no ridge; an offset stretch, glare,
 dust or a blob give residuals far beyond the fit's robust scale and get zero weight, so a
@@ -42,7 +46,6 @@ import cv2
 import numpy as np
 
 from ..geometry import Stations, build_stations, rigid_transform
-from .edges import find_edges
 from .sampling import ProfileMaps
 
 __all__ = [
@@ -64,9 +67,14 @@ MIN_INLIERS = 0.40          # fraction of fine profiles that must agree with the
 INLIER_PX = 2.0             # ... within this distance, px
 MAX_RESIDUAL_PX = 1.5       # robust scale of the fine residuals above which the fit is refused
 N_COARSE = 128              # coarse/medium profiles along the track (evenly spread)
-N_FINE = 256                # fine profiles along the track
+N_FINE = 256                # fine profiles along a reference edge
+N_FINE_BEAD = 256           # fine profiles along the bead (each samples only its two edges)
 _MIN_EVERY_PX = 4.0         # ... but no closer than this
 EDGE_SEARCH_PX = 5.0        # default half-width searched round a reference edge, px
+_EDGE_OUT_PX = 3.0          # fine bead windows reach this much further out: the background
+_MIN_SNR = 3.0              # a fine bead edge's step, in the frame's noise (sd), at least
+_DEPART = 0.2               # the bead's edge: where the profile has risen this much of its step
+_BEAD_STRIP_PX = 2.0        # fine bead profiles averaged over stations this far either side
 _STRIP_PX = 2.0             # fine profiles averaged over stations this far either side (dust, noise)
 _TUKEY_C = 4.685            # Tukey biweight constant, in robust standard deviations
 _N_TRIPLES = 64             # consensus hypotheses per frame
@@ -279,7 +287,7 @@ def robust_pose_fit(xy_px: np.ndarray, normal_xy: np.ndarray, offset_px: np.ndar
 
 def _subset(st: Stations, count: int) -> np.ndarray:
     every_px = max(st.length_px / count, _MIN_EVERY_PX)
-    step = max(int(round(every_px / st.spacing_px)), 1)
+    step = max(round(every_px / st.spacing_px), 1)
     idx = np.arange(0, len(st), step)
     if not st.closed and len(st) - 1 - idx[-1] > step // 2:
         idx = np.append(idx, len(st) - 1)
@@ -316,9 +324,9 @@ def _ridge_response(p: np.ndarray, width_cols: float) -> np.ndarray:
     n, m = p.shape
     cs = np.zeros((n, m + 1), np.float32)
     np.cumsum(p, axis=1, out=cs[:, 1:])
-    h = max(int(round(0.3 * width_cols)), 1)
-    o = int(round(0.5 * width_cols)) + 1
-    f = max(int(round(0.4 * width_cols)), 2)
+    h = max(round(0.3 * width_cols), 1)
+    o = round(0.5 * width_cols) + 1
+    f = max(round(0.4 * width_cols), 2)
     lo, hi = o + f, m - o - f
     out = np.full((n, m), -np.inf, np.float32)
     if hi <= lo:
@@ -344,6 +352,100 @@ def _peak(resp: np.ndarray, t_px: np.ndarray):
     delta = np.where(ok & (den < 0), 0.5 * (ra - rc) / np.where(den < 0, den, -1.0), 0.0)
     step = float(t_px[1] - t_px[0])
     return t_px[k] + np.clip(delta, -0.5, 0.5) * step, r0
+
+
+def _edge_reach(width_px: float) -> float:
+    """How far either side of a nominal bead edge the fine stage looks, px: the medium pose
+    is good to a pixel or so, and the width wobbles by a few per cent."""
+    return max(3.0, 0.3 * width_px)
+
+
+def _smooth121(q: np.ndarray) -> np.ndarray:
+    """A [1 2 1] / 4 smoothing along each row; the two end columns are dropped."""
+    return (q[:, :-2] + 2.0 * q[:, 1:-1] + q[:, 2:]) * 0.25
+
+
+def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bead's centre on each fine profile, twice: a robust one (which profiles count)
+    and the one the pose is finally fitted to (where the bead's footprint begins).
+
+    ``p`` (K, 2 Mw) holds the two edge windows side by side, the bead made bright; each runs
+    from ``_EDGE_OUT_PX`` outside the window round the nominal edge (the background) past the
+    nominal edge into the bead (the right one is stored ascending and reversed here). Per side:
+
+    * the *rise*: the outermost local peak of the gradient (of the profile smoothed by
+      [1 2 1] twice) that reaches 0.7 of the window's largest, refined by a parabola. Not
+      simply the largest: on a bright bead the highlight's flank, inside the edge, can be
+      steeper; and a weak rise (a gap, glare, a faint stretch) marks no bead;
+    * a station counts only where both sides' steps (crest less background) stand
+      ``_MIN_SNR`` times the frame's noise out of it;
+    * the *departure*, as in the inspection's edge finder: walking out from the brightest
+      sample of the window (towards the crest), where the profile (smoothed once) comes down
+      to ``background + _DEPART · (that level − background)``, interpolated; the background
+      is the mean of the window's outer samples. The rise leans inwards on a shaded flank
+      (the grey level keeps climbing towards the crest); the departure far less.
+
+    Returns
+    -------
+    rise, depart : (K,) float64
+        Midpoints of the two edges, px along the normal; NaN where either side has no edge
+        as strong as a bead's (0.4 of the typical) or no departure.
+    """
+    n, m2 = p.shape
+    m = m2 // 2
+    step = float(t_px[1] - t_px[0])
+    rows = np.arange(n)
+    k0 = round(_EDGE_OUT_PX / step) - 2           # first column searched for the rise
+    # the frame's noise: differences 1 px apart over the background samples of all profiles
+    outer = np.concatenate([p[:, :k0 + 2:2], p[:, m2 - k0 - 2::2]], axis=1)
+    noise = max(1.4826 / np.sqrt(2.0) * _median(np.abs(np.diff(outer, axis=1)).ravel()), 0.5)
+    rise, dep, strength, height = [], [], [], []
+    for side in (0, 1):
+        q = p[:, side * m:(side + 1) * m]
+        t = t_px[side * m:(side + 1) * m]
+        if side:
+            q, t = q[:, ::-1], t[::-1]                  # outside → inside: rising
+        q, t = _smooth121(q), t[1:-1]
+        dt = float(t[1] - t[0])                         # ±step: inwards
+        mq = q.shape[1]
+        qq = q.copy()
+        qq[:, 1:-1] = _smooth121(q)
+        g = np.zeros_like(q)                            # gradient at each sample
+        g[:, 1:-1] = qq[:, 2:] - qq[:, :-2]
+        gs = g[:, k0 + 1:]
+        lm = np.zeros(gs.shape, bool)
+        lm[:, 1:-1] = (gs[:, 1:-1] >= gs[:, :-2]) & (gs[:, 1:-1] >= gs[:, 2:])
+        k = np.argmax(lm & (gs >= 0.7 * gs.max(axis=1)[:, None]), axis=1) + k0 + 1
+        ok = (k > k0 + 1) & (k < mq - 4)
+        kc = np.clip(k, 1, mq - 2)
+        ga, gb, gc = g[rows, kc - 1], g[rows, kc], g[rows, kc + 1]
+        den = ga - 2.0 * gb + gc
+        bend = den < 0
+        d = np.where(bend, 0.5 * (ga - gc) / np.where(bend, den, -1.0), 0.0)
+        rise.append(np.where(ok, t[kc] + np.clip(d, -0.5, 0.5) * dt, np.nan))
+        strength.append(np.where(ok, gb, 0.0))
+        bg = q[:, :k0].mean(axis=1)
+        kt = k0 + np.argmax(q[:, k0:], axis=1)
+        top = q[rows, kt]
+        height.append(top - bg)
+        thr = bg + _DEPART * (top - bg)
+        cols = np.arange(mq)
+        below = (q < thr[:, None]) & (cols[None, :] <= kt[:, None])
+        j = np.where(below, cols[None, :], -1).max(axis=1)
+        jc = np.clip(j, 0, mq - 2)
+        q0, q1 = q[rows, jc], q[rows, jc + 1]
+        frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
+        dep.append(np.where(ok & (j >= 0) & (top > bg), t[jc] + frac * dt, np.nan))
+    s = np.minimum(strength[0], strength[1])
+    # a bead stands out of the noise on both sides (a frame of noise has rises everywhere)
+    good = (np.isfinite(rise[0]) & np.isfinite(rise[1]) & (s > 0)
+            & (np.minimum(height[0], height[1]) >= _MIN_SNR * noise))
+    if not good.any():
+        nan = np.full(n, np.nan)
+        return nan, nan
+    good &= s >= 0.4 * _median(s[good])
+    return (np.where(good, 0.5 * (rise[0] + rise[1]), np.nan),
+            np.where(good, 0.5 * (dep[0] + dep[1]), np.nan))
 
 
 @dataclass(frozen=True, eq=False)
@@ -439,8 +541,7 @@ class Aligner:
         self.coarse = self._build_coarse(stations, sign, float(width_px))
         edge = ref.get("edge")
         if edge is None:
-            half = (0.5 * width_px + 1.0) * 1.6 + 4.0
-            self.fine = self._build_fine(stations, "bead", sign, float(width_px), half)
+            self.fine = self._build_fine_bead(stations, sign, float(width_px))
         else:
             if not isinstance(edge, dict) or "points" not in edge:
                 raise ValueError("reference.edge must be a mapping with 'points' ([[x, y], ...] px), "
@@ -482,6 +583,17 @@ class Aligner:
         t = _offsets(half_px, 0.5)
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _STRIP_PX)
         return _Fine(kind=kind, sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
+                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]))
+
+    def _build_fine_bead(self, st: Stations, sign: float, width_px: float) -> _Fine:
+        """The bead's fine profiles: two short windows per station, one round each nominal
+        edge (``±width/2 ± reach``, 0.5 px steps), side by side in one template."""
+        sub = _take(st, _subset(st, N_FINE_BEAD))
+        m = int(np.ceil((_edge_reach(width_px) + 0.5) / 0.5))
+        win = np.arange(-m - round(_EDGE_OUT_PX / 0.5), m + 1) * 0.5   # outside → inside
+        t = np.concatenate([-0.5 * width_px + win, 0.5 * width_px - win[::-1]])
+        tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _BEAD_STRIP_PX)
+        return _Fine(kind="bead", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
                      xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]))
 
     def _triples(self, sub: Stations):
@@ -526,19 +638,14 @@ class Aligner:
         return np.where(good, off, np.nan)
 
     def _measure_fine(self, gray, matrix):
-        """Offsets (K,) px of the fine track on each fine profile (NaN where not found)."""
+        """Offsets (K,) px of the fine track on each fine profile (NaN where not found), twice:
+        the robust ones that decide which profiles count, and the final ones (the same for an
+        edge; for the bead, see :func:`_bead_centres`)."""
         fi = self.fine
         prof = _sample(gray, fi.tpl, matrix)
-        step = float(fi.t_px[1] - fi.t_px[0])
         if fi.kind == "bead":
-            # the bead's centre is the midpoint of its footprint edges, not its brightest
-            # point: the shading and the highlight of a rounded bead lean with the light
-            e = find_edges(prof, step_px=step, bright=fi.sign > 0, width_px=fi.width_px,
-                           smooth_stations=1, closed=False)
-            mid = 0.5 * (e.left_px.astype(np.float64) + e.right_px)
-            typical = _median(e.contrast[e.found]) if e.found.any() else 0.0
-            ok = e.found & (e.contrast >= 0.4 * typical) & (typical > 0)
-            return np.where(ok, mid, np.nan)
+            return _bead_centres(prof * fi.sign, fi.t_px)
+        step = float(fi.t_px[1] - fi.t_px[0])
         # a step between two flat levels: the gradient peak is the edge (Gaussian 3-point fit)
         p = cv2.GaussianBlur(prof * fi.sign, (5, 1), 1.0, borderType=cv2.BORDER_REPLICATE)
         g = np.zeros_like(p)
@@ -553,7 +660,8 @@ class Aligner:
         delta = np.where(bend, 0.5 * (la - lc) / np.where(bend, curv, -1.0), 0.0)
         off = (k + np.clip(delta, -0.5, 0.5) - (m - 1) / 2.0) * step
         typical = _median(gb)
-        return np.where((gb >= 0.4 * typical) & (k > 2) & (k < m - 3), off, np.nan)
+        off = np.where((gb >= 0.4 * typical) & (k > 2) & (k < m - 3), off, np.nan)
+        return off, off
 
     def _fit(self, st: Stations, offsets, matrix, sigma_floor=0.05, free_offset=False):
         """Fit the increment to offsets measured at ``st`` moved by ``matrix``; compose.
@@ -622,14 +730,21 @@ class Aligner:
         # One Gauss-Newton step from a pose good to a pixel or two is exact to a few
         # thousandths of a pixel; a second only when the first moved the track much.
         sigma, resid = np.inf, np.full(len(fi.st), np.nan)
-        for _ in range(2):
-            fine_off = self._measure_fine(gray, m)
-            m_new, resid, sigma = self._fit(fi.st, fine_off, m,
-                                            free_offset=fi.kind == "edge" and fi.st.closed)
-            moved = float(np.abs(fi.xy_h @ (m_new - m).T).max())
-            m = m_new
-            if moved < 1.5:
+        free = fi.kind == "edge" and fi.st.closed
+        for it in range(2):
+            fine_off, final_off = self._measure_fine(gray, m)
+            m_new, resid, sigma = self._fit(fi.st, fine_off, m, free_offset=free)
+            if it or float(np.abs(fi.xy_h @ (m_new - m).T).max()) < 1.5:
                 break
+            m = m_new
+        if final_off is not fine_off:
+            # the bead's pose from where its footprint begins (the robust centres lean with
+            # the shading), over the profiles the robust fit kept; not if it strays from it
+            keep = np.abs(np.nan_to_num(resid, nan=np.inf)) <= _TUKEY_C * sigma
+            m_dep, _, _ = self._fit(fi.st, np.where(keep, final_off, np.nan), m)
+            if float(np.abs(fi.xy_h @ (m_dep - m_new).T).max()) < 1.0:
+                m_new = m_dep
+        m = m_new
         agree = float(np.mean(np.abs(np.nan_to_num(resid, nan=np.inf)) <= INLIER_PX))
         pose = Pose.from_matrix(m, self.center_xy, residual_px=float(sigma), inliers=agree)
         if agree < MIN_INLIERS or not sigma <= MAX_RESIDUAL_PX:
