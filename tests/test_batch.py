@@ -477,6 +477,37 @@ def test_overlay_of_a_wide_frame_is_reduced_by_a_whole_factor(tmp_path, recipe_f
     assert sizes == {"half": (512, 640, 3), "full": (1024, 1280, 3)}
 
 
+def test_outputs_are_fsynced_by_the_parent_before_their_record(tmp_path, recipe_file, scenes,
+                                                              monkeypatch):
+    """Workers write outputs without waiting for the disk; the process that writes the records
+    fsyncs each file's outputs before that file's record goes to on_record."""
+    paths = write_images(str(tmp_path / "parts"), scenes)
+    out = str(tmp_path / "out")
+    events = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        events.append(("fsync", os.path.realpath(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    recs = []
+
+    def on_record(rec):
+        events.append(("record", rec["file"]))
+        recs.append(rec)
+
+    run_batch(paths, load_recipe(recipe_file), out_dir=out, on_record=on_record, workers=1)
+    assert len(recs) == len(paths)
+    assert not any(".tmp-" in p for kind, p in events if kind == "fsync")
+    for rec in recs:
+        where = events.index(("record", rec["file"]))
+        synced = {p for kind, p in events[:where] if kind == "fsync"}
+        written = [p for p in batch.output_paths(out, rec["file"]) if os.path.exists(p)]
+        assert len(written) == (3 if rec["verdict"] == "NG" else 1)
+        assert {os.path.realpath(p) for p in written} <= synced, rec["file"]
+
+
 def test_full_size_overlays_option_is_refused_with_dask(tmp_path, recipe_file, scenes, capsys):
     folder = str(tmp_path / "parts")
     write_images(folder, scenes)

@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["RESULTS_JSONL", "RESULTS_CSV", "DEFECTS_CSV", "RESULT_COLUMNS", "DEFECT_COLUMNS",
            "JsonlWriter", "LoadedRecords", "load_records", "dumps_record", "file_key",
            "artifact_stem", "order_records", "write_results_csv", "write_defects_csv",
-           "write_atomic"]
+           "write_atomic", "fsync_paths"]
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -51,15 +51,34 @@ def dumps_record(record: dict) -> str:
     return json.dumps(_finite(record), allow_nan=False)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
+def write_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file.
+
+    ``sync=False`` skips the fsync before the rename: a killed process still never leaves half
+    a file (the data is in the page cache), but after a power cut the file may be empty until
+    someone fsyncs it (:func:`fsync_paths`, e.g. in another process)."""
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        if sync:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def fsync_paths(paths) -> None:
+    """fsync each of ``paths`` that exists (by reopening it: any process can make a file that
+    another wrote durable); a missing one is skipped."""
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _fsync_dir(path: str) -> None:
