@@ -10,12 +10,13 @@ offset even where the whole of it is off.
 Three stages, each a robust fit of the pose to offsets measured along normals
 (point-to-line, linear in the pose increment ``(dx, dy, dθ[, ds])`` about the image centre):
 
-1. coarse, on the bead: 128 wide profiles (covering the whole search range) at 2 px steps,
+1. coarse, on the bead: 64 wide profiles (covering the whole search range) at 2 px steps,
    sampled straight from the frame (a reduced image would cost more to make than these few
    thousand samples); the strongest bead-like ridge per profile (inner box minus the brighter
-   flank); a consensus over precomputed well-conditioned triples of profiles (RANSAC whose 64
-   hypotheses are one 3×3 product each, all at once) then a Tukey-reweighted fit;
-2. medium, on the bead: narrow profiles at 1 px steps round the coarse pose; Tukey fit;
+   flank); a consensus over precomputed well-conditioned triples of profiles (RANSAC whose
+   hypotheses, about 40, no profile in more than two, are one 3×3 product each, all at
+   once) then a Tukey-reweighted fit;
+2. medium, on the bead: 128 narrow profiles at 1 px steps round the coarse pose; Tukey fit;
 3. fine, on the track: 256 profiles at 0.5 px steps, each the mean of three parallel ones
    2 px apart (dust, noise). On the bead, each profile is two short windows round the
    bead's nominal edges, and the centre is measured here, not by the inspection's edge
@@ -66,7 +67,9 @@ MAX_ANGLE_DEG = 4.0         # ... and its turn about the image centre, degrees
 MIN_INLIERS = 0.40          # fraction of fine profiles that must agree with the pose ...
 INLIER_PX = 2.0             # ... within this distance, px
 MAX_RESIDUAL_PX = 1.5       # robust scale of the fine residuals above which the fit is refused
-N_COARSE = 128              # coarse/medium profiles along the track (evenly spread)
+N_COARSE = 128              # medium profiles along the bead (evenly spread)
+N_COARSE_FIND = 64          # coarse profiles (every other medium one)
+_COARSE_STEP_PX = 2.0       # sample step of the coarse profiles
 N_FINE = 256                # fine profiles along a reference edge
 N_FINE_BEAD = 256           # fine profiles along the bead (each samples only its two edges)
 _MIN_EVERY_PX = 4.0         # ... but no closer than this
@@ -303,8 +306,13 @@ def _strip_templates(xy, tangent, normal, t_px, strip_px):
     return pos.astype(np.float32)
 
 
-def _sample(gray: np.ndarray, template: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
-    """Profiles (K, M) float32: the strip template moved by ``matrix``, sampled, averaged."""
+def _sample(gray: np.ndarray, template, matrix: np.ndarray | None) -> np.ndarray:
+    """Profiles (K, M) float32: the strip template moved by ``matrix``, sampled, averaged.
+    ``template`` may also be a pair of fixed-point maps (``cv2.convertMaps``) of a template
+    that is never moved (the coarse one): remapping with those costs half as much."""
+    if isinstance(template, tuple):
+        return cv2.remap(gray, template[0], template[1], interpolation=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float32)
     k, s, m, _ = template.shape
     pos = template.reshape(-1, 1, 2)
     if matrix is not None:
@@ -394,58 +402,58 @@ def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarr
     n, m2 = p.shape
     m = m2 // 2
     step = float(t_px[1] - t_px[0])
-    rows = np.arange(n)
-    k0 = round(_EDGE_OUT_PX / step) - 2           # first column searched for the rise
+    k0 = round(_EDGE_OUT_PX / step) - 2                # first column searched for the rise
     # the frame's noise: differences 1 px apart over the background samples of all profiles
     outer = np.concatenate([p[:, :k0 + 2:2], p[:, m2 - k0 - 2::2]], axis=1)
     noise = max(1.4826 / np.sqrt(2.0) * _median(np.abs(np.diff(outer, axis=1)).ravel()), 0.5)
-    rise, dep, strength, height = [], [], [], []
-    for side in (0, 1):
-        q = p[:, side * m:(side + 1) * m]
-        t = t_px[side * m:(side + 1) * m]
-        if side:
-            q, t = q[:, ::-1], t[::-1]                  # outside → inside: rising
-        q, t = _smooth121(q), t[1:-1]
-        dt = float(t[1] - t[0])                         # ±step: inwards
-        mq = q.shape[1]
-        qq = q.copy()
-        qq[:, 1:-1] = _smooth121(q)
-        g = np.zeros_like(q)                            # gradient at each sample
-        g[:, 1:-1] = qq[:, 2:] - qq[:, :-2]
-        gs = g[:, k0 + 1:]
-        lm = np.zeros(gs.shape, bool)
-        lm[:, 1:-1] = (gs[:, 1:-1] >= gs[:, :-2]) & (gs[:, 1:-1] >= gs[:, 2:])
-        k = np.argmax(lm & (gs >= 0.7 * gs.max(axis=1)[:, None]), axis=1) + k0 + 1
-        ok = (k > k0 + 1) & (k < mq - 4)
-        kc = np.clip(k, 1, mq - 2)
-        ga, gb, gc = g[rows, kc - 1], g[rows, kc], g[rows, kc + 1]
-        den = ga - 2.0 * gb + gc
-        bend = den < 0
-        d = np.where(bend, 0.5 * (ga - gc) / np.where(bend, den, -1.0), 0.0)
-        rise.append(np.where(ok, t[kc] + np.clip(d, -0.5, 0.5) * dt, np.nan))
-        strength.append(np.where(ok, gb, 0.0))
-        bg = q[:, :k0].mean(axis=1)
-        kt = k0 + np.argmax(q[:, k0:], axis=1)
-        top = q[rows, kt]
-        height.append(top - bg)
-        thr = bg + _DEPART * (top - bg)
-        cols = np.arange(mq)
-        below = (q < thr[:, None]) & (cols[None, :] <= kt[:, None])
-        j = np.where(below, cols[None, :], -1).max(axis=1)
-        jc = np.clip(j, 0, mq - 2)
-        q0, q1 = q[rows, jc], q[rows, jc + 1]
-        frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
-        dep.append(np.where(ok & (j >= 0) & (top > bg), t[jc] + frac * dt, np.nan))
-    s = np.minimum(strength[0], strength[1])
+    # both sides at once, each running from outside the bead inwards (rising): rows 0..n-1
+    # the left windows, n..2n-1 the right ones reversed
+    q = _smooth121(np.vstack([p[:, :m], p[:, :m - 1:-1]]))
+    t = t_px[1:m - 1]                                  # the left window's offsets
+    mq = q.shape[1]
+    rows = np.arange(2 * n)
+    qq = q.copy()
+    qq[:, 1:-1] = _smooth121(q)
+    g = np.zeros_like(q)                               # gradient at each sample
+    g[:, 1:-1] = qq[:, 2:] - qq[:, :-2]
+    gs = g[:, k0 + 1:]
+    lm = np.zeros(gs.shape, bool)
+    lm[:, 1:-1] = (gs[:, 1:-1] >= gs[:, :-2]) & (gs[:, 1:-1] >= gs[:, 2:])
+    k = np.argmax(lm & (gs >= 0.7 * gs.max(axis=1)[:, None]), axis=1) + k0 + 1
+    ok = (k > k0 + 1) & (k < mq - 4)
+    kc = np.clip(k, 1, mq - 2)
+    ga, gb, gc = g[rows, kc - 1], g[rows, kc], g[rows, kc + 1]
+    den = ga - 2.0 * gb + gc
+    bend = den < 0
+    d = np.where(bend, 0.5 * (ga - gc) / np.where(bend, den, -1.0), 0.0)
+    rise = np.where(ok, kc + np.clip(d, -0.5, 0.5), np.nan)          # in samples, inwards
+    bg = q[:, :k0].mean(axis=1)
+    kt = k0 + np.argmax(q[:, k0:], axis=1)
+    top = q[rows, kt]
+    thr = bg + _DEPART * (top - bg)
+    cols = np.arange(mq)
+    j = np.where((q < thr[:, None]) & (cols[None, :] <= kt[:, None]), cols[None, :], -1).max(axis=1)
+    jc = np.clip(j, 0, mq - 2)
+    q0, q1 = q[rows, jc], q[rows, jc + 1]
+    frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
+    dep = np.where(ok & (j >= 0) & (top > bg), jc + frac, np.nan)
+    # samples inwards → offsets: the left window ascends from t[0]; the right one, stored
+    # ascending from its inner end, descends from -t[0] when reversed
+    t0 = float(t[0])
+    strength = np.where(ok, gb, 0.0)
+    s = np.minimum(strength[:n], strength[n:])
+    height = np.minimum(top[:n] - bg[:n], top[n:] - bg[n:])
     # a bead stands out of the noise on both sides (a frame of noise has rises everywhere)
-    good = (np.isfinite(rise[0]) & np.isfinite(rise[1]) & (s > 0)
-            & (np.minimum(height[0], height[1]) >= _MIN_SNR * noise))
+    good = np.isfinite(rise[:n]) & np.isfinite(rise[n:]) & (s > 0) & (height >= _MIN_SNR * noise)
     if not good.any():
         nan = np.full(n, np.nan)
         return nan, nan
+    # both edges as strong as a bead's: a gap, glare or a faint stretch is no centre
     good &= s >= 0.4 * _median(s[good])
-    return (np.where(good, 0.5 * (rise[0] + rise[1]), np.nan),
-            np.where(good, 0.5 * (dep[0] + dep[1]), np.nan))
+    t_right0 = float(t_px[m2 - 2])                     # the right window's outer offset after smoothing
+    rise_c = 0.5 * ((t0 + rise[:n] * step) + (t_right0 - rise[n:] * step))
+    dep_c = 0.5 * ((t0 + dep[:n] * step) + (t_right0 - dep[n:] * step))
+    return np.where(good, rise_c, np.nan), np.where(good, dep_c, np.nan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -454,10 +462,11 @@ class _Coarse:
 
     sign: float               # +1: the bead is brighter than its surroundings
     width_px: float
-    st: Stations              # the subset of stations (nominal)
+    st: Stations              # the subset of stations (nominal), of the medium profiles
+    st_coarse: Stations       # ... and of the coarse ones (fewer)
     t_coarse: np.ndarray      # (Mc,) offsets of the coarse profiles, px
     t_medium: np.ndarray      # (Mm,)
-    tpl_coarse: np.ndarray    # (K, 1, Mc, 2) float32 sample positions
+    tpl_coarse: tuple         # fixed-point maps (K, Mc) of the coarse sample positions
     tpl_medium: np.ndarray    # (K, 1, Mm, 2)
     triples: np.ndarray       # (T, 3) indices into the subset: the consensus hypotheses
     tri_inv: np.ndarray       # (T, 3, 3) inverses of their design rows
@@ -568,14 +577,19 @@ class Aligner:
         r_max = float(np.hypot(*(st.xy - self.center_xy).T).max())
         # how far along its normal any point of the path can move within the search range
         reach = self.max_shift_px * np.sqrt(2) + np.deg2rad(self.max_angle_deg) * r_max
-        t_coarse = _offsets(reach + width_px + 6.0, 2.0)
+        t_coarse = _offsets(reach + width_px + 6.0, _COARSE_STEP_PX)
         t_medium = _offsets(width_px + 10.0, 1.0)
         sub = _take(st, _subset(st, N_COARSE))
-        tc = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t_coarse, 0.0)
+        # the coarse search on every other medium profile: enough for the consensus
+        few = _take(sub, np.arange(0, len(sub), N_COARSE // N_COARSE_FIND))
+        tc = _strip_templates(few.xy, few.tangent_xy, few.normal_xy, t_coarse, 0.0)
+        # never moved: fixed-point maps (1/32 px, plenty at these steps), built once
+        tc = cv2.convertMaps(tc.reshape(len(few), len(t_coarse), 2), None, cv2.CV_16SC2)
         tm = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t_medium, 0.0)
-        triples, tri_inv = self._triples(sub)
-        return _Coarse(sign=sign, width_px=width_px, st=sub, t_coarse=t_coarse, t_medium=t_medium,
-                       tpl_coarse=tc, tpl_medium=tm, triples=triples, tri_inv=tri_inv)
+        triples, tri_inv = self._triples(few)
+        return _Coarse(sign=sign, width_px=width_px, st=sub, st_coarse=few, t_coarse=t_coarse,
+                       t_medium=t_medium, tpl_coarse=tc, tpl_medium=tm, triples=triples,
+                       tri_inv=tri_inv)
 
     def _build_fine(self, st: Stations, kind: str, sign: float, width_px: float,
                     half_px: float) -> _Fine:
@@ -663,7 +677,8 @@ class Aligner:
         off = np.where((gb >= 0.4 * typical) & (k > 2) & (k < m - 3), off, np.nan)
         return off, off
 
-    def _fit(self, st: Stations, offsets, matrix, sigma_floor=0.05, free_offset=False):
+    def _fit(self, st: Stations, offsets, matrix, sigma_floor=0.05, free_offset=False,
+             iterations=3):
         """Fit the increment to offsets measured at ``st`` moved by ``matrix``; compose.
 
         ``free_offset``: one more unknown, the same offset along every normal (a glass cut a
@@ -681,7 +696,7 @@ class Aligner:
         if free_offset:
             a = np.hstack([a, np.ones((len(a), 1))])
         x, _, sigma, resid = _tukey_fit(a, np.where(valid, offsets, 0.0), valid, x0=None,
-                                        sigma_floor=sigma_floor)
+                                        sigma_floor=sigma_floor, iterations=iterations)
         if free_offset:
             x = x[:-1]
         return _compose(_increment_matrix(x, self.center_xy, r_scale), matrix), resid, sigma
@@ -689,8 +704,8 @@ class Aligner:
     def _consensus(self, offsets: np.ndarray, tol_px: float) -> np.ndarray:
         """The coarse pose (2×3) that most coarse profiles agree with, from the triples."""
         co = self.coarse
-        r_scale = self._r_scale(co.st)
-        a = _design(co.st.xy, co.st.normal_xy, self.center_xy, r_scale, False)
+        r_scale = self._r_scale(co.st_coarse)
+        a = _design(co.st_coarse.xy, co.st_coarse.normal_xy, self.center_xy, r_scale, False)
         t = np.nan_to_num(offsets, nan=1e9)
         best = np.zeros(3)
         if len(co.triples):
@@ -741,7 +756,7 @@ class Aligner:
             # the bead's pose from where its footprint begins (the robust centres lean with
             # the shading), over the profiles the robust fit kept; not if it strays from it
             keep = np.abs(np.nan_to_num(resid, nan=np.inf)) <= _TUKEY_C * sigma
-            m_dep, _, _ = self._fit(fi.st, np.where(keep, final_off, np.nan), m)
+            m_dep, _, _ = self._fit(fi.st, np.where(keep, final_off, np.nan), m, iterations=2)
             if float(np.abs(fi.xy_h @ (m_dep - m_new).T).max()) < 1.0:
                 m_new = m_dep
         m = m_new
