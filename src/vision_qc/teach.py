@@ -480,6 +480,44 @@ def _smooth_along(values: np.ndarray, closed: bool, window: int) -> np.ndarray:
     return np.where(cover > 0.2, mean, np.nan)
 
 
+def _long_runs(missing: np.ndarray, closed: bool, min_len: int) -> list[tuple[int, int]]:
+    """Runs ``(start, stop)`` (stop exclusive, may exceed ``len`` on a loop: wrapped) of
+    ``missing`` stations at least ``min_len`` long, with a measured station on both sides."""
+    n = len(missing)
+    if missing.all() or not missing.any():
+        return []
+    shift = int(np.argmin(missing)) if closed else 0      # start the walk at a measured station
+    mm = np.roll(missing, -shift)
+    d = np.diff(np.concatenate([[0], mm.astype(np.int8), [0]]))
+    a, b = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    out = []
+    for s0, s1 in zip(a, b):
+        if s1 - s0 < min_len or (not closed and (s0 == 0 or s1 == n)):
+            continue
+        out.append((int(s0 + shift), int(s1 + shift)))
+    return out
+
+
+def _bridge(pts: np.ndarray, runs, closed: bool) -> np.ndarray:
+    """Replace each run of points by a cubic Hermite curve from the point before it to the
+    point after it, with the line's directions there (a bend of the path stays a bend)."""
+    n = len(pts)
+    out = pts.copy()
+    for s0, s1 in runs:
+        i0, i1 = (s0 - 1) % n, s1 % n
+        p0, p1 = pts[i0], pts[i1]
+        d0 = pts[i0] - pts[(i0 - 2) % n] if closed or i0 >= 2 else pts[1] - pts[0]
+        d1 = pts[(i1 + 2) % n] - pts[i1] if closed or i1 + 2 < n else pts[-1] - pts[-2]
+        span = float(s1 - s0 + 1)                       # stations 1 px apart
+        t0 = d0 / max(np.hypot(*d0), 1e-9) * span
+        t1 = d1 / max(np.hypot(*d1), 1e-9) * span
+        u = (np.arange(s0, s1) - (s0 - 1))[:, None] / span
+        h00, h10 = 2 * u**3 - 3 * u**2 + 1, u**3 - 2 * u**2 + u
+        h01, h11 = -2 * u**3 + 3 * u**2, u**3 - u**2
+        out[np.arange(s0, s1) % n] = h00 * p0 + h10 * t0 + h01 * p1 + h11 * t1
+    return out
+
+
 def refine_centre_line(gray: np.ndarray, points_xy: np.ndarray, *, closed: bool, bright: bool,
                        width_px: float, mm_per_px: float, iterations: int = 2):
     """Move a rough centre line onto the bead's measured centre (midpoint of its edges).
@@ -519,8 +557,11 @@ def refine_centre_line(gray: np.ndarray, points_xy: np.ndarray, *, closed: bool,
         trend = _smooth_along(raw, closed, 4 * window)
         raw[np.abs(raw - trend) > max(1.0, width_px / 6.0)] = np.nan
         off = _smooth_along(raw, closed, window)
-        off = np.where(np.isfinite(off), off, 0.0)
-        pts = st.xy + off[:, None] * st.normal_xy
+        pts = st.xy + np.where(np.isfinite(off), off, 0.0)[:, None] * st.normal_xy
+        # a long stretch without a measurement (the bead merged with a neighbour, split by
+        # its highlight) does not keep the rough line there, which the same neighbour pulled:
+        # it is bridged smoothly from the refined line on both sides
+        pts = _bridge(pts, _long_runs(~np.isfinite(raw), closed, window), closed)
         good = np.isfinite(m.width_px)
         if good.any():
             width_px = float(np.median(m.width_px[good]))
