@@ -393,7 +393,7 @@ def _resample(points_xy: np.ndarray, closed: bool, step_px: float) -> np.ndarray
 def _smooth_line(points_xy: np.ndarray, closed: bool, window_px: float) -> np.ndarray:
     """Moving average over ``window_px`` of arc length (stations 1 px apart)."""
     st = build_stations(points_xy, closed=closed, spacing_px=1.0, interpolation="linear")
-    k = max(int(round(window_px)) | 1, 3)
+    k = max(round(window_px) | 1, 3)
     mode = "wrap" if closed else "nearest"
     xy = ndimage.uniform_filter1d(st.xy, k, axis=0, mode=mode)
     if not closed:
@@ -542,7 +542,7 @@ def refine_centre_line(gray: np.ndarray, points_xy: np.ndarray, *, closed: bool,
         The last measurement (widths, offsets) at the refined line's stations.
     """
     pts = np.asarray(points_xy, dtype=np.float64)
-    window = max(int(round(SMOOTH_MM / mm_per_px)), 3)
+    window = max(round(SMOOTH_MM / mm_per_px), 3)
     m = None
     for _ in range(iterations):
         st = build_stations(pts, closed=closed, spacing_px=1.0)
@@ -634,11 +634,11 @@ def find_reference_edge(gray: np.ndarray, stations: Stations, *, width_px: float
     ok = strong & steady
     if ok.mean() < 0.8:
         return None
-    window = max(int(round(SMOOTH_MM / mm_per_px)), 3)
+    window = max(round(SMOOTH_MM / mm_per_px), 3)
     pos_s = _smooth_along(np.where(ok, pos, np.nan), sub.closed, window)
     pos_s = np.where(np.isfinite(pos_s), pos_s, float(np.median(pos[ok])))
     pts = sub.xy + pos_s[:, None] * sub.normal_xy
-    step = max(int(round(POINT_STEP_PX / sub.spacing_px)), 1)
+    step = max(round(POINT_STEP_PX / sub.spacing_px), 1)
     pts = pts[::step]
     # distance to the bead's nearer edge, less the blur of both: the fine search window
     gap = abs(float(np.median(pos[ok]))) - 0.5 * width_px
@@ -1006,7 +1006,7 @@ def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
             per_image.append({"image": i, "pose": pose.to_dict(),
                               "coverage": round(float(np.isfinite(m.width_px).mean()), 4)})
         if refine:
-            window = max(int(round(SMOOTH_MM / mm_per_px)), 3)
+            window = max(round(SMOOTH_MM / mm_per_px), 3)
             # offsets relative to image 1's centre line, averaged over the later images
             # (image 1 contributes zero: its line is already on its bead)
             mean_off = np.nanmean(np.vstack(offsets), axis=0)
