@@ -824,6 +824,11 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
     spur = SPUR_WIDTHS * cand.width_px / cand.factor
     line, closed = order_skeleton(cand.skeleton_rc, spur_px=max(spur, 4.0))
     line = line * cand.factor + 0.5 * (cand.factor - 1)
+    if not closed and np.hypot(*(line[-1] - line[0])) <= max(2.0 * cand.width_px, 4.0) \
+            and len(line) * cand.factor > 20.0 * cand.width_px:
+        # a long line whose ends nearly meet is a loop whose skeleton broke where it closes
+        # (the start/stop overlap is wider, or the highlight splits it there)
+        closed = True
     line = _smooth_line(line, closed, max(2.0 * cand.width_px, 5.0))
     line = _orient(line, closed, start_xy)
     w0 = _profile_width(gray, build_stations(line, closed=closed, spacing_px=2.0),
