@@ -4,10 +4,12 @@ image decoding alone allows on the same cores").
 
 Run: ``pytest benchmarks/bench_batch.py --benchmark-enable -s`` (``-s`` shows the summary
 lines). Each round starts its own pool (worker start-up is part of what a user waits for) and
-writes into a fresh output folder; the batch round also writes ``results.jsonl`` (fsync per
-record), overlays of NG parts and the report thumbnails, as ``vision-qc inspect`` does. The
-CSV tables and the HTML report, built once at the end of a run, are not timed. Correctness is
-checked outside the timed calls. images/s = images per round / median round time.
+writes into a fresh output folder; the batch round also writes what ``vision-qc inspect``
+writes by default: ``results.jsonl`` (fsync per record, each file's outputs fsync'd before
+its record), overlays of NG parts (at most 1600 px wide: the 2448×2048 frames' at 1224×1024),
+the report thumbnails and NG width profiles. The CSV tables and the HTML report, built once at
+the end of a run, are not timed. Correctness is checked outside the timed calls.
+images/s = images per round / median round time.
 """
 
 import os
@@ -16,8 +18,8 @@ import tempfile
 
 import pytest
 
-from vision_qc.shell.batch import decode_file, run_batch
-from vision_qc.shell.records import JsonlWriter, load_records
+from vision_qc.shell.batch import DATA_DIR, OVERLAY_DIR, decode_file, run_batch
+from vision_qc.shell.records import JsonlWriter, artifact_stem, load_records
 
 from conftest import report_rate, write_image_set
 
@@ -94,29 +96,39 @@ def test_batch_inspect(benchmark, image_set):
 
     out = benchmark.pedantic(run, setup=_fresh_out, rounds=5, iterations=1, warmup_rounds=1)
     recs = load_records(os.path.join(out, "results.jsonl")).records
+    written = {d: sorted(os.listdir(os.path.join(out, d))) for d in (OVERLAY_DIR, DATA_DIR)}
     for o in outs:
         shutil.rmtree(o, ignore_errors=True)
     assert sorted(r["file"] for r in recs) == files
     errors = [(r["file"], r["error"]) for r in recs if r["verdict"] == "ERROR"]
     assert errors == []
+    # every output vision-qc inspect writes by default: NG overlays, thumbnails, NG profiles
+    ng = sorted(artifact_stem(r["file"]) for r in recs if r["verdict"] == "NG")
+    assert ng and len(ng) < len(recs)
+    assert written[OVERLAY_DIR] == [f"{stem}.jpg" for stem in ng]
+    assert sorted(n for n in written[DATA_DIR] if n.endswith(".npz")) == [f"{s}.npz" for s in ng]
+    assert sum(n.endswith(".jpg") for n in written[DATA_DIR]) == len(recs)
     benchmark.group = f"batch {size[0]}x{size[1]}"
     _report("batch", size, benchmark)
 
 
 def test_interleaved_batch_vs_floor(image_set):
-    """The same comparison in alternating rounds (floor, batch, floor, batch, ...): on a shared
-    machine the load drifts between tests; alternating keeps the ratio fair. Prints the
+    """The same comparison in alternating rounds (floor, read+inspect, batch, floor, ...): on a
+    shared machine the load drifts between tests; alternating keeps the ratios fair. Prints the
     medians; not a pytest-benchmark timing."""
     import statistics
     import time
 
     size, files, recipe = image_set
-    floor_s, batch_s = [], []
+    floor_s, inspect_s, batch_s = [], [], []
     for _ in range(4):
         t0 = time.perf_counter()
         run_batch(files, recipe, out_dir=None, on_record=lambda r: None, workers=WORKERS,
                   task=decode_file)
         floor_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        run_batch(files, recipe, out_dir=None, on_record=lambda r: None, workers=WORKERS)
+        inspect_s.append(time.perf_counter() - t0)
         out = tempfile.mkdtemp(prefix="bench_batch_")
         try:
             t0 = time.perf_counter()
@@ -126,7 +138,9 @@ def test_interleaved_batch_vs_floor(image_set):
         finally:
             shutil.rmtree(out, ignore_errors=True)
     floor = N_IMAGES / statistics.median(floor_s)
+    inspect = N_IMAGES / statistics.median(inspect_s)
     batch = N_IMAGES / statistics.median(batch_s)
     print(f"\n[bench_batch {size[0]}x{size[1]}, {WORKERS} workers, interleaved] decode-only floor "
-          f"{floor:.1f} images/s, batch {batch:.1f} images/s ({100 * batch / floor:.0f}%)")
-    assert batch > 0 and floor > 0
+          f"{floor:.1f} images/s, read+inspect {inspect:.1f} ({100 * inspect / floor:.0f}%), "
+          f"batch {batch:.1f} images/s ({100 * batch / floor:.0f}%)")
+    assert batch > 0 and inspect > 0 and floor > 0

@@ -28,6 +28,17 @@ _VERTEX_SPACING_PX = 4.0      # chords of 4 px on a path bending over 100s of px
 _MIN_LABEL_SCALE = 0.55      # Hershey font scale: capitals ~12 px high
 
 
+def _warm_text() -> None:
+    # OpenCV 5 builds its font tables on the first text call of a process: ~20-35 ms of CPU.
+    # Done here, at import: the batch's worker processes are forked from a forkserver that has
+    # imported this module (vision_qc.shell.batch.pool_context), so they inherit the tables
+    # instead of each paying for them on its first NG part; live mode draws text anyway.
+    cv2.getTextSize("0", cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
+
+
+_warm_text()
+
+
 def _to_bgr(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         if frame.dtype == np.uint16:
