@@ -76,6 +76,7 @@ _MIN_EVERY_PX = 4.0         # ... but no closer than this
 EDGE_SEARCH_PX = 5.0        # default half-width searched round a reference edge, px
 _EDGE_OUT_PX = 3.0          # fine bead windows reach this much further out: the background
 _MIN_SNR = 3.0              # a fine bead edge's step, in the frame's noise (sd), at least
+_CLEAR_SNR = 20.0           # a "clear" bead: typical step in noise sd (see _bead_centres)
 _DEPART = 0.2               # the bead's edge: where the profile has risen this much of its step
 _BEAD_STRIP_PX = 2.0        # fine bead profiles averaged over stations this far either side
 _STRIP_PX = 2.0             # fine profiles averaged over stations this far either side (dust, noise)
@@ -391,11 +392,14 @@ def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarr
       steeper; and a weak rise (a gap, glare, a faint stretch) marks no bead;
     * a station counts only where both sides' steps (crest less background) stand
       ``_MIN_SNR`` times the frame's noise out of it;
-    * the *departure*, as in the inspection's edge finder: walking out from the brightest
-      sample of the window (towards the crest), where the profile (smoothed once) comes down
-      to ``background + _DEPART · (that level − background)``, interpolated; the background
-      is the mean of the window's outer samples. The rise leans inwards on a shaded flank
-      (the grey level keeps climbing towards the crest); the departure far less.
+    * the *departure*, where the footprint begins, as in the inspection's edge finder:
+      walking out from the rise, where the profile (smoothed once) comes down to
+      ``background + _DEPART · (level − background)``, interpolated; the background is the
+      mean of the window's outer samples. The level is the profile's 1 px inside the rise
+      on a clear bead (typical step ≥ ``_CLEAR_SNR`` noise sd); on a faint one, whose
+      shaded flank has hardly a step of its own, the window's brightest sample (towards
+      the crest), and the walk starts there. The rise leans inwards on a shaded flank (the
+      grey level keeps climbing towards the crest); the departure far less.
 
     Returns
     -------
@@ -432,15 +436,21 @@ def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarr
     d = np.where(bend, 0.5 * (ga - gc) / np.where(bend, den, -1.0), 0.0)
     rise = np.where(ok, kc + np.clip(d, -0.5, 0.5), np.nan)          # in samples, inwards
     bg = q[:, :k0].mean(axis=1)
-    kt = k0 + np.argmax(q[:, k0:], axis=1)
+    kt = k0 + np.argmax(q[:, k0:], axis=1)             # the brightest sample: towards the crest
     top = q[rows, kt]
-    thr = bg + _DEPART * (top - bg)
     cols = np.arange(mq)
-    j = np.where((q < thr[:, None]) & (cols[None, :] <= kt[:, None]), cols[None, :], -1).max(axis=1)
-    jc = np.clip(j, 0, mq - 2)
-    q0, q1 = q[rows, jc], q[rows, jc + 1]
-    frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
-    dep = np.where(ok & (j >= 0) & (top > bg), jc + frac, np.nan)
+
+    def departure(level, upto):
+        """Where the profile last lies below ``bg + _DEPART (level - bg)`` before ``upto``,
+        interpolated, in samples inwards."""
+        thr = bg + _DEPART * (level - bg)
+        below = (q < thr[:, None]) & (cols[None, :] <= upto[:, None])
+        j = np.where(below, cols[None, :], -1).max(axis=1)
+        jc = np.clip(j, 0, mq - 2)
+        q0, q1 = q[rows, jc], q[rows, jc + 1]
+        frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
+        return np.where(ok & (j >= 0) & (level > bg), jc + frac, np.nan)
+
     # samples inwards → offsets: the left window ascends from t[0]; the right one, stored
     # ascending from its inner end, descends from -t[0] when reversed
     t0 = float(t[0])
@@ -456,6 +466,12 @@ def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarr
     good &= s >= 0.4 * _median(s[good])
     t_right0 = float(t_px[m2 - 2])                     # the right window's outer offset after smoothing
     rise_c = 0.5 * ((t0 + rise[:n] * step) + (t_right0 - rise[n:] * step))
+    if _median(height[good]) >= _CLEAR_SNR * noise:
+        # a clear bead: its step at the rise, measured 1 px inside it
+        dep = departure(q[rows, np.minimum(kc + 2, mq - 1)], kc)
+    else:
+        # a faint one: the crest's height (a shaded flank's own step is lost in the noise)
+        dep = departure(top, kt)
     dep_c = 0.5 * ((t0 + dep[:n] * step) + (t_right0 - dep[n:] * step))
     return np.where(good, rise_c, np.nan), np.where(good, dep_c, np.nan)
 
