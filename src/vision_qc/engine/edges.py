@@ -42,9 +42,6 @@ _BRIDGE = 0.3              # dips up to this × nominal width inside the bead ar
 _REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
                            # a dim, shaded flank keeps steepening towards the crest)
 _LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
-_FLAT_REL = 0.02           # the walk's background is flat to the noise and this × the bead's contrast over
-                           # 2 px (at 0.1 a dim shaded flank rising a few grey levels per px passed for
-                           # background and the edge landed at its knee: false "thin" calls)
 _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
 
 
@@ -306,7 +303,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((1, span), np.uint8),
                               borderType=cv2.BORDER_REPLICATE)
     center, contrast, level, bg_l, bg_r, w_cols, cs = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
-    tol = 3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations) + _FLAT_REL * np.abs(contrast)
+    tol = 3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations) + 0.1 * np.abs(contrast)
     lx, lok = _side_edge(pc, center, w_cols, bg_l, -1, cstep, tol)
     rx, rok = _side_edge(pc, center, w_cols, bg_r, +1, cstep, tol)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
