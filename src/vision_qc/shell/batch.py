@@ -199,9 +199,9 @@ def _profile(res) -> bytes:
     # the path's length: the last station plus one station spacing
     length = float(arc_all[-1] + (arc_all[-1] - arc_all[-2])) if n > 1 else float(arc_all[-1])
     buf = io.BytesIO()
-    np.savez_compressed(buf, arc_mm=arc.astype(np.float32), lo_mm=lo.astype(np.float32),
-                        hi_mm=hi.astype(np.float32), bad=bad.astype(bool),
-                        length_mm=np.float64(length))
+    # uncompressed: ~17 kB instead of ~14 kB, without ~0.3 ms of zlib per NG part
+    np.savez(buf, arc_mm=arc.astype(np.float32), lo_mm=lo.astype(np.float32),
+             hi_mm=hi.astype(np.float32), bad=bad.astype(bool), length_mm=np.float64(length))
     return buf.getvalue()
 
 

@@ -1,9 +1,10 @@
 """`vision-qc inspect`: check image files, folders and globs against a recipe (DESIGN §3).
 
 Writes into ``--out DIR``: ``results.jsonl`` (one record per input, appended and fsync'd as
-each finishes), ``results.csv`` and ``defects.csv``, ``overlays/`` (annotated images),
-``report.html`` (self-contained), ``run.json`` (recipe, software, runs) and ``report_data/``
-(thumbnails and width profiles the report is built from).
+each finishes, after that input's other outputs), ``results.csv`` and ``defects.csv``,
+``overlays/`` (annotated images; frames wider than 1600 px are drawn reduced by a whole factor
+unless ``--full-size-overlays``), ``report.html`` (self-contained), ``run.json`` (recipe,
+software, runs) and ``report_data/`` (thumbnails and width profiles the report is built from).
 
 Exit status: 0 every part OK, 1 at least one NG or ERROR record, 2 usage or recipe error,
 130 interrupted (Ctrl-C; rerun with ``--resume`` to finish).
