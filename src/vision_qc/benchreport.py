@@ -184,18 +184,25 @@ def floor_text(data: dict) -> list[str]:
     return out
 
 
+def _table_head(title: str, intro: str, columns) -> list[str]:
+    """A report section's heading, its introductory paragraph and its table's header rows."""
+    return ["", f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |",
+            "|" + "---|" * len(columns)]
+
+
 def _throughput_lines(data: dict) -> list[str]:
     tp = data.get("throughput") or []
     if not tp:
         return []
-    lines = ["", "## Batch throughput (images/s, all cores)", "",
-             ("The floor here is decoding the same image files alone, with the same number of "
-             "processes and the same pool (`run_batch` with `task=decode_file`); read + inspect "
-             "keeps the records in memory; the full batch writes what `vision-qc inspect` does "
-             "per file (fsync'd `results.jsonl`, NG overlays, report thumbnails). Each round "
-             "starts its own pool, as a user's run does; median of alternating rounds."), "",
-             ("| size | images | processes | decode-only floor | read + inspect | full batch | "
-             "batch / floor |"), "|---|---|---|---|---|---|---|"]
+    lines = _table_head(
+        "Batch throughput (images/s, all cores)",
+        "The floor here is decoding the same image files alone, with the same number of "
+        "processes and the same pool (`run_batch` with `task=decode_file`); read + inspect "
+        "keeps the records in memory; the full batch writes what `vision-qc inspect` does "
+        "per file (fsync'd `results.jsonl`, NG overlays, report thumbnails). Each round "
+        "starts its own pool, as a user's run does; median of alternating rounds.",
+        ("size", "images", "processes", "decode-only floor", "read + inspect", "full batch",
+         "batch / floor"))
     for t in tp:
         w, h = t["size"]
         lines.append(f"| {w}×{h} | {t['images']} | {t['workers']} | {t['floor_images_per_s']:.1f} | "
@@ -221,14 +228,15 @@ def _live_lines(data: dict) -> list[str]:
     lv = data.get("live") or []
     if not lv:
         return []
-    lines = ["", "## Live loop (headless)", "",
-             ("`vision-qc live --no-window`'s loop on a dispensing clip rendered beforehand (making "
-             "the frames costs nothing, as with a camera), parts one after another: taking every "
-             "frame as fast as the loop goes (its top frame rate), and paced like a camera (the "
-             "newest frame taken, the others dropped). Latency: from the frame's capture to its "
-             "verdict; step: the inspection of the frame."), "",
-             ("| size | stations | mode | frames | dropped | frames/s | latency p50 ms | "
-             "latency p99 ms | step p50 ms |"), "|---|---|---|---|---|---|---|---|---|"]
+    lines = _table_head(
+        "Live loop (headless)",
+        "`vision-qc live --no-window`'s loop on a dispensing clip rendered beforehand (making "
+        "the frames costs nothing, as with a camera), parts one after another: taking every "
+        "frame as fast as the loop goes (its top frame rate), and paced like a camera (the "
+        "newest frame taken, the others dropped). Latency: from the frame's capture to its "
+        "verdict; step: the inspection of the frame.",
+        ("size", "stations", "mode", "frames", "dropped", "frames/s", "latency p50 ms",
+         "latency p99 ms", "step p50 ms"))
     for x in lv:
         w, h = x["size"]
         lines.append(f"| {w}×{h} | {x['stations']} | {x['mode']} | {x['frames']} | {x['dropped']} | "
