@@ -105,24 +105,33 @@ def _refine(p, idx, sign, step, reach):
     n, m = p.shape
     rows = np.arange(n)
     flat = p.ravel()
-    win = np.arange(-reach - 1, reach + 2)                   # gradient columns pk-1 .. pk+1 too
-    cols = idx[:, None] + win[None, :]
-    base = (rows * m)[:, None]
-    inside = (cols >= 1) & (cols <= m - 2)
-    hi = flat.take(base + np.clip(cols + 1, 0, m - 1))
-    lo = flat.take(base + np.clip(cols - 1, 0, m - 1))
-    g = np.where(inside, (hi - lo) * (0.5 / step), 0.0).astype(np.float32) * sign
+    # one gather of the samples round idx, laid out (window, N) so that every step below runs
+    # on contiguous rows of N; the gradient at columns idx-reach-1 .. idx+reach+1 (pk-1 ..
+    # pk+1 too) is a difference of its rows
+    win = np.arange(-reach - 2, reach + 3)
+    cols = idx[None, :] + win[:, None]
+    smp = flat.take(rows * m + np.clip(cols, 0, m - 1))
+    g = (smp[2:] - smp[:-2]) * (0.5 / step)
+    if sign < 0:
+        np.negative(g, out=g)
+    # central differences only in columns [1, m-2]: zero elsewhere (rows near the ends only)
+    near_end = idx.min() - reach - 1 < 1 or idx.max() + reach + 1 > m - 2
+    inside = None
+    if near_end:
+        gcols = cols[1:-1]
+        inside = (gcols >= 1) & (gcols <= m - 2)
+        g = np.where(inside, g, np.float32(0.0))
     if reach:
         # first maximum among the columns in [1, m-2] (as clipping the window would give)
-        gw = np.where(inside[:, 1:-1], g[:, 1:-1], -np.inf)
-        pk = idx + np.argmax(gw, axis=1) - reach
+        gw = np.where(inside[1:-1], g[1:-1], -np.inf) if near_end else g[1:-1]
+        pk = idx + np.argmax(gw, axis=0) - reach
     else:
         pk = idx
-    # gradient at pk-1, pk, pk+1: columns of the window (pk - idx + reach + 1 + {-1, 0, 1})
+    # gradient at pk-1, pk, pk+1: rows of the window (pk - idx + reach + 1 + {-1, 0, 1})
     o = pk - idx + reach + 1
-    ga = np.maximum(g[rows, o - 1], 1e-3)
-    gb = np.maximum(g[rows, o], 1e-3)
-    gc = np.maximum(g[rows, o + 1], 1e-3)
+    ga = np.maximum(g[o - 1, rows], 1e-3)
+    gb = np.maximum(g[o, rows], 1e-3)
+    gc = np.maximum(g[o + 1, rows], 1e-3)
     la, lb, lc = np.log(ga), np.log(gb), np.log(gc)
     curv = la - 2 * lb + lc
     ok = curv < -1e-6
