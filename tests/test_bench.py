@@ -2,7 +2,6 @@
 Never asserts a timing: only that every section is there, positive and reported."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
