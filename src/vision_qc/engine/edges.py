@@ -153,11 +153,22 @@ def _refine(p, idx, sign, step, reach):
     return col, sigma, step_h
 
 
-def _box_means(cs: np.ndarray, a0: int, size: int, count: int) -> np.ndarray:
-    """Means of each row over the ``count`` boxes [a0 + k, a0 + k + size), k = 0..count-1,
-    from the row-wise cumulative sum ``cs`` (N, M+1); slices, not gathers (a gather of
-    (N, count) columns costs several times more)."""
-    return cv2.subtract(cs[:, a0 + size:a0 + size + count], cs[:, a0:a0 + count]) * (1.0 / size)
+def _box_means(cst: np.ndarray, a0: int, size: int, count: int) -> np.ndarray:
+    """Means over the ``count`` boxes [a0 + k, a0 + k + size), k = 0..count-1, from the
+    cumulative sums laid out (M+1, N) (``cst``, one contiguous row per column): (count, N),
+    a difference of two contiguous blocks of rows."""
+    out = cv2.subtract(cst[a0 + size:a0 + size + count], cst[a0:a0 + count])
+    return np.multiply(out, 1.0 / size, out=out)
+
+
+def _first_true(mask: np.ndarray) -> np.ndarray:
+    """Index of the first True along axis 0 of a (K, N) bool mask (K < 256), 0 where a column
+    has none, as ``np.argmax(mask, axis=0)`` gives; a weighted maximum over contiguous rows
+    of N costs a fraction of numpy's argmax along axis 0 (which transposes)."""
+    k = mask.shape[0]
+    # row i weighs k - i: the maximum is k - (first True), 0 where there is none
+    top = (mask.view(np.uint8) * np.arange(k, 0, -1, dtype=np.uint8)[:, None]).max(axis=0)
+    return np.where(top > 0, k - top.astype(np.intp), 0)
 
 
 def _row_cumsum(p: np.ndarray) -> np.ndarray:
@@ -235,40 +246,57 @@ def _locate(cs: np.ndarray, width_px: float, step_px: float):
     glass edge, the frit's inner edge) does not.
     """
     n, m = cs.shape[0], cs.shape[1] - 1
+    # (M+1, N): each scale's boxes at every centre are differences of contiguous blocks of
+    # rows, and the best centre a maximum over rows of N
+    cst = cv2.transpose(cs)
     best = np.full(n, -np.inf, np.float32)
     where = np.full(n, m // 2, np.int64)
-    level = np.zeros(n, np.float32)
-    bg_left = np.zeros(n, np.float32)
-    bg_right = np.zeros(n, np.float32)
+    offset = np.zeros(n, np.int64)     # the winning scale's flank offset
     width = np.zeros(n, np.float32)
     flank = max(int(round(2.0 / step_px)), 1)
     margin = max(int(round(1.5 / step_px)), 1)
+    # the flank boxes have one size at every scale: their means at every start, once
+    flank_means = _box_means(cst, 0, flank, m + 1 - flank) if m > 2 * flank else None
     for scale in _SCALES:
         w = scale * width_px / step_px
         h = max(int(round(0.35 * w)), 1)
         o = int(round(0.5 * w)) + margin
-        j = np.arange(o + flank, m - o - flank)
-        if len(j) == 0:
+        j0, cnt = o + flank, m - 2 * (o + flank)     # centres j0 .. j0 + cnt - 1
+        if cnt <= 0:
             continue
-        j0, cnt = int(j[0]), len(j)
-        inner = _box_means(cs, j0 - h, 2 * h + 1, cnt)
-        left = _box_means(cs, j0 - o - flank, flank, cnt)
-        right = _box_means(cs, j0 + o + 1, flank, cnt)
-        flanks = cv2.max(left, right)
-        resp = cv2.subtract(inner, flanks)
-        k = np.argmax(resp, axis=1)
-        rows = np.arange(n)
-        r = resp[rows, k]
+        flanks = cv2.max(flank_means[j0 - o - flank:j0 - o - flank + cnt],
+                         flank_means[j0 + o + 1:j0 + o + 1 + cnt])
+        resp = _box_means(cst, j0 - h, 2 * h + 1, cnt)             # the inner part ...
+        cv2.subtract(resp, flanks, dst=resp)                        # ... minus the flanks
+        # the maximum and the first centre that reaches it (NaN where a row has a NaN, as
+        # the value at np.argmax would be: such a row is then never better)
+        r = resp.max(axis=0)
+        k = _first_true(resp == r)
         # far flanks of a large box often land on brighter structures (glass edge, glare,
         # halftone) and inflate the response; a scale wider than nominal must win clearly
         margin_f = _WIDER_MARGIN if scale > 1.0 else 0.0
         better = r > (best + margin_f * np.abs(best) if margin_f else best)
         best = np.where(better, r, best)
-        where = np.where(better, j[k], where)
-        level = np.where(better, flanks[rows, k], level)
-        bg_left = np.where(better, left[rows, k], bg_left)
-        bg_right = np.where(better, right[rows, k], bg_right)
-        width = np.where(better, w, width)
+        where = np.where(better, j0 + k, where)
+        offset = np.where(better, o, offset)
+        width = np.where(better, np.float32(w), width)
+    # the winner's flanks, read once at its centre (the same sums as its scale's boxes); 0
+    # where no scale won (no centre fits, or a NaN), as before any scale is tried
+    lost = best == -np.inf
+    if lost.all():
+        zero = np.zeros(n, np.float32)
+        return where, best, zero, zero.copy(), zero.copy(), width, cs
+    flat, rows = cst.ravel(), np.arange(n)
+
+    def flank_mean(a):
+        return (flat.take((a + flank) * n + rows) - flat.take(a * n + rows)) * (1.0 / flank)
+
+    bg_left = flank_mean(where - offset - flank)
+    bg_right = flank_mean(where + offset + 1)
+    level = np.maximum(bg_left, bg_right)
+    if lost.any():
+        for a in (bg_left, bg_right, level):
+            a[lost] = 0.0
     return where, best, level, bg_left, bg_right, width, cs
 
 
