@@ -190,21 +190,31 @@ def _box_geometry(w_cols, step_px):
 
 
 def _response_at(cs: np.ndarray, center: np.ndarray, w_cols: np.ndarray, step_px: float):
-    """The locator's response, flank level and each flank at a given centre and bead width
-    per row (the per-row counterpart of one scale of :func:`_locate`)."""
+    """The locator's response, left flank and right flank at a given centre and bead width
+    per row (the per-row counterpart of one scale of :func:`_locate`); ``center`` and
+    ``w_cols`` are (N,) or (K, N), K candidates per row."""
     n, m1 = cs.shape
     h, o, flank = _box_geometry(w_cols, step_px)
-    rows = np.arange(n)
     c = np.clip(center, o + flank, m1 - 2 - o - flank)
+    rows = np.arange(n)
+    if 2 * (int(o.max()) + flank) <= m1 - 2:
+        # every box lies in its row: gather from the flat array by each row's centre
+        flat, at = cs.ravel(), c + rows * m1
+
+        def sums(a):
+            return flat.take(at + a)
+    else:
+        # profiles too short for the widest box (numpy's negative indices wrap in the row)
+        def sums(a):
+            return cs[rows, c + a]
 
     def box(a, size):
-        return (cs[rows, a + size] - cs[rows, a]) / size
+        return (sums(a + size) - sums(a)) / size
 
-    inner = box(c - h, 2 * h + 1)
-    left = box(c - o - flank, flank)
-    right = box(c + o + 1, flank)
-    flanks = np.maximum(left, right)
-    return inner - flanks, flanks, left, right
+    inner = box(-h, 2 * h + 1)
+    left = box(-o - flank, flank)
+    right = box(o + 1, flank)
+    return inner - np.maximum(left, right), left, right
 
 
 def _locate_decimated(p: np.ndarray, width_px: float, step_px: float, every: int):
@@ -216,25 +226,19 @@ def _locate_decimated(p: np.ndarray, width_px: float, step_px: float, every: int
     cs = _row_cumsum(p)
     if every <= 1 or n < 2 * every:
         return _locate(cs, width_px, step_px)
-    sub = cs[::every]
-    c_s, _, _, _, _, w_s, _ = _locate(sub, width_px, step_px)
+    c_s, _, _, _, _, w_s, _ = _locate(cs[::every], width_px, step_px)
     k = len(c_s)
-    i = np.arange(n)
-    a = i // every
+    a = np.arange(n) // every
     b = a + 1
     b = np.where(b < k, b, 0 if n % every == 0 else a)   # the last rows: wrap or repeat
-    best = None
-    for cand in (a, b):
-        resp, flanks, left, right = _response_at(cs, c_s[cand], w_s[cand], step_px)
-        if best is None:
-            best = [resp, c_s[cand], flanks, left, right, w_s[cand]]
-            continue
-        better = resp > best[0]
-        best = [np.where(better, new, old) for new, old in
-                zip((resp, c_s[cand], flanks, left, right, w_s[cand]), best)]
-    resp, center, flanks, left, right, width = best
-    return (center.astype(np.int64), resp.astype(np.float32), flanks.astype(np.float32),
-            left.astype(np.float32), right.astype(np.float32), width.astype(np.float32), cs)
+    # both candidates at once, (2, N); the second wins only where strictly better
+    cand = np.stack([a, b])
+    center, width = c_s.take(cand), w_s.take(cand)
+    resp, left, right = _response_at(cs, center, width, step_px)
+    pick = (resp[1] > resp[0]) * n + np.arange(n)       # flat index of each row's winner
+    left, right = left.take(pick), right.take(pick)
+    return (center.take(pick), resp.take(pick).astype(np.float32), np.maximum(left, right),
+            left, right, width.take(pick), cs)
 
 
 def _locate(cs: np.ndarray, width_px: float, step_px: float):
