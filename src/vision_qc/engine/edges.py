@@ -161,14 +161,19 @@ def _box_means(cst: np.ndarray, a0: int, size: int, count: int) -> np.ndarray:
     return np.multiply(out, 1.0 / size, out=out)
 
 
-def _first_true(mask: np.ndarray) -> np.ndarray:
-    """Index of the first True along axis 0 of a (K, N) bool mask (K < 256), 0 where a column
-    has none, as ``np.argmax(mask, axis=0)`` gives; a weighted maximum over contiguous rows
-    of N costs a fraction of numpy's argmax along axis 0 (which transposes)."""
+def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the first True along axis 0 of a (K, N) bool mask, 0 where a column has none
+    (as ``np.argmax(mask, axis=0)`` gives), and whether it has one. Up to 255 rows, a weighted
+    maximum over contiguous rows of N costs a fraction of numpy's argmax along axis 0 (which
+    transposes)."""
     k = mask.shape[0]
+    if k > 255:
+        first = np.argmax(mask, axis=0)
+        return first, mask[first, np.arange(mask.shape[1])]
     # row i weighs k - i: the maximum is k - (first True), 0 where there is none
     top = (mask.view(np.uint8) * np.arange(k, 0, -1, dtype=np.uint8)[:, None]).max(axis=0)
-    return np.where(top > 0, k - top.astype(np.intp), 0)
+    found = top > 0
+    return np.where(found, k - top.astype(np.intp), 0), found
 
 
 def _row_cumsum(p: np.ndarray) -> np.ndarray:
@@ -275,7 +280,7 @@ def _locate(cs: np.ndarray, width_px: float, step_px: float):
         # the maximum and the first centre that reaches it (NaN where a row has a NaN, as
         # the value at np.argmax would be: such a row is then never better)
         r = resp.max(axis=0)
-        k = _first_true(resp == r)
+        k, _ = _first_true(resp == r)
         # far flanks of a large box often land on brighter structures (glass edge, glare,
         # halftone) and inflate the response; a scale wider than nominal must win clearly
         margin_f = _WIDER_MARGIN if scale > 1.0 else 0.0
@@ -393,33 +398,43 @@ def _side_edge(p, center, w_cols, bg_flank, d, step_px, tol):
     q = np.clip(center + d * np.round(0.25 * w_cols).astype(np.int64), 0, m - 1)
     f = max(int(round(2.0 / step_px)), 1)
     kmax = int(np.ceil(0.3 * w_cols.max() + 6.0 / step_px)) + f + 1
-    k = np.arange(kmax)[:, None]
     # (kmax, N): one contiguous row per step of the walk, so the running maximum and the
     # first-hit searches below are vector operations over all stations
-    v = p.ravel().take(np.clip(q[None, :] + d * k, 0, m - 1) + rows[None, :] * m)
+    at = np.add.outer(d * np.arange(kmax), q)
+    if d < 0:                                                 # q is in the row: the walk
+        np.maximum(at, 0, out=at)                             # leaves it on one side only
+    else:
+        np.minimum(at, m - 1, out=at)
+    at += rows * m
+    v = p.ravel().take(at)
     bg_flank = np.asarray(bg_flank, np.float32)
     sgn0 = np.where(v[0] >= bg_flank, 1.0, -1.0).astype(np.float32)
-    rel = (v - bg_flank) * sgn0                               # towards the bead > 0
+    rel = np.subtract(v, bg_flank)                            # towards the bead > 0
+    rel *= sgn0
     top = np.empty_like(rel)
     top[0] = rel[0]
     for i in range(1, kmax):                                  # a running max over ~20 steps
         np.maximum(top[i - 1], rel[i], out=top[i])
     flat = np.abs(v[:-f] - v[f:]) <= np.asarray(tol, np.float32)
-    foot_ok = flat & (rel[:-f] <= 0.5 * top[:-f])
-    kf = np.argmax(foot_ok, axis=0)
-    has_foot = foot_ok[kf, rows]
-    bg_local = (v[kf, rows] + v[kf + f // 2, rows] + v[kf + f, rows]) * (1.0 / 3.0)
+    top *= 0.5
+    foot_ok = flat & (rel[:-f] <= top[:-f])
+    kf, has_foot = _first_true(foot_ok)
+    vf = v.ravel()
+    at = kf * n + rows
+    bg_local = (vf.take(at) + vf.take(at + (f // 2) * n) + vf.take(at + f * n)) * (1.0 / 3.0)
     bg = np.where(has_foot, bg_local, bg_flank)
     body = v[0] - bg
     sgn = np.where(body >= 0, 1.0, -1.0).astype(np.float32)
     delta = _DEPART * np.abs(body)
-    rel = (v - bg) * sgn
-    out = rel <= delta
-    ks = np.argmax(out, axis=0)
-    ok = out[ks, rows] & (ks > 0)
+    np.subtract(v, bg, out=rel)
+    rel *= sgn
+    ks, ok = _first_true(rel <= delta)
+    ok &= ks > 0
     ks = np.maximum(ks, 1)
-    v_out = rel[ks, rows]
-    v_in = rel[ks - 1, rows]
+    relf = rel.ravel()
+    at = ks * n + rows
+    v_out = relf.take(at)
+    v_in = relf.take(at - n)
     frac = np.clip((v_in - delta) / np.maximum(v_in - v_out, 1e-6), 0.0, 1.0)
     xc = q + d * (ks - 1 + frac)
     return xc, ok
