@@ -104,18 +104,24 @@ def _refine(p, idx, sign, step, reach):
     """
     n, m = p.shape
     rows = np.arange(n)
-    flat = p.ravel()
     # one gather of the samples round idx, laid out (window, N) so that every step below runs
     # on contiguous rows of N; the gradient at columns idx-reach-1 .. idx+reach+1 (pk-1 ..
     # pk+1 too) is a difference of its rows
     win = np.arange(-reach - 2, reach + 3)
-    cols = idx[None, :] + win[:, None]
-    smp = flat.take(rows * m + np.clip(cols, 0, m - 1))
+    # the window leaves the row (and central differences their columns [1, m-2]) only for
+    # edges near an end of the profile
+    near_end = idx.min() - reach - 2 < 0 or idx.max() + reach + 2 > m - 1
+    if near_end:
+        cols = np.add.outer(win, idx)
+        at = np.clip(cols, 0, m - 1)
+        at += rows * m
+    else:
+        at = np.add.outer(win, idx + rows * m)
+    smp = p.ravel().take(at)
     g = (smp[2:] - smp[:-2]) * (0.5 / step)
     if sign < 0:
         np.negative(g, out=g)
     # central differences only in columns [1, m-2]: zero elsewhere (rows near the ends only)
-    near_end = idx.min() - reach - 1 < 1 or idx.max() + reach + 1 > m - 2
     inside = None
     if near_end:
         gcols = cols[1:-1]
@@ -124,14 +130,15 @@ def _refine(p, idx, sign, step, reach):
     if reach:
         # first maximum among the columns in [1, m-2] (as clipping the window would give)
         gw = np.where(inside[1:-1], g[1:-1], -np.inf) if near_end else g[1:-1]
-        pk = idx + np.argmax(gw, axis=0) - reach
+        pk = idx + _argmax0(gw) - reach
     else:
         pk = idx
     # gradient at pk-1, pk, pk+1: rows of the window (pk - idx + reach + 1 + {-1, 0, 1})
-    o = pk - idx + reach + 1
-    ga = np.maximum(g[o - 1, rows], 1e-3)
-    gb = np.maximum(g[o, rows], 1e-3)
-    gc = np.maximum(g[o + 1, rows], 1e-3)
+    at = (pk - idx + reach + 1) * n + rows
+    gf = g.ravel()
+    ga = np.maximum(gf.take(at - n), 1e-3)
+    gb = np.maximum(gf.take(at), 1e-3)
+    gc = np.maximum(gf.take(at + n), 1e-3)
     la, lb, lc = np.log(ga), np.log(gb), np.log(gc)
     curv = la - 2 * lb + lc
     ok = curv < -1e-6
@@ -174,6 +181,15 @@ def _first_true(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     top = (mask.view(np.uint8) * np.arange(k, 0, -1, dtype=np.uint8)[:, None]).max(axis=0)
     found = top > 0
     return np.where(found, k - top.astype(np.intp), 0), found
+
+
+def _argmax0(a: np.ndarray) -> np.ndarray:
+    """``np.argmax(a, axis=0)`` of a float (K, N) array: the first index of each column's
+    maximum, by a maximum and :func:`_first_true` over contiguous rows of N."""
+    first, found = _first_true(a == a.max(axis=0))
+    if not found.all():                  # columns with a NaN (argmax takes the first NaN)
+        first[~found] = np.argmax(a[:, ~found], axis=0)
+    return first
 
 
 def _row_cumsum(p: np.ndarray) -> np.ndarray:
