@@ -16,28 +16,14 @@ import os
 import shutil
 import tempfile
 
-import pytest
-
 from vision_qc.shell.batch import DATA_DIR, OVERLAY_DIR, decode_file, run_batch
 from vision_qc.shell.records import JsonlWriter, artifact_stem, load_records
 
-from conftest import report_rate, write_image_set
-
-WORKERS = 2
-N_IMAGES = 32
-N_UNIQUE = 4            # scenes rendered; copied to N_IMAGES files (decoding costs the same)
-SIZES_WH = [(1280, 1024), (2448, 2048)]
+from conftest import THROUGHPUT_IMAGES as N_IMAGES
+from conftest import THROUGHPUT_WORKERS as WORKERS
+from conftest import report_rate
 
 _results: dict = {}
-
-
-@pytest.fixture(scope="module", params=SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
-def image_set(request, tmp_path_factory):
-    """N_IMAGES PNG files of one recipe (half of the scenes NG) and that recipe."""
-    size = request.param
-    folder = tmp_path_factory.mktemp(f"batch_{size[0]}x{size[1]}")
-    files, recipe = write_image_set(folder, size, n_images=N_IMAGES, n_unique=N_UNIQUE)
-    return size, files, recipe
 
 
 def _fresh_out():

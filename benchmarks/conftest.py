@@ -43,6 +43,24 @@ def write_image_set(folder, size_wh, *, n_images: int, n_unique: int = 4):
     return files, recipe
 
 
+# batch and Dask throughput: the same image set, the same number of processes
+THROUGHPUT_WORKERS = 2
+THROUGHPUT_IMAGES = 32
+THROUGHPUT_UNIQUE = 4   # scenes rendered; copied to THROUGHPUT_IMAGES files (decoding costs the same)
+THROUGHPUT_SIZES_WH = [(1280, 1024), (2448, 2048)]
+
+
+@pytest.fixture(scope="module", params=THROUGHPUT_SIZES_WH, ids=lambda s: f"{s[0]}x{s[1]}")
+def image_set(request, tmp_path_factory):
+    """(size, files, recipe): THROUGHPUT_IMAGES PNG files of one recipe (half of the scenes NG)
+    in a folder of the requesting module's own."""
+    size = request.param
+    folder = tmp_path_factory.mktemp(f"{request.module.__name__}_{size[0]}x{size[1]}")
+    files, recipe = write_image_set(folder, size, n_images=THROUGHPUT_IMAGES,
+                                    n_unique=THROUGHPUT_UNIQUE)
+    return size, files, recipe
+
+
 def report_rate(benchmark, results: dict, *, tag: str, size, kind: str, n_images: int,
                 workers: int, baseline: str, baseline_words: str) -> None:
     """Images per second of a throughput benchmark (from its median round), kept in
