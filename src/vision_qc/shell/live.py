@@ -19,7 +19,6 @@ error, a bad recipe or a source that cannot be opened.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import queue
@@ -41,6 +40,7 @@ from ..recipe import Recipe, RecipeError, load_recipe
 from ..results import error_record
 from .capture import (Grabber, SourceError, default_camera_backend, open_camera, open_stream,
                       open_video_file)
+from .records import dumps_record
 
 __all__ = ["add_arguments", "run", "run_loop", "LiveSource", "LiveOptions", "synthetic_clip",
            "status_line", "WINDOW_TITLE"]
@@ -216,19 +216,6 @@ def _source_from_args(args) -> LiveSource:
 
 # ----------------------------------------------------------------------------------------
 # Outputs
-
-
-def _dumps(record: dict) -> str:
-    def finite(o):
-        if isinstance(o, float):
-            return o if math.isfinite(o) else None
-        if isinstance(o, dict):
-            return {k: finite(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [finite(v) for v in o]
-        return o
-
-    return json.dumps(finite(record), allow_nan=False)
 
 
 class _Worker:
@@ -566,7 +553,7 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
             run.parts_ok += 1
         print(_part_text(rec), file=out, flush=True)
         if parts_log is not None:
-            parts_log.write(_dumps(rec) + "\n")
+            parts_log.write(dumps_record(rec) + "\n")
             parts_log.flush()
 
     def handle_key(key: int, frame_index: int | None) -> str | None:
@@ -695,7 +682,7 @@ def _loop(source, recipe, live, grabber, run, options, *, length_mm, closed_len,
                 _put_lines(annotated, extra, color=(0, 220, 255))
             shown = annotated
         if frames_log is not None:
-            frames_log.write(_dumps(rec) + "\n")
+            frames_log.write(dumps_record(rec) + "\n")
             frames_log.flush()
         if options.on_record is not None:
             options.on_record(rec)
