@@ -584,8 +584,8 @@ class Aligner:
             half = float(edge.get("search_px", EDGE_SEARCH_PX))
             if not half >= 2.0:
                 raise ValueError(f"reference.edge.search_px must be >= 2; got {half!r}")
-            self.fine = self._build_fine(est, "edge", 1.0 if pol == "rising" else -1.0,
-                                         float(width_px), half + 2.0)
+            self.fine = self._build_fine_edge(est, 1.0 if pol == "rising" else -1.0,
+                                              float(width_px), half + 2.0)
 
     @property
     def track(self) -> str:
@@ -611,12 +611,13 @@ class Aligner:
                        t_medium=t_medium, tpl_coarse=tc, tpl_medium=tm, triples=triples,
                        tri_inv=tri_inv)
 
-    def _build_fine(self, st: Stations, kind: str, sign: float, width_px: float,
-                    half_px: float) -> _Fine:
+    def _build_fine_edge(self, st: Stations, sign: float, width_px: float,
+                         half_px: float) -> _Fine:
+        """The reference edge's fine profiles: ``±half_px`` round it at 0.5 px steps."""
         sub = _take(st, _subset(st, N_FINE))
         t = _offsets(half_px, 0.5)
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _STRIP_PX)
-        return _Fine(kind=kind, sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
+        return _Fine(kind="edge", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
                      xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]))
 
     def _build_fine_bead(self, st: Stations, sign: float, width_px: float) -> _Fine:
