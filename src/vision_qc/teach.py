@@ -38,6 +38,7 @@ from scipy import ndimage
 
 from .engine.align import Aligner, AlignError
 from .engine.edges import find_edges
+from .engine.judge import find_runs, run_lengths
 from .engine.sampling import build_maps, sample_profiles
 from .geometry import Stations, build_stations
 from .inspector import to_gray
@@ -484,17 +485,14 @@ def _long_runs(missing: np.ndarray, closed: bool, min_len: int) -> list[tuple[in
     """Runs ``(start, stop)`` (stop exclusive, may exceed ``len`` on a loop: wrapped) of
     ``missing`` stations at least ``min_len`` long, with a measured station on both sides."""
     n = len(missing)
-    if missing.all() or not missing.any():
+    if missing.all():
         return []
-    shift = int(np.argmin(missing)) if closed else 0      # start the walk at a measured station
-    mm = np.roll(missing, -shift)
-    d = np.diff(np.concatenate([[0], mm.astype(np.int8), [0]]))
-    a, b = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    runs = find_runs(missing, closed=closed)
     out = []
-    for s0, s1 in zip(a, b):
-        if s1 - s0 < min_len or (not closed and (s0 == 0 or s1 == n)):
+    for (s0, s1), length in zip(runs, run_lengths(runs, n)):
+        if length < min_len or (not closed and (s0 == 0 or s1 == n - 1)):
             continue
-        out.append((int(s0 + shift), int(s1 + shift)))
+        out.append((int(s0), int(s0 + length)))
     return out
 
 
