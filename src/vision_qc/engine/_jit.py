@@ -1,0 +1,23 @@
+"""Compiled per-frame kernels.
+
+The per-frame stages walk every station's profile once, in machine code compiled by Numba
+(``@kernel``), instead of a dozen whole-array numpy passes over (stations × samples): the
+interpreter never runs per station or per sample (DESIGN §2), and each kernel has a slow,
+obvious reference in the tests that it must equal.
+
+``cache=True`` keeps the compiled code beside the module (or in Numba's user cache when that
+folder is read-only), so only the first process on a machine pays the compilation; ``nogil``
+lets threads (the live loop's reader) run while a frame is inspected. No ``fastmath``: the
+kernels must give the same floats as their references.
+"""
+
+from __future__ import annotations
+
+import numba
+
+__all__ = ["kernel"]
+
+
+def kernel(fn):
+    """Compile ``fn`` with Numba in nopython mode (cached, GIL released)."""
+    return numba.njit(cache=True, nogil=True)(fn)
