@@ -240,3 +240,281 @@ def test_robust_fit_recovers_a_small_motion(with_outliers):
     assert p.angle_deg == pytest.approx(0.05, abs=1e-4)
     if with_outliers:
         assert (w[::4] == 0).all() and (w[1::4] > 0).all()
+
+
+# ----------------------------------------------------------------------------------------
+# The compiled kernels against the numpy code they replaced (kept here as the references)
+
+
+def _ref_median(x):
+    k = len(x) // 2
+    return float(np.partition(x, k)[k])
+
+
+def _ref_ridge_offsets(prof, sign, width_cols, t_px):
+    """Inner box minus the brighter flank, its strongest column refined by a parabola; a
+    profile counts where its ridge is positive and a quarter of the typical one."""
+    p = prof.astype(np.float32) * sign
+    n, m = p.shape
+    cs = np.zeros((n, m + 1), np.float32)
+    np.cumsum(p, axis=1, out=cs[:, 1:])
+    h = max(round(0.3 * width_cols), 1)
+    o = round(0.5 * width_cols) + 1
+    f = max(round(0.4 * width_cols), 2)
+    lo, hi = o + f, m - o - f
+    resp = np.full((n, m), -np.inf, np.float32)
+    if hi <= lo:
+        return np.full(n, np.nan)
+    inner = (cs[:, lo + h + 1:hi + h + 1] - cs[:, lo - h:hi - h]) * (1.0 / (2 * h + 1))
+    left = (cs[:, lo - o + 1:hi - o + 1] - cs[:, lo - o - f + 1:hi - o - f + 1]) * (1.0 / f)
+    right = (cs[:, lo + o + f:hi + o + f] - cs[:, lo + o:hi + o]) * (1.0 / f)
+    np.subtract(inner, np.maximum(left, right), out=resp[:, lo:hi])
+    rows = np.arange(n)
+    k = np.argmax(resp, axis=1)
+    r0 = resp[rows, k]
+    ra, rc = resp[rows, np.clip(k - 1, 0, m - 1)], resp[rows, np.clip(k + 1, 0, m - 1)]
+    ok = np.isfinite(ra) & np.isfinite(rc) & (k > 0) & (k < m - 1)
+    with np.errstate(invalid="ignore"):
+        den = np.where(ok, ra - 2 * r0 + rc, -1.0)
+        delta = np.where(ok & (den < 0), 0.5 * (ra - rc) / np.where(den < 0, den, -1.0), 0.0)
+    off = t_px[k] + np.clip(delta, -0.5, 0.5) * float(t_px[1] - t_px[0])
+    good = np.isfinite(r0) & (r0 > 0)
+    if good.any():
+        good &= r0 >= 0.25 * _ref_median(r0[good])
+    return np.where(good, off, np.nan)
+
+
+def _ref_smooth121(q):
+    return (q[:, :-2] + 2.0 * q[:, 1:-1] + q[:, 2:]) * 0.25
+
+
+def _ref_bead_centres(p, t_px):
+    """The bead's rise and departure midpoints, whole-array numpy (see align._bead_centres)."""
+    from vision_qc.engine.align import _CLEAR_SNR, _DEPART, _EDGE_OUT_PX, _MIN_SNR
+
+    n, m2 = p.shape
+    m = m2 // 2
+    step = float(t_px[1] - t_px[0])
+    k0 = round(_EDGE_OUT_PX / step) - 2
+    outer = np.concatenate([p[:, :k0 + 2:2], p[:, m2 - k0 - 2::2]], axis=1)
+    noise = max(1.4826 / np.sqrt(2.0) * _ref_median(np.abs(np.diff(outer, axis=1)).ravel()), 0.5)
+    q = _ref_smooth121(np.vstack([p[:, :m], p[:, :m - 1:-1]]))
+    t = t_px[1:m - 1]
+    mq = q.shape[1]
+    rows = np.arange(2 * n)
+    qq = q.copy()
+    qq[:, 1:-1] = _ref_smooth121(q)
+    g = np.zeros_like(q)
+    g[:, 1:-1] = qq[:, 2:] - qq[:, :-2]
+    gs = g[:, k0 + 1:]
+    lm = np.zeros(gs.shape, bool)
+    lm[:, 1:-1] = (gs[:, 1:-1] >= gs[:, :-2]) & (gs[:, 1:-1] >= gs[:, 2:])
+    k = np.argmax(lm & (gs >= 0.7 * gs.max(axis=1)[:, None]), axis=1) + k0 + 1
+    ok = (k > k0 + 1) & (k < mq - 4)
+    kc = np.clip(k, 1, mq - 2)
+    ga, gb, gc = g[rows, kc - 1], g[rows, kc], g[rows, kc + 1]
+    den = ga - 2.0 * gb + gc
+    bend = den < 0
+    d = np.where(bend, 0.5 * (ga - gc) / np.where(bend, den, -1.0), 0.0)
+    rise = np.where(ok, kc + np.clip(d, -0.5, 0.5), np.nan)
+    bg = q[:, :k0].mean(axis=1)
+    kt = k0 + np.argmax(q[:, k0:], axis=1)
+    top = q[rows, kt]
+    cols = np.arange(mq)
+
+    def departure(level, upto):
+        thr = bg + _DEPART * (level - bg)
+        below = (q < thr[:, None]) & (cols[None, :] <= upto[:, None])
+        j = np.where(below, cols[None, :], -1).max(axis=1)
+        jc = np.clip(j, 0, mq - 2)
+        q0, q1 = q[rows, jc], q[rows, jc + 1]
+        frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
+        return np.where(ok & (j >= 0) & (level > bg), jc + frac, np.nan)
+
+    t0 = float(t[0])
+    strength = np.where(ok, gb, 0.0)
+    s = np.minimum(strength[:n], strength[n:])
+    height = np.minimum(top[:n] - bg[:n], top[n:] - bg[n:])
+    good = np.isfinite(rise[:n]) & np.isfinite(rise[n:]) & (s > 0) & (height >= _MIN_SNR * noise)
+    if not good.any():
+        return np.full(n, np.nan), np.full(n, np.nan)
+    good &= s >= 0.4 * _ref_median(s[good])
+    t_right0 = float(t_px[m2 - 2])
+    rise_c = 0.5 * ((t0 + rise[:n] * step) + (t_right0 - rise[n:] * step))
+    if _ref_median(height[good]) >= _CLEAR_SNR * noise:
+        dep = departure(q[rows, np.minimum(kc + 2, mq - 1)], kc)
+    else:
+        dep = departure(top, kt)
+    dep_c = 0.5 * ((t0 + dep[:n] * step) + (t_right0 - dep[n:] * step))
+    return np.where(good, rise_c, np.nan), np.where(good, dep_c, np.nan)
+
+
+def _ref_edge_offsets(p, step):
+    """A reference edge's gradient peak on each (smoothed) profile, Gaussian 3-point fit."""
+    g = np.zeros_like(p)
+    g[:, 1:-1] = p[:, 2:] - p[:, :-2]
+    n, m = g.shape
+    rows = np.arange(n)
+    k = np.argmax(g[:, 2:-2], axis=1) + 2
+    ga, gb, gc = (np.maximum(g[rows, k + d], 1e-3) for d in (-1, 0, 1))
+    la, lb, lc = np.log(ga), np.log(gb), np.log(gc)
+    curv = la - 2 * lb + lc
+    bend = curv < -1e-6
+    delta = np.where(bend, 0.5 * (la - lc) / np.where(bend, curv, -1.0), 0.0)
+    off = (k + np.clip(delta, -0.5, 0.5) - (m - 1) / 2.0) * step
+    return np.where((gb >= 0.4 * _ref_median(gb)) & (k > 2) & (k < m - 3), off, np.nan)
+
+
+def _ref_tukey_fit(a, t, valid, x0, sigma_floor, iterations):
+    """Tukey-biweight IRLS, whole-array numpy (see align._tukey_fit)."""
+    from vision_qc.engine.align import _TUKEY_C
+
+    k = a.shape[1]
+    w = np.zeros(len(t))
+    idx = np.flatnonzero(valid)
+    if len(idx) < k + 2:
+        return np.zeros(k), w, np.inf, np.full(len(t), np.nan)
+    av, tv = a[idx], t[idx]
+    x = np.asarray(x0, dtype=np.float64)
+    r = tv - av @ x
+    for it in range(iterations):
+        if it < 2:
+            sigma = max(1.4826 * _ref_median(np.abs(r)), sigma_floor)
+        u = r * (1.0 / (_TUKEY_C * sigma))
+        wv = np.maximum(1.0 - u * u, 0.0) ** 2
+        if np.count_nonzero(wv) < k + 2:
+            break
+        aw = av * wv[:, None]
+        x_new = np.linalg.solve(aw.T @ av + 1e-9 * np.eye(k), aw.T @ tv)
+        step = float(np.max(np.abs(x_new - x)))
+        x = x_new
+        r = tv - av @ x
+        if step < 1e-3 and it >= 1:
+            break
+    inl = np.abs(r) < _TUKEY_C * sigma
+    sigma = max(1.4826 * _ref_median(np.abs(r[inl])) if inl.any() else np.inf, sigma_floor)
+    u = r * (1.0 / (_TUKEY_C * sigma))
+    w[idx] = np.maximum(1.0 - u * u, 0.0) ** 2
+    resid = np.full(len(t), np.nan)
+    resid[idx] = r
+    return x, w, sigma, resid
+
+
+@pytest.fixture(scope="module")
+def kernel_cases(base_specs):
+    """(aligner, frame, pose matrix) on a few frames: bright and dark, two poses, both tracks,
+    and one frame of noise (what the kernels see when there is no part)."""
+    out = []
+    for spec in base_specs:
+        for pose in GRID[:2]:
+            sc = SceneRenderer(dataclasses.replace(spec, pose=pose)).render()
+            m = pose_matrix(*pose, center_xy=(SIZE[0] / 2, SIZE[1] / 2))
+            out.append((_aligner(sc.recipe)[0], sc.image, m))
+            ref = {"edge": _glass_edge(spec, st_of(sc.recipe))}
+            out.append((_aligner(sc.recipe, reference=ref)[0], sc.image, m))
+    noise = np.random.default_rng(1).integers(0, 256, (SIZE[1], SIZE[0])).astype(np.uint8)
+    out.append((out[0][0], noise, out[0][2]))
+    return out
+
+
+def test_ridge_offsets_equal_the_numpy_reference(kernel_cases):
+    from vision_qc.engine.align import _COARSE_STEP_PX, _ridge_boxes, _ridge_offsets, _sample
+
+    for al, frame, m in kernel_cases:
+        co = al.coarse
+        for tpl, t_px, boxes, step, at in [
+                (co.tpl_coarse, co.t_coarse, co.boxes_coarse, _COARSE_STEP_PX, None),
+                (co.tpl_medium, co.t_medium, co.boxes_medium, 1.0, m)]:
+            prof = _sample(frame, tpl, at)
+            ref = _ref_ridge_offsets(prof, co.sign, co.width_px / step, t_px)
+            np.testing.assert_array_equal(_ridge_offsets(prof, co.sign, *boxes, t_px), ref)
+    # empty and too short for the boxes: nothing found
+    t = np.arange(9) * 1.0
+    assert _ridge_offsets(np.zeros((0, 9), np.uint8), 1.0, *_ridge_boxes(4.0), t).shape == (0,)
+    assert np.isnan(_ridge_offsets(np.full((2, 9), 7, np.uint8), 1.0, *_ridge_boxes(4.0), t)).all()
+
+
+def test_bead_centres_equal_the_numpy_reference(kernel_cases):
+    from vision_qc.engine.align import _bead_centres, _sample
+
+    checked = 0
+    for al, frame, m in kernel_cases:
+        fi = al.fine
+        if fi.kind != "bead":
+            continue
+        prof = _sample(frame, fi.tpl, m)
+        got = _bead_centres(prof, fi.sign, fi.t_px, fi.k0)
+        for g, r in zip(got, _ref_bead_centres(prof * fi.sign, fi.t_px)):
+            np.testing.assert_array_equal(g, r)
+        checked += np.isfinite(got[0]).sum()
+    assert checked > 500
+    nan = _bead_centres(np.zeros((0, 54), np.float32), 1.0, fi.t_px, fi.k0)
+    assert nan[0].shape == nan[1].shape == (0,)
+    short = _bead_centres(np.ones((3, 12), np.float32), 1.0, np.arange(12) * 0.5, fi.k0)
+    assert np.isnan(short[0]).all() and np.isnan(short[1]).all()
+
+
+def test_edge_offsets_equal_the_numpy_reference(kernel_cases):
+    """Equal to float32 rounding (the kernel's logarithm is not numpy's)."""
+    import cv2
+
+    from vision_qc.engine.align import _edge_offsets, _sample
+
+    for al, frame, m in kernel_cases:
+        fi = al.fine
+        if fi.kind != "edge":
+            continue
+        prof = _sample(frame, fi.tpl, m)
+        p = cv2.GaussianBlur(prof * fi.sign, (5, 1), 1.0, borderType=cv2.BORDER_REPLICATE)
+        step = float(fi.t_px[1] - fi.t_px[0])
+        ref = _ref_edge_offsets(p, step)
+        got = _edge_offsets(p, step)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+        np.testing.assert_allclose(got, ref, atol=1e-5, equal_nan=True)
+    assert _edge_offsets(np.zeros((0, 29), np.float32), 0.5).shape == (0,)
+    assert np.isnan(_edge_offsets(np.ones((2, 5), np.float32), 0.5)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_tukey_fit_equals_the_numpy_reference(seed):
+    from vision_qc.engine.align import _tukey_fit
+
+    rng = np.random.default_rng(seed)
+    n, k = [(300, 3), (120, 4), (60, 5), (7, 3)][seed]
+    a = rng.normal(size=(n, k))
+    t = a @ rng.normal(size=k) + rng.normal(0, 0.2, n)
+    wild = rng.random(n) < 0.2
+    t[wild] += 8.0 + rng.normal(0, 20, wild.sum())
+    valid = rng.random(n) > 0.1
+    x0 = rng.normal(0, 0.1, k)
+    for sigma_floor, iterations in [(0.05, 3), (0.5, 2), (1.0, 1)]:
+        got = _tukey_fit(a, t, valid, x0, sigma_floor, iterations)
+        ref = _ref_tukey_fit(a, t, valid, x0, sigma_floor, iterations)
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(g, r, rtol=1e-9, atol=1e-9, equal_nan=True)
+    x, w, sigma, resid = _tukey_fit(a[:0], t[:0], valid[:0], x0, 0.05, 3)
+    assert np.all(x == 0) and sigma == np.inf and w.shape == resid.shape == (0,)
+
+
+def test_consensus_equals_the_numpy_reference(kernel_cases):
+    """The coarse consensus (scores of all hypotheses, the best refined) as whole-array numpy."""
+    from vision_qc.engine.align import (
+        _consensus,
+        _increment_matrix,
+        _ridge_offsets,
+        _sample,
+    )
+
+    for al, frame, _ in kernel_cases[:4]:
+        co = al.coarse
+        off = _ridge_offsets(_sample(frame, co.tpl_coarse, None), co.sign, *co.boxes_coarse,
+                             co.t_coarse)
+        off[::5] = np.nan
+        a = co.design_coarse
+        t = np.nan_to_num(off, nan=1e9)
+        xs = np.einsum("tij,tj->ti", co.tri_inv, t[co.triples])
+        score = np.sum(np.maximum(1.0 - np.abs(t[None, :] - xs @ a.T) / 4.0, 0.0), axis=1)
+        x, _, _, _ = _ref_tukey_fit(a, t, np.isfinite(off), xs[np.argmax(score)], 4.0 / 3, 3)
+        ref = _increment_matrix(x, al.center_xy, co.r_scale_coarse)
+        got = _consensus(a, co.triples, co.tri_inv, off, 4.0, al.center_xy, co.r_scale_coarse)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)

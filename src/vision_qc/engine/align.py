@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from ..geometry import Stations, build_stations, rigid_transform
+from ._jit import kernel
 from .sampling import ProfileMaps
 
 __all__ = [
@@ -170,80 +171,203 @@ def move_maps(maps: ProfileMaps, matrix_2x3: np.ndarray) -> ProfileMaps:
 
 
 # ----------------------------------------------------------------------------------------
-# Robust point-to-line fit
+# Robust point-to-line fit. Compiled: at these sizes (a few hundred rows, 3 to 5 unknowns)
+# the dozen numpy calls of a fit cost far more than its arithmetic.
 
 
+@kernel
+def _upper_median(x: np.ndarray) -> float:
+    """Median of a 1-D array without NaN, the upper one for even sizes (the element
+    ``np.partition`` puts at ``len // 2``)."""
+    return float(np.sort(x)[len(x) // 2])
+
+
+@kernel
 def _design(xy: np.ndarray, nrm: np.ndarray, center: np.ndarray, r_scale: float,
-            with_scale: bool) -> np.ndarray:
-    """Rows ``[nx, ny, n·J(p-c)/r, (n·(p-c)/r)]``: the offset along ``n`` that a small
-    increment ``(dx, dy, r dθ[, r ds])`` produces at ``p``."""
-    rel = xy - center
-    cols = [nrm[:, 0], nrm[:, 1], (nrm[:, 1] * rel[:, 0] - nrm[:, 0] * rel[:, 1]) / r_scale]
-    if with_scale:
-        cols.append((nrm[:, 0] * rel[:, 0] + nrm[:, 1] * rel[:, 1]) / r_scale)
-    return np.stack(cols, axis=1)
+            with_scale: bool, free_offset: bool) -> np.ndarray:
+    """Rows ``[nx, ny, n·J(p-c)/r, (n·(p-c)/r), (1)]``: the offset along ``n`` that a small
+    increment ``(dx, dy, r dθ[, r ds][, offset])`` produces at ``p``; the last, optional
+    unknown is one offset common to every normal."""
+    n = len(xy)
+    k = 3 + int(with_scale) + int(free_offset)
+    a = np.empty((n, k))
+    for i in range(n):
+        nx, ny = nrm[i, 0], nrm[i, 1]
+        rx, ry = xy[i, 0] - center[0], xy[i, 1] - center[1]
+        a[i, 0] = nx
+        a[i, 1] = ny
+        a[i, 2] = (ny * rx - nx * ry) / r_scale
+        if with_scale:
+            a[i, 3] = (nx * rx + ny * ry) / r_scale
+        if free_offset:
+            a[i, k - 1] = 1.0
+    return a
 
 
+@kernel
 def _increment_matrix(x: np.ndarray, center: np.ndarray, r_scale: float) -> np.ndarray:
+    """The 2×3 matrix of an increment ``(dx, dy, r dθ[, r ds])`` about ``center``."""
     scale = 1.0 + (x[3] / r_scale if len(x) > 3 else 0.0)
-    return rigid_transform(shift_xy=(x[0], x[1]), angle_deg=np.degrees(x[2] / r_scale),
-                           center_xy=center, scale=scale)
+    angle = x[2] / r_scale
+    c, s = np.cos(angle) * scale, np.sin(angle) * scale
+    m = np.empty((2, 3))
+    m[0, 0], m[0, 1], m[1, 0], m[1, 1] = c, -s, s, c
+    m[0, 2] = center[0] - (c * center[0] - s * center[1]) + x[0]
+    m[1, 2] = center[1] - (s * center[0] + c * center[1]) + x[1]
+    return m
 
 
+@kernel
 def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """``outer ∘ inner`` for 2×3 affine matrices."""
-    a = outer[:, :2] @ inner[:, :2]
-    b = outer[:, :2] @ inner[:, 2] + outer[:, 2]
-    return np.hstack([a, b[:, None]])
+    m = np.empty((2, 3))
+    for i in range(2):
+        for j in range(3):
+            m[i, j] = outer[i, 0] * inner[0, j] + outer[i, 1] * inner[1, j]
+        m[i, 2] += outer[i, 2]
+    return m
 
 
-def _median(x: np.ndarray) -> float:
-    """Median of a 1-D array without NaN (the upper one for even sizes): one partition,
-    without ``np.median``'s checks, which cost more than the work at these sizes."""
-    k = len(x) // 2
-    return float(np.partition(x, k)[k])
+@kernel
+def _solve_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a x = b`` for a small dense system (the normal equations of a fit, well
+    conditioned by the ridge): Gaussian elimination with partial pivoting."""
+    k = len(b)
+    a = a.copy()
+    x = b.copy()
+    for c in range(k):
+        p = c
+        for r in range(c + 1, k):
+            if abs(a[r, c]) > abs(a[p, c]):
+                p = r
+        if p != c:
+            for j in range(k):
+                a[c, j], a[p, j] = a[p, j], a[c, j]
+            x[c], x[p] = x[p], x[c]
+        for r in range(c + 1, k):
+            f = a[r, c] / a[c, c]
+            for j in range(c, k):
+                a[r, j] -= f * a[c, j]
+            x[r] -= f * x[c]
+    for c in range(k - 1, -1, -1):
+        s = x[c]
+        for j in range(c + 1, k):
+            s -= a[c, j] * x[j]
+        x[c] = s / a[c, c]
+    return x
 
 
-def _tukey_fit(a: np.ndarray, t: np.ndarray, valid: np.ndarray, *, x0: np.ndarray | None,
-               sigma_floor: float, iterations: int = 3):
-    """Tukey-biweight IRLS of ``a x ≈ t`` over the valid rows.
+@kernel
+def _residuals(av: np.ndarray, tv: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:
+    """``out = tv - av x``."""
+    for i in range(len(tv)):
+        s = 0.0
+        for j in range(len(x)):
+            s += av[i, j] * x[j]
+        out[i] = tv[i] - s
+
+
+@kernel
+def _tukey_fit(a: np.ndarray, t: np.ndarray, valid: np.ndarray, x0: np.ndarray,
+               sigma_floor: float, iterations: int):
+    """Tukey-biweight IRLS of ``a x ≈ t`` over the valid rows, from ``x0``.
 
     The scale σ is the MAD of the residuals at the start (where most rows are near zero:
     they were measured at the current pose) and again after the first step; it is not
     re-estimated every step. Returns ``x``, the weights (0 for rejected rows), σ (px) and
     the residuals (NaN on the rows that are not valid).
     """
-    k = a.shape[1]
-    w = np.zeros(len(t))
+    n, k = a.shape
+    w = np.zeros(n)
+    resid = np.full(n, np.nan)
     idx = np.flatnonzero(valid)
-    if len(idx) < k + 2:
-        return np.zeros(k), w, np.inf, np.full(len(t), np.nan)
-    av, tv = a[idx], t[idx]
-    # start from no increment: a least-squares start would be pulled by the outliers
-    x = np.zeros(k) if x0 is None else np.asarray(x0, dtype=np.float64)
-    ridge = 1e-9 * np.eye(k)
-    r = tv - av @ x
+    nv = len(idx)
+    if nv < k + 2:
+        return np.zeros(k), w, np.inf, resid
+    av = np.empty((nv, k))
+    tv = np.empty(nv)
+    for i in range(nv):
+        av[i] = a[idx[i]]
+        tv[i] = t[idx[i]]
+    x = x0.copy()
+    r = np.empty(nv)
+    _residuals(av, tv, x, r)
+    absr = np.empty(nv)
+    wv = np.empty(nv)
+    sigma = np.inf
     for it in range(iterations):
         if it < 2:
-            sigma = max(1.4826 * _median(np.abs(r)), sigma_floor)
-        u = r * (1.0 / (_TUKEY_C * sigma))
-        wv = np.maximum(1.0 - u * u, 0.0) ** 2
-        if np.count_nonzero(wv) < k + 2:
+            for i in range(nv):
+                absr[i] = abs(r[i])
+            sigma = max(1.4826 * _upper_median(absr), sigma_floor)
+        inv = 1.0 / (_TUKEY_C * sigma)
+        nonzero = 0
+        for i in range(nv):
+            u = r[i] * inv
+            wv[i] = max(1.0 - u * u, 0.0) ** 2
+            nonzero += wv[i] != 0.0
+        if nonzero < k + 2:
             break
-        aw = av * wv[:, None]
-        x_new = np.linalg.solve(aw.T @ av + ridge, aw.T @ tv)
-        step = float(np.max(np.abs(x_new - x)))
+        # normal equations, with a tiny ridge against a degenerate track
+        nm = np.zeros((k, k))
+        rhs = np.zeros(k)
+        for i in range(nv):
+            for p in range(k):
+                awp = av[i, p] * wv[i]
+                rhs[p] += awp * tv[i]
+                for q in range(k):
+                    nm[p, q] += awp * av[i, q]
+        for p in range(k):
+            nm[p, p] += 1e-9
+        x_new = _solve_small(nm, rhs)
+        step = np.max(np.abs(x_new - x))
         x = x_new
-        r = tv - av @ x
+        _residuals(av, tv, x, r)
         if step < 1e-3 and it >= 1:
             break
-    inl = np.abs(r) < _TUKEY_C * sigma
-    sigma = max(1.4826 * _median(np.abs(r[inl])) if inl.any() else np.inf, sigma_floor)
-    u = r * (1.0 / (_TUKEY_C * sigma))
-    w[idx] = np.maximum(1.0 - u * u, 0.0) ** 2
-    resid = np.full(len(t), np.nan)
-    resid[idx] = r
+    cnt = 0
+    lim = _TUKEY_C * sigma
+    for i in range(nv):
+        if abs(r[i]) < lim:
+            absr[cnt] = abs(r[i])
+            cnt += 1
+    sigma = max(1.4826 * _upper_median(absr[:cnt]) if cnt else np.inf, sigma_floor)
+    inv = 1.0 / (_TUKEY_C * sigma)
+    for i in range(nv):
+        u = r[i] * inv
+        w[idx[i]] = max(1.0 - u * u, 0.0) ** 2
+        resid[idx[i]] = r[i]
     return x, w, sigma, resid
+
+
+@kernel
+def _fit_pose(xy: np.ndarray, nrm: np.ndarray, matrix: np.ndarray, center: np.ndarray,
+              r_scale: float, with_scale: bool, free_offset: bool, offsets: np.ndarray,
+              sigma_floor: float, iterations: int):
+    """The pose fitted to ``offsets`` measured along the normals of the points ``xy``
+    (normals ``nrm``, nominal) moved by ``matrix``: the increment, composed after it.
+
+    ``free_offset``: one more unknown, the same offset along every normal, fitted and left
+    out of the pose. Returns the new 2×3 matrix, the residuals (NaN where no offset) and
+    the robust σ, px.
+    """
+    n = len(xy)
+    moved = np.empty((n, 2))
+    mnrm = np.empty((n, 2))
+    for i in range(n):
+        for j in range(2):
+            moved[i, j] = matrix[j, 0] * xy[i, 0] + matrix[j, 1] * xy[i, 1] + matrix[j, 2]
+            mnrm[i, j] = matrix[j, 0] * nrm[i, 0] + matrix[j, 1] * nrm[i, 1]
+        if with_scale:
+            length = np.hypot(mnrm[i, 0], mnrm[i, 1])
+            mnrm[i, 0] /= length
+            mnrm[i, 1] /= length
+    a = _design(moved, mnrm, center, r_scale, with_scale, free_offset)
+    valid = np.isfinite(offsets)
+    t = np.where(valid, offsets, 0.0)
+    x, _, sigma, resid = _tukey_fit(a, t, valid, np.zeros(a.shape[1]), sigma_floor, iterations)
+    inc = _increment_matrix(x[:3 + int(with_scale)], center, r_scale)
+    return _compose(inc, matrix), resid, sigma
 
 
 def robust_pose_fit(xy_px: np.ndarray, normal_xy: np.ndarray, offset_px: np.ndarray, *,
@@ -274,14 +398,15 @@ def robust_pose_fit(xy_px: np.ndarray, normal_xy: np.ndarray, offset_px: np.ndar
     sigma_px : float
         Robust standard deviation of the residuals, px.
     """
-    xy = np.asarray(xy_px, dtype=np.float64)
-    nrm = np.asarray(normal_xy, dtype=np.float64)
+    xy = np.ascontiguousarray(xy_px, dtype=np.float64)
+    nrm = np.ascontiguousarray(normal_xy, dtype=np.float64)
     t = np.asarray(offset_px, dtype=np.float64)
     c = np.asarray(center_xy, dtype=np.float64)
     r_scale = max(float(np.abs(xy - c).max()), 1.0) if len(xy) else 1.0
-    a = _design(xy, nrm, c, r_scale, scale)
+    a = _design(xy, nrm, c, r_scale, bool(scale), False)
     valid = np.isfinite(t)
-    x, w, sigma, _ = _tukey_fit(a, np.nan_to_num(t), valid, x0=None, sigma_floor=sigma_floor_px)
+    x, w, sigma, _ = _tukey_fit(a, np.nan_to_num(t), valid, np.zeros(a.shape[1]),
+                                float(sigma_floor_px), 3)
     return _increment_matrix(x, c, r_scale), w, sigma
 
 
@@ -308,12 +433,13 @@ def _strip_templates(xy, tangent, normal, t_px, strip_px):
 
 
 def _sample(gray: np.ndarray, template, matrix: np.ndarray | None) -> np.ndarray:
-    """Profiles (K, M) float32: the strip template moved by ``matrix``, sampled, averaged.
-    ``template`` may also be a pair of fixed-point maps (``cv2.convertMaps``) of a template
-    that is never moved (the coarse one): remapping with those costs half as much."""
+    """Profiles (K, M): the strip template moved by ``matrix`` and sampled; uint8 for a
+    template of single profiles, float32 (the mean of the strip) otherwise. ``template``
+    may also be a pair of fixed-point maps (``cv2.convertMaps``) of a template that is never
+    moved (the coarse one): remapping with those costs half as much."""
     if isinstance(template, tuple):
         return cv2.remap(gray, template[0], template[1], interpolation=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0).astype(np.float32)
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     k, s, m, _ = template.shape
     pos = template.reshape(-1, 1, 2)
     if matrix is not None:
@@ -322,7 +448,7 @@ def _sample(gray: np.ndarray, template, matrix: np.ndarray | None) -> np.ndarray
     prof = cv2.remap(gray, pos, None, interpolation=cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     if s == 1:
-        return prof.astype(np.float32)
+        return prof
     q = prof.reshape(k, s, m).astype(np.float32)
     out = q[:, 0]
     for i in range(1, s):
@@ -330,41 +456,72 @@ def _sample(gray: np.ndarray, template, matrix: np.ndarray | None) -> np.ndarray
     return out * (1.0 / s)
 
 
-def _ridge_response(p: np.ndarray, width_cols: float) -> np.ndarray:
-    """Inner box minus the brighter flank, per column (N, M); -inf where the boxes do not fit.
-    ``p`` already flipped so that the feature is bright. Box sums are slices of the row-wise
-    cumulative sum (no gathers)."""
-    n, m = p.shape
-    cs = np.zeros((n, m + 1), np.float32)
-    np.cumsum(p, axis=1, out=cs[:, 1:])
-    h = max(round(0.3 * width_cols), 1)
-    o = round(0.5 * width_cols) + 1
-    f = max(round(0.4 * width_cols), 2)
-    lo, hi = o + f, m - o - f
-    out = np.full((n, m), -np.inf, np.float32)
-    if hi <= lo:
+def _ridge_boxes(width_cols: float) -> tuple[int, int, int]:
+    """The ridge response's boxes, in samples: the inner box's half-width, the distance from
+    the centre to the flanks and the flanks' width."""
+    return max(round(0.3 * width_cols), 1), round(0.5 * width_cols) + 1, max(round(0.4 * width_cols), 2)
+
+
+@kernel
+def _ridge_offsets(prof: np.ndarray, sign: float, h: int, o: int, f: int,
+                   t_px: np.ndarray) -> np.ndarray:
+    """Offsets (K,) px of the strongest bead-like ridge on each profile (NaN where none
+    stands out).
+
+    The response at a sample is the inner box's mean (``2h + 1`` samples) less the
+    brighter flank's (``f`` samples, ``o`` from the centre), of the profile times ``sign``
+    (the bead made bright); its strongest sample, refined by a parabola, is the ridge. A
+    profile counts where its ridge stands out: a positive response, and at least a quarter
+    of the typical (median) one. Float32 throughout, as the numpy reference in the tests.
+    """
+    n, m = prof.shape
+    out = np.full(n, np.nan)
+    lo, hi = o + f, m - o - f                          # where the boxes fit
+    if n == 0 or hi <= lo:
         return out
-    inner = (cs[:, lo + h + 1:hi + h + 1] - cs[:, lo - h:hi - h]) * (1.0 / (2 * h + 1))
-    left = (cs[:, lo - o + 1:hi - o + 1] - cs[:, lo - o - f + 1:hi - o - f + 1]) * (1.0 / f)
-    right = (cs[:, lo + o + f:hi + o + f] - cs[:, lo + o:hi + o]) * (1.0 / f)
-    np.subtract(inner, np.maximum(left, right), out=out[:, lo:hi])
+    step = np.float32(t_px[1] - t_px[0])
+    s_inner = np.float32(1.0 / (2 * h + 1))
+    s_flank = np.float32(1.0 / f)
+    sg = np.float32(sign)
+    cs = np.empty(m + 1, np.float32)                   # running sum: box sums are differences
+    resp = np.empty(m, np.float32)
+    r = np.empty(n, np.float32)
+    for i in range(n):
+        acc = np.float32(0.0)
+        cs[0] = acc
+        for j in range(m):
+            acc += np.float32(prof[i, j]) * sg
+            cs[j + 1] = acc
+        best = np.float32(-np.inf)
+        k = lo
+        for c in range(lo, hi):
+            inner = (cs[c + h + 1] - cs[c - h]) * s_inner
+            left = (cs[c - o + 1] - cs[c - o - f + 1]) * s_flank
+            right = (cs[c + o + f] - cs[c + o]) * s_flank
+            v = inner - max(left, right)
+            resp[c] = v
+            if v > best:
+                best = v
+                k = c
+        d = np.float32(0.0)
+        if k - 1 >= lo and k + 1 < hi:
+            ra, rc = resp[k - 1], resp[k + 1]
+            den = ra - np.float32(2.0) * best + rc
+            if den < 0:
+                d = min(max(np.float32(0.5) * (ra - rc) / den, np.float32(-0.5)), np.float32(0.5))
+        r[i] = best
+        out[i] = t_px[k] + np.float64(d * step)
+    typical = np.empty(n, np.float32)
+    cnt = 0
+    for i in range(n):
+        if r[i] > 0:
+            typical[cnt] = r[i]
+            cnt += 1
+    thr = 0.25 * _upper_median(typical[:cnt]) if cnt else 0.0
+    for i in range(n):
+        if not (r[i] > 0 and r[i] >= thr):
+            out[i] = np.nan
     return out
-
-
-def _peak(resp: np.ndarray, t_px: np.ndarray):
-    """Strongest column per row, refined by a parabola: (offset px, response)."""
-    n, m = resp.shape
-    rows = np.arange(n)
-    k = np.argmax(resp, axis=1)
-    r0 = resp[rows, k]
-    km = np.clip(k - 1, 0, m - 1)
-    kp = np.clip(k + 1, 0, m - 1)
-    ra, rc = resp[rows, km], resp[rows, kp]
-    ok = np.isfinite(ra) & np.isfinite(rc) & (k > 0) & (k < m - 1)
-    den = np.where(ok, ra - 2 * r0 + rc, -1.0)
-    delta = np.where(ok & (den < 0), 0.5 * (ra - rc) / np.where(den < 0, den, -1.0), 0.0)
-    step = float(t_px[1] - t_px[0])
-    return t_px[k] + np.clip(delta, -0.5, 0.5) * step, r0
 
 
 def _edge_reach(width_px: float) -> float:
@@ -373,18 +530,17 @@ def _edge_reach(width_px: float) -> float:
     return max(3.0, 0.3 * width_px)
 
 
-def _smooth121(q: np.ndarray) -> np.ndarray:
-    """A [1 2 1] / 4 smoothing along each row; the two end columns are dropped."""
-    return (q[:, :-2] + 2.0 * q[:, 1:-1] + q[:, 2:]) * 0.25
-
-
-def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@kernel
+def _bead_centres(prof: np.ndarray, sign: float, t_px: np.ndarray,
+                  k0: int) -> tuple[np.ndarray, np.ndarray]:
     """The bead's centre on each fine profile, twice: a robust one (which profiles count)
     and the one the pose is finally fitted to (where the bead's footprint begins).
 
-    ``p`` (K, 2 Mw) holds the two edge windows side by side, the bead made bright; each runs
-    from ``_EDGE_OUT_PX`` outside the window round the nominal edge (the background) past the
-    nominal edge into the bead (the right one is stored ascending and reversed here). Per side:
+    ``prof`` (K, 2 Mw) holds the two edge windows side by side (times ``sign``: the bead
+    bright); each runs from ``_EDGE_OUT_PX`` outside the window round the nominal edge (the
+    background) past the nominal edge into the bead (the right one is stored ascending and
+    reversed here). ``k0``: the first sample searched for the rise, after the smoothing.
+    Per side:
 
     * the *rise*: the outermost local peak of the gradient (of the profile smoothed by
       [1 2 1] twice) that reaches 0.7 of the window's largest, refined by a parabola. Not
@@ -401,79 +557,219 @@ def _bead_centres(p: np.ndarray, t_px: np.ndarray) -> tuple[np.ndarray, np.ndarr
       the crest), and the walk starts there. The rise leans inwards on a shaded flank (the
       grey level keeps climbing towards the crest); the departure far less.
 
+    Float32 arithmetic as the numpy reference in the tests (bit-exact to it).
+
     Returns
     -------
     rise, depart : (K,) float64
         Midpoints of the two edges, px along the normal; NaN where either side has no edge
         as strong as a bead's (0.4 of the typical) or no departure.
     """
-    n, m2 = p.shape
+    n, m2 = prof.shape
     m = m2 // 2
-    step = float(t_px[1] - t_px[0])
-    k0 = round(_EDGE_OUT_PX / step) - 2                # first column searched for the rise
+    mq = m - 2                                         # samples per window after smoothing
+    rise_c = np.full(n, np.nan)
+    dep_c = np.full(n, np.nan)
+    if n == 0 or mq <= k0 + 6:                         # no room for a rise
+        return rise_c, dep_c
+    step = t_px[1] - t_px[0]
+    sg = np.float32(sign)
+    two, quarter = np.float32(2.0), np.float32(0.25)
     # the frame's noise: differences 1 px apart over the background samples of all profiles
-    outer = np.concatenate([p[:, :k0 + 2:2], p[:, m2 - k0 - 2::2]], axis=1)
-    noise = max(1.4826 / np.sqrt(2.0) * _median(np.abs(np.diff(outer, axis=1)).ravel()), 0.5)
-    # both sides at once, each running from outside the bead inwards (rising): rows 0..n-1
-    # the left windows, n..2n-1 the right ones reversed
-    q = _smooth121(np.vstack([p[:, :m], p[:, :m - 1:-1]]))
-    t = t_px[1:m - 1]                                  # the left window's offsets
-    mq = q.shape[1]
-    rows = np.arange(2 * n)
-    qq = q.copy()
-    qq[:, 1:-1] = _smooth121(q)
-    g = np.zeros_like(q)                               # gradient at each sample
-    g[:, 1:-1] = qq[:, 2:] - qq[:, :-2]
-    gs = g[:, k0 + 1:]
-    lm = np.zeros(gs.shape, bool)
-    lm[:, 1:-1] = (gs[:, 1:-1] >= gs[:, :-2]) & (gs[:, 1:-1] >= gs[:, 2:])
-    k = np.argmax(lm & (gs >= 0.7 * gs.max(axis=1)[:, None]), axis=1) + k0 + 1
-    ok = (k > k0 + 1) & (k < mq - 4)
-    kc = np.clip(k, 1, mq - 2)
-    ga, gb, gc = g[rows, kc - 1], g[rows, kc], g[rows, kc + 1]
-    den = ga - 2.0 * gb + gc
-    bend = den < 0
-    d = np.where(bend, 0.5 * (ga - gc) / np.where(bend, den, -1.0), 0.0)
-    rise = np.where(ok, kc + np.clip(d, -0.5, 0.5), np.nan)          # in samples, inwards
-    bg = q[:, :k0].mean(axis=1)
-    kt = k0 + np.argmax(q[:, k0:], axis=1)             # the brightest sample: towards the crest
-    top = q[rows, kt]
-    cols = np.arange(mq)
-
-    def departure(level, upto):
-        """Where the profile last lies below ``bg + _DEPART (level - bg)`` before ``upto``,
-        interpolated, in samples inwards."""
-        thr = bg + _DEPART * (level - bg)
-        below = (q < thr[:, None]) & (cols[None, :] <= upto[:, None])
-        j = np.where(below, cols[None, :], -1).max(axis=1)
-        jc = np.clip(j, 0, mq - 2)
-        q0, q1 = q[rows, jc], q[rows, jc + 1]
-        frac = np.clip((thr - q0) / np.where(q1 > q0, q1 - q0, 1.0), 0.0, 1.0)
-        return np.where(ok & (j >= 0) & (level > bg), jc + frac, np.nan)
-
-    # samples inwards → offsets: the left window ascends from t[0]; the right one, stored
-    # ascending from its inner end, descends from -t[0] when reversed
-    t0 = float(t[0])
-    strength = np.where(ok, gb, 0.0)
-    s = np.minimum(strength[:n], strength[n:])
-    height = np.minimum(top[:n] - bg[:n], top[n:] - bg[n:])
-    # a bead stands out of the noise on both sides (a frame of noise has rises everywhere)
-    good = np.isfinite(rise[:n]) & np.isfinite(rise[n:]) & (s > 0) & (height >= _MIN_SNR * noise)
-    if not good.any():
-        nan = np.full(n, np.nan)
-        return nan, nan
+    # (the outer samples of the left window, then of the right one, in one row each)
+    side = (k0 + 3) // 2
+    per = 2 * side - 1
+    diffs = np.empty(n * per, np.float32)
+    outer = np.empty(2 * side, np.float32)
+    for i in range(n):
+        for j in range(side):
+            outer[j] = prof[i, 2 * j] * sg
+            outer[side + j] = prof[i, m2 - k0 - 2 + 2 * j] * sg
+        for j in range(per):
+            diffs[i * per + j] = abs(outer[j + 1] - outer[j])
+    noise = max(1.4826 / np.sqrt(2.0) * _upper_median(diffs), 0.5)
+    # both sides, each running from outside the bead inwards (rising): rows 0..n-1 the
+    # left windows, n..2n-1 the right ones reversed
+    rows = 2 * n
+    q = np.empty((rows, mq), np.float32)               # smoothed once
+    x = np.empty(m, np.float32)
+    qq = np.empty(mq, np.float32)                      # ... twice
+    g = np.zeros(mq, np.float32)                       # gradient at each sample
+    rise = np.empty(rows)                              # in samples, inwards
+    strength = np.empty(rows, np.float32)
+    bg = np.empty(rows, np.float32)
+    top = np.empty(rows, np.float32)
+    kc = np.empty(rows, np.int64)
+    kt = np.empty(rows, np.int64)
+    ok = np.empty(rows, np.bool_)
+    for row in range(rows):
+        for j in range(m):
+            x[j] = (prof[row, j] if row < n else prof[row - n, m2 - 1 - j]) * sg
+        qr = q[row]
+        for j in range(mq):
+            qr[j] = (x[j] + two * x[j + 1] + x[j + 2]) * quarter
+        qq[0], qq[mq - 1] = qr[0], qr[mq - 1]
+        for j in range(1, mq - 1):
+            qq[j] = (qr[j - 1] + two * qr[j] + qr[j + 1]) * quarter
+        for j in range(1, mq - 1):
+            g[j] = qq[j + 1] - qq[j - 1]
+        # the outermost local peak of the gradient reaching 0.7 of the largest
+        first = k0 + 1
+        gmax = g[first]
+        for j in range(first + 1, mq):
+            gmax = max(gmax, g[j])
+        thr = np.float32(0.7) * gmax
+        k = first                                      # none: not ok
+        for j in range(first + 1, mq - 1):
+            if g[j] >= g[j - 1] and g[j] >= g[j + 1] and g[j] >= thr:
+                k = j
+                break
+        ok[row] = k > k0 + 1 and k < mq - 4
+        c = min(max(k, 1), mq - 2)
+        ga, gb, gc = g[c - 1], g[c], g[c + 1]
+        den = ga - two * gb + gc
+        d = np.float32(0.0)
+        if den < 0:
+            d = min(max(np.float32(0.5) * (ga - gc) / den, np.float32(-0.5)), np.float32(0.5))
+        rise[row] = c + np.float64(d) if ok[row] else np.nan
+        strength[row] = gb if ok[row] else np.float32(0.0)
+        acc = np.float32(0.0)
+        for j in range(k0):
+            acc += qr[j]
+        bg[row] = acc / np.float32(k0)
+        brightest = k0                                 # towards the crest
+        for j in range(k0 + 1, mq):
+            if qr[j] > qr[brightest]:
+                brightest = j
+        top[row] = qr[brightest]
+        kc[row] = c
+        kt[row] = brightest
+    s = np.empty(n, np.float32)
+    height = np.empty(n, np.float32)
+    good = np.empty(n, np.bool_)
+    min_height = np.float32(_MIN_SNR * noise)
+    cnt = 0
+    for i in range(n):
+        s[i] = min(strength[i], strength[n + i])
+        height[i] = min(top[i] - bg[i], top[n + i] - bg[n + i])
+        # a bead stands out of the noise on both sides (a frame of noise has rises everywhere)
+        good[i] = (np.isfinite(rise[i]) and np.isfinite(rise[n + i]) and s[i] > 0
+                   and height[i] >= min_height)
+        cnt += good[i]
+    if cnt == 0:
+        return rise_c, dep_c
+    sel = np.empty(cnt, np.float32)
+    cnt = 0
+    for i in range(n):
+        if good[i]:
+            sel[cnt] = s[i]
+            cnt += 1
     # both edges as strong as a bead's: a gap, glare or a faint stretch is no centre
-    good &= s >= 0.4 * _median(s[good])
-    t_right0 = float(t_px[m2 - 2])                     # the right window's outer offset after smoothing
-    rise_c = 0.5 * ((t0 + rise[:n] * step) + (t_right0 - rise[n:] * step))
-    if _median(height[good]) >= _CLEAR_SNR * noise:
-        # a clear bead: its step at the rise, measured 1 px inside it
-        dep = departure(q[rows, np.minimum(kc + 2, mq - 1)], kc)
-    else:
-        # a faint one: the crest's height (a shaded flank's own step is lost in the noise)
-        dep = departure(top, kt)
-    dep_c = 0.5 * ((t0 + dep[:n] * step) + (t_right0 - dep[n:] * step))
-    return np.where(good, rise_c, np.nan), np.where(good, dep_c, np.nan)
+    min_strength = np.float32(0.4 * _upper_median(sel))
+    cnt = 0
+    for i in range(n):
+        good[i] = good[i] and s[i] >= min_strength
+        if good[i]:
+            sel[cnt] = height[i]
+            cnt += 1
+    # a clear bead: its step at the rise, measured 1 px inside it; a faint one: the crest's
+    # height (a shaded flank's own step is lost in the noise)
+    clear = _upper_median(sel[:cnt]) >= _CLEAR_SNR * noise
+    dep = np.empty(rows)
+    for row in range(rows):
+        qr = q[row]
+        level = qr[min(kc[row] + 2, mq - 1)] if clear else top[row]
+        upto = kc[row] if clear else kt[row]
+        b = bg[row]
+        thr = b + np.float32(_DEPART) * (level - b)
+        j = -1                                         # where the profile last lies below
+        for c in range(upto, -1, -1):
+            if qr[c] < thr:
+                j = c
+                break
+        dep[row] = np.nan
+        if ok[row] and j >= 0 and level > b:
+            jc = min(j, mq - 2)
+            q0, q1 = qr[jc], qr[jc + 1]
+            frac = (thr - q0) / (q1 - q0 if q1 > q0 else np.float32(1.0))
+            dep[row] = jc + np.float64(min(max(frac, np.float32(0.0)), np.float32(1.0)))
+    # samples inwards → offsets: the left window ascends from t_px[1] (after smoothing); the
+    # right one, stored ascending from its inner end, descends from t_px[-2] when reversed
+    t0, t_right0 = t_px[1], t_px[m2 - 2]
+    for i in range(n):
+        if good[i]:
+            rise_c[i] = 0.5 * ((t0 + rise[i] * step) + (t_right0 - rise[n + i] * step))
+            dep_c[i] = 0.5 * ((t0 + dep[i] * step) + (t_right0 - dep[n + i] * step))
+    return rise_c, dep_c
+
+
+@kernel
+def _edge_offsets(p: np.ndarray, step_px: float) -> np.ndarray:
+    """Offsets (K,) px of a reference edge on each fine profile (smoothed, times the
+    polarity: rising), NaN where not found: a step between two flat levels, whose gradient
+    peak (refined by a Gaussian 3-point fit) is the edge; it counts when at least 0.4 of
+    the typical gradient and not at the window's ends."""
+    n, m = p.shape
+    out = np.full(n, np.nan)
+    if n == 0 or m < 7:
+        return out
+    g = np.zeros(m, np.float32)
+    peak = np.empty(n, np.float32)
+    at = np.empty(n, np.int64)
+    floor = np.float32(1e-3)
+    half = np.float32(0.5)
+    for i in range(n):
+        for j in range(1, m - 1):
+            g[j] = p[i, j + 1] - p[i, j - 1]
+        k = 2
+        for j in range(3, m - 2):
+            if g[j] > g[k]:
+                k = j
+        gb = max(g[k], floor)
+        la, lb, lc = np.log(max(g[k - 1], floor)), np.log(gb), np.log(max(g[k + 1], floor))
+        curv = la - np.float32(2.0) * lb + lc
+        d = np.float32(0.0)
+        if curv < np.float32(-1e-6):
+            d = min(max(half * (la - lc) / curv, -half), half)
+        out[i] = (k + np.float64(d) - (m - 1) / 2.0) * step_px
+        peak[i] = gb
+        at[i] = k
+    thr = np.float32(0.4 * _upper_median(peak))
+    for i in range(n):
+        if not (peak[i] >= thr and 2 < at[i] < m - 3):
+            out[i] = np.nan
+    return out
+
+
+@kernel
+def _consensus(a: np.ndarray, triples: np.ndarray, tri_inv: np.ndarray, offsets: np.ndarray,
+               tol_px: float, center: np.ndarray, r_scale: float) -> np.ndarray:
+    """The coarse pose (2×3) that most coarse profiles agree with: of the hypotheses (the
+    increments exact on a triple of profiles, ``tri_inv`` times their offsets), the one
+    with the largest sum over profiles of ``max(1 - |residual| / tol_px, 0)``, refined by a
+    Tukey fit from there. ``a``: the profiles' design rows (K, 3); ``offsets`` NaN where no
+    ridge was found."""
+    n = len(offsets)
+    valid = np.isfinite(offsets)
+    t = np.where(valid, offsets, 1e9)                  # a missing ridge agrees with nothing
+    best = np.zeros(3)
+    best_score = -np.inf
+    x = np.empty(3)
+    inv_tol = 1.0 / tol_px
+    for h in range(len(triples)):
+        for i in range(3):
+            x[i] = 0.0
+            for j in range(3):
+                x[i] += tri_inv[h, i, j] * t[triples[h, j]]
+        score = 0.0
+        for j in range(n):
+            res = abs(t[j] - (a[j, 0] * x[0] + a[j, 1] * x[1] + a[j, 2] * x[2]))
+            score += max(1.0 - res * inv_tol, 0.0)
+        if score > best_score:
+            best_score = score
+            best[:] = x
+    x, _, _, _ = _tukey_fit(a, t, valid, best, tol_px / 3.0, 3)
+    return _increment_matrix(x, center, r_scale)
 
 
 @dataclass(frozen=True, eq=False)
@@ -488,6 +784,11 @@ class _Coarse:
     t_medium: np.ndarray      # (Mm,)
     tpl_coarse: tuple         # fixed-point maps (K, Mc) of the coarse sample positions
     tpl_medium: np.ndarray    # (K, 1, Mm, 2)
+    boxes_coarse: tuple       # the ridge response's boxes (_ridge_boxes), coarse samples
+    boxes_medium: tuple       # ... medium samples
+    r_scale: float            # the fits' turn unit (_r_scale) for the medium subset, px
+    r_scale_coarse: float     # ... for the coarse one
+    design_coarse: np.ndarray  # (Kc, 3) the coarse profiles' design rows (at the nominal pose)
     triples: np.ndarray       # (T, 3) indices into the subset: the consensus hypotheses
     tri_inv: np.ndarray       # (T, 3, 3) inverses of their design rows
 
@@ -503,6 +804,8 @@ class _Fine:
     t_px: np.ndarray          # (Mf,)
     tpl: np.ndarray           # (K, 3, Mf, 2) float32
     xy_h: np.ndarray          # (K, 3) homogeneous points, to measure a pose update
+    r_scale: float            # the fits' turn unit (_r_scale), px
+    k0: int                   # bead: the first sample searched for a rise (_bead_centres)
 
 
 def _take(st: Stations, idx: np.ndarray) -> Stations:
@@ -607,9 +910,15 @@ class Aligner:
         tc = cv2.convertMaps(tc.reshape(len(few), len(t_coarse), 2), None, cv2.CV_16SC2)
         tm = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t_medium, 0.0)
         triples, tri_inv = self._triples(few)
+        r_coarse = self._r_scale(few)
         return _Coarse(sign=sign, width_px=width_px, st=sub, st_coarse=few, t_coarse=t_coarse,
-                       t_medium=t_medium, tpl_coarse=tc, tpl_medium=tm, triples=triples,
-                       tri_inv=tri_inv)
+                       t_medium=t_medium, tpl_coarse=tc, tpl_medium=tm,
+                       boxes_coarse=_ridge_boxes(width_px / _COARSE_STEP_PX),
+                       boxes_medium=_ridge_boxes(width_px / 1.0), r_scale=self._r_scale(sub),
+                       r_scale_coarse=r_coarse,
+                       design_coarse=_design(few.xy, few.normal_xy, self.center_xy, r_coarse,
+                                             False, False),
+                       triples=triples, tri_inv=tri_inv)
 
     def _build_fine_edge(self, st: Stations, sign: float, width_px: float,
                          half_px: float) -> _Fine:
@@ -618,7 +927,8 @@ class Aligner:
         t = _offsets(half_px, 0.5)
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _STRIP_PX)
         return _Fine(kind="edge", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
-                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]))
+                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]),
+                     r_scale=self._r_scale(sub), k0=0)
 
     def _build_fine_bead(self, st: Stations, sign: float, width_px: float) -> _Fine:
         """The bead's fine profiles: two short windows per station, one round each nominal
@@ -629,7 +939,8 @@ class Aligner:
         t = np.concatenate([-0.5 * width_px + win, 0.5 * width_px - win[::-1]])
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _BEAD_STRIP_PX)
         return _Fine(kind="bead", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
-                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]))
+                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]),
+                     r_scale=self._r_scale(sub), k0=round(_EDGE_OUT_PX / 0.5) - 2)
 
     def _triples(self, sub: Stations):
         """Well-conditioned triples of coarse profiles (the consensus hypotheses) and the
@@ -637,7 +948,7 @@ class Aligner:
         n = len(sub)
         if n < 3:
             return np.zeros((0, 3), np.int64), np.zeros((0, 3, 3))
-        a = _design(sub.xy, sub.normal_xy, self.center_xy, self._r_scale(sub), False)
+        a = _design(sub.xy, sub.normal_xy, self.center_xy, self._r_scale(sub), False, False)
         rng = np.random.default_rng(0)
         cand = np.sort(rng.random((40 * _N_TRIPLES, n)).argsort(axis=1)[:, :3], axis=1)
         det = np.abs(np.linalg.det(a[cand]))
@@ -659,18 +970,10 @@ class Aligner:
         return max(float(np.abs(st.xy - self.center_xy).max()), 1.0)
 
     # -- per frame
-    def _measure_ridge(self, gray, tpl, t_px, matrix):
-        """Offsets (K,) px of the strongest bead-like ridge on each coarse profile (NaN where
-        none stands out)."""
-        co = self.coarse
-        p = _sample(gray, tpl, matrix) * co.sign
-        step = float(t_px[1] - t_px[0])
-        off, r = _peak(_ridge_response(p, co.width_px / step), t_px)
-        good = np.isfinite(r) & (r > 0)
-        if good.any():
-            # a profile counts when its ridge stands out: a quarter of the typical response
-            good &= r >= 0.25 * _median(r[good])
-        return np.where(good, off, np.nan)
+    def _measure_ridge(self, gray, tpl, t_px, boxes, matrix):
+        """Offsets (K,) px of the strongest bead-like ridge on each coarse or medium profile
+        (NaN where none stands out)."""
+        return _ridge_offsets(_sample(gray, tpl, matrix), self.coarse.sign, *boxes, t_px)
 
     def _measure_fine(self, gray, matrix):
         """Offsets (K,) px of the fine track on each fine profile (NaN where not found), twice:
@@ -679,63 +982,22 @@ class Aligner:
         fi = self.fine
         prof = _sample(gray, fi.tpl, matrix)
         if fi.kind == "bead":
-            return _bead_centres(prof * fi.sign, fi.t_px)
-        step = float(fi.t_px[1] - fi.t_px[0])
-        # a step between two flat levels: the gradient peak is the edge (Gaussian 3-point fit)
+            return _bead_centres(prof, fi.sign, fi.t_px, fi.k0)
         p = cv2.GaussianBlur(prof * fi.sign, (5, 1), 1.0, borderType=cv2.BORDER_REPLICATE)
-        g = np.zeros_like(p)
-        g[:, 1:-1] = p[:, 2:] - p[:, :-2]
-        n, m = g.shape
-        rows = np.arange(n)
-        k = np.argmax(g[:, 2:-2], axis=1) + 2
-        ga, gb, gc = (np.maximum(g[rows, k + d], 1e-3) for d in (-1, 0, 1))
-        la, lb, lc = np.log(ga), np.log(gb), np.log(gc)
-        curv = la - 2 * lb + lc
-        bend = curv < -1e-6
-        delta = np.where(bend, 0.5 * (la - lc) / np.where(bend, curv, -1.0), 0.0)
-        off = (k + np.clip(delta, -0.5, 0.5) - (m - 1) / 2.0) * step
-        typical = _median(gb)
-        off = np.where((gb >= 0.4 * typical) & (k > 2) & (k < m - 3), off, np.nan)
+        off = _edge_offsets(p, float(fi.t_px[1] - fi.t_px[0]))
         return off, off
 
-    def _fit(self, st: Stations, offsets, matrix, sigma_floor=0.05, free_offset=False,
-             iterations=3):
+    def _fit(self, st: Stations, r_scale: float, offsets, matrix, sigma_floor=0.05,
+             free_offset=False, iterations=3):
         """Fit the increment to offsets measured at ``st`` moved by ``matrix``; compose.
+        Returns the new matrix, the residuals and their robust σ (see :func:`_fit_pose`).
 
         ``free_offset``: one more unknown, the same offset along every normal (a glass cut a
         little larger or smaller than the taught one moves its edge so; on a loop this is
         independent of the pose), fitted and left out of the pose.
         """
-        a2 = matrix[:, :2]
-        xy = st.xy @ a2.T + matrix[:, 2]
-        nrm = st.normal_xy @ a2.T
-        if self.scale:
-            nrm = nrm / np.hypot(nrm[:, 0], nrm[:, 1])[:, None]
-        r_scale = self._r_scale(st)
-        valid = np.isfinite(offsets)
-        a = _design(xy, nrm, self.center_xy, r_scale, self.scale)
-        if free_offset:
-            a = np.hstack([a, np.ones((len(a), 1))])
-        x, _, sigma, resid = _tukey_fit(a, np.where(valid, offsets, 0.0), valid, x0=None,
-                                        sigma_floor=sigma_floor, iterations=iterations)
-        if free_offset:
-            x = x[:-1]
-        return _compose(_increment_matrix(x, self.center_xy, r_scale), matrix), resid, sigma
-
-    def _consensus(self, offsets: np.ndarray, tol_px: float) -> np.ndarray:
-        """The coarse pose (2×3) that most coarse profiles agree with, from the triples."""
-        co = self.coarse
-        r_scale = self._r_scale(co.st_coarse)
-        a = _design(co.st_coarse.xy, co.st_coarse.normal_xy, self.center_xy, r_scale, False)
-        t = np.nan_to_num(offsets, nan=1e9)
-        best = np.zeros(3)
-        if len(co.triples):
-            xs = np.einsum("tij,tj->ti", co.tri_inv, t[co.triples])          # (T, 3)
-            res = np.abs(t[None, :] - xs @ a.T)                               # (T, K)
-            score = np.sum(np.maximum(1.0 - res * (1.0 / tol_px), 0.0), axis=1)
-            best = xs[int(np.argmax(score))]
-        x, _, _, _ = _tukey_fit(a, t, np.isfinite(offsets), x0=best, sigma_floor=tol_px / 3)
-        return _increment_matrix(x, self.center_xy, r_scale)
+        return _fit_pose(st.xy, st.normal_xy, matrix, self.center_xy, r_scale, self.scale,
+                         free_offset, offsets, sigma_floor, iterations)
 
     def estimate(self, gray: np.ndarray) -> Pose:
         """The part's pose in a grey frame.
@@ -756,20 +1018,21 @@ class Aligner:
             taught one), or the pose lies outside the search range.
         """
         co, fi = self.coarse, self.fine
-        coarse_off = self._measure_ridge(gray, co.tpl_coarse, co.t_coarse, None)
+        coarse_off = self._measure_ridge(gray, co.tpl_coarse, co.t_coarse, co.boxes_coarse, None)
         found = float(np.isfinite(coarse_off).mean()) if len(coarse_off) else 0.0
         if found < 0.2 or np.isfinite(coarse_off).sum() < 6:
             raise AlignError(self._not_found(found, "coarse search"))
-        m = self._consensus(coarse_off, tol_px=4.0)
-        med_off = self._measure_ridge(gray, co.tpl_medium, co.t_medium, m)
-        m, _, _ = self._fit(co.st, med_off, m, sigma_floor=0.5)
+        m = _consensus(co.design_coarse, co.triples, co.tri_inv, coarse_off, 4.0, self.center_xy,
+                       co.r_scale_coarse)
+        med_off = self._measure_ridge(gray, co.tpl_medium, co.t_medium, co.boxes_medium, m)
+        m, _, _ = self._fit(co.st, co.r_scale, med_off, m, sigma_floor=0.5)
         # One Gauss-Newton step from a pose good to a pixel or two is exact to a few
         # thousandths of a pixel; a second only when the first moved the track much.
         sigma, resid = np.inf, np.full(len(fi.st), np.nan)
         free = fi.kind == "edge" and fi.st.closed
         for it in range(2):
             fine_off, final_off = self._measure_fine(gray, m)
-            m_new, resid, sigma = self._fit(fi.st, fine_off, m, free_offset=free)
+            m_new, resid, sigma = self._fit(fi.st, fi.r_scale, fine_off, m, free_offset=free)
             if it or float(np.abs(fi.xy_h @ (m_new - m).T).max()) < 1.5:
                 break
             m = m_new
@@ -777,7 +1040,8 @@ class Aligner:
             # the bead's pose from where its footprint begins (the robust centres lean with
             # the shading), over the profiles the robust fit kept; not if it strays from it
             keep = np.abs(np.nan_to_num(resid, nan=np.inf)) <= _TUKEY_C * sigma
-            m_dep, _, _ = self._fit(fi.st, np.where(keep, final_off, np.nan), m, iterations=2)
+            m_dep, _, _ = self._fit(fi.st, fi.r_scale, np.where(keep, final_off, np.nan), m,
+                                    iterations=2)
             if float(np.abs(fi.xy_h @ (m_dep - m_new).T).max()) < 1.0:
                 m_new = m_dep
         m = m_new
