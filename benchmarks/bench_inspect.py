@@ -30,7 +30,7 @@ def test_stage_sample(benchmark, case):
     insp = case.inspector
     gray = to_gray(case.frame)
     prof = benchmark(sample_profiles, gray, insp.maps)
-    assert prof.shape == (len(insp), len(insp.maps.t_px))
+    assert prof.shape == (len(insp.maps.t_px), len(insp))
 
 
 def test_stage_edges(benchmark, case):

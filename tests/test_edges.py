@@ -1,10 +1,11 @@
-"""Edge finder: analytic beads, the vectorised stages against slow per-row references, no
-bead, and random profiles never raising."""
+"""Edge finder: analytic beads, the compiled stages against slow per-station references, no
+bead, and random profiles never raising. Profiles are (M, N): a column per station."""
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -41,7 +42,8 @@ def analytic_bead(left, right, *, sigma=0.8, bg=40.0, height=80.0, slope=0.0, br
 
 
 def _rows(p, n=3):
-    return np.repeat(p[None, :], n, axis=0)
+    """``n`` stations with profile ``p``: (M, n), a column per station."""
+    return np.repeat(p[:, None], n, axis=1)
 
 
 @pytest.mark.parametrize("bright", [True, False])
@@ -76,12 +78,12 @@ def test_wider_bead_measures_wider():
 
 
 def test_no_bead_not_found():
-    flat = np.full((4, M), 70.0, np.float32)
+    flat = np.full((M, 4), 70.0, np.float32)
     assert not find_edges(flat, step_px=STEP, bright=True, width_px=12.0).found.any()
     # a single step (the glass edge) is not a bead
     step = np.where(T < 3.0, 40.0, 110.0).astype(np.float32)
     assert not find_edges(_rows(step), step_px=STEP, bright=True, width_px=12.0).found.any()
-    assert not find_edges(np.zeros((0, M), np.float32), step_px=STEP, bright=True, width_px=12.0).found.any()
+    assert not find_edges(np.zeros((M, 0), np.float32), step_px=STEP, bright=True, width_px=12.0).found.any()
 
 
 # ---------------------------------------------------------------------------------------
@@ -166,7 +168,7 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
     rng = np.random.default_rng(seed)
     p = _random_bead_profiles(rng, 40)
     width = 12.0
-    center, contrast, _, bg_l, bg_r, w_cols, cs = E._locate(E._row_cumsum(p), width, STEP)
+    center, contrast, _, bg_l, bg_r, w_cols = E._locate(p.T, width, STEP)
     ref = ref_locate(p, width, STEP)
     for r, (j, best, bl, br, w) in enumerate(ref):
         assert center[r] == j
@@ -178,7 +180,7 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
     f = int(round(2.0 / STEP))
     kmax = int(np.ceil(0.3 * w_cols.max() + 6.0 / STEP)) + f + 1
     for d, bg in ((-1, bg_l), (1, bg_r)):
-        xc, ok = E._side_edge(p, center, w_cols, bg, d, STEP, tol)
+        xc, ok = E._side_edge(p.T, center, w_cols, bg, d, STEP, tol)
         for r in range(len(p)):
             x = ref_crossing(p[r].astype(np.float64), int(center[r]), float(w_cols[r]), float(bg[r]), d,
                              float(tol[r]), kmax)
@@ -193,8 +195,97 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
        st.booleans(), st.floats(2.0, 30.0))
 def test_random_profiles_never_raise(prof, bright, width):
     with np.errstate(all="ignore"):
-        e = find_edges(prof, step_px=STEP, bright=bright, width_px=width)
+        e = find_edges(prof.T, step_px=STEP, bright=bright, width_px=width)
     n = prof.shape[0]
     assert e.left_px.shape == e.right_px.shape == e.found.shape == (n,)
     assert np.all(np.isnan(e.left_px[~e.found]))
     assert np.all(e.right_px[e.found] > e.left_px[e.found])
+
+
+def ref_refine(row, idx, sign, step, reach):
+    """The sub-pixel edge near sample ``idx`` in float64, one station: the first maximum of
+    the central-difference gradient within ``reach``, a three-point Gaussian fit on its
+    logarithm, then the shading correction b σ² / H read off the profile."""
+    m = len(row)
+    row = row.astype(np.float64)
+
+    def grad(c):
+        return sign * (row[c + 1] - row[c - 1]) * 0.5 / step if 1 <= c <= m - 2 else 0.0
+
+    cands = [c for c in range(idx - reach, idx + reach + 1) if 1 <= c <= m - 2]
+    pk = max(cands, key=lambda c: (grad(c), -c))
+    la, lb, lc = (math.log(max(grad(c), 1e-3)) for c in (pk - 1, pk, pk + 1))
+    curv = la - 2 * lb + lc
+    if curv < -1e-6:
+        delta, sigma = 0.5 * (la - lc) / curv, step / math.sqrt(-curv)
+    else:
+        delta, sigma = 0.0, 1.5 * step
+    delta = min(max(delta, -0.5), 0.5)
+    sigma = min(max(sigma, 0.5 * step), 4.0)
+    col = pk + delta
+
+    def at(pos):
+        pos = min(max(pos, 0.0), m - 1.000001)
+        j = int(pos)
+        return row[j] + (row[j + 1] - row[j]) * (pos - j)
+
+    s_col = sigma / step
+    inner1, inner2 = at(col + sign * 2.0 * s_col), at(col + sign * 3.5 * s_col)
+    outer = at(col - sign * 3.0 * s_col)
+    slope = (inner2 - inner1) / (1.5 * sigma)
+    step_h = inner1 - slope * 2.0 * sigma - outer
+    shift = slope * sigma**2 / step_h if step_h > 1e-3 else 0.0
+    shift = min(max(shift, -0.5 * sigma), 1.5 * sigma)
+    return col - sign * shift / step, sigma
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refine_equals_reference(seed):
+    rng = np.random.default_rng(seed)
+    p = _random_bead_profiles(rng, 60)
+    pm = np.ascontiguousarray(p.T)
+    g = np.empty(2 * 2 + 3, np.float32)
+    for i in range(len(p)):
+        for sign in (1, -1):
+            idx = int(rng.integers(1, M - 1))       # anywhere, the ends of the profile included
+            col, sigma = E._refine_at(pm, i, idx, sign, STEP, 2, g)
+            ref_col, ref_sigma = ref_refine(p[i], idx, sign, STEP, 2)
+            assert col == pytest.approx(ref_col, abs=2e-3)
+            assert sigma == pytest.approx(ref_sigma, rel=1e-3)
+
+
+@pytest.mark.parametrize("span", [1, 3, 5])
+@pytest.mark.parametrize("dec", [1, 2])
+def test_decimate_and_close_equal_opencv(dec, span):
+    rng = np.random.default_rng(span)
+    p = rng.normal(100, 30, (41, 17)).astype(np.float32)
+    ref = np.ascontiguousarray(p[::dec])
+    if span > 1:
+        ref = cv2.morphologyEx(ref, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
+                               borderType=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(E._decimate(p, dec, span), ref)
+
+
+def test_cumulative_sums_equal_numpy():
+    rng = np.random.default_rng(3)
+    p = rng.uniform(-300, 300, (33, 11)).astype(np.float32)
+    cs, cse = E._cumsums(p, 2)
+    ref = np.vstack([np.zeros((1, 11)), np.cumsum(p.astype(np.float64), axis=0)]).astype(np.float32)
+    np.testing.assert_array_equal(cs, ref)
+    np.testing.assert_array_equal(cse, ref[:, ::2])
+
+
+def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
+    # every other station is located; each station's centre is one of its two located
+    # neighbours'
+    rng = np.random.default_rng(4)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 31).T)
+    center, contrast, _, _, _, w = E._locate_decimated(p, 12.0, STEP, 2)
+    full = E._locate(p, 12.0, STEP)
+    located = full[0][::2]
+    for i in range(p.shape[1]):
+        a, b = i // 2, min(i // 2 + 1, len(located) - 1)
+        assert center[i] in (located[a], located[b])
+        # the contrast is the response at that centre on this station's own profile
+        resp = E._response_at(E._cumsums(p, 1)[0], i, center[i], w[i], 4, 3)[0]
+        assert contrast[i] == resp

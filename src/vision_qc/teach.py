@@ -39,7 +39,7 @@ from scipy import ndimage
 from .engine.align import Aligner, AlignError
 from .engine.edges import find_edges
 from .engine.judge import find_runs, run_lengths
-from .engine.sampling import build_maps, sample_profiles
+from .engine.sampling import build_maps, profiles_by_station, sample_profiles
 from .geometry import Stations, build_stations
 from .inspector import to_gray
 from .recipe import Recipe, recipe_from_dict
@@ -420,9 +420,10 @@ def _measure(gray: np.ndarray, stations: Stations, *, bright: bool, width_px: fl
              half_px: float | None = None) -> _Measure:
     half = half_px if half_px is not None else 1.2 * width_px + 6.0
     maps = build_maps(stations, half_width_px=half, step_px=0.5)
-    prof = sample_profiles(gray, maps)
-    e = find_edges(prof, step_px=0.5, bright=bright, width_px=width_px, smooth_stations=3,
+    prof_mn = sample_profiles(gray, maps)
+    e = find_edges(prof_mn, step_px=0.5, bright=bright, width_px=width_px, smooth_stations=3,
                    closed=stations.closed)
+    prof = np.ascontiguousarray(prof_mn.T, dtype=np.float32)       # (N, M): a row per station
     typical = float(np.median(e.contrast[e.found])) if e.found.any() else 0.0
     ok = e.found & (e.contrast >= 0.4 * typical) & (typical > 0)
     w_all = (e.right_px - e.left_px).astype(np.float64)
@@ -597,7 +598,7 @@ def find_reference_edge(gray: np.ndarray, stations: Stations, *, width_px: float
     sub = stations
     half = 0.5 * width_px + reach_mm / mm_per_px
     maps = build_maps(sub, half_width_px=half, step_px=0.5)
-    prof = sample_profiles(gray, maps)
+    prof = profiles_by_station(gray, maps)
     prof = cv2.GaussianBlur(prof, (7, 1), 1.2)
     prof = ndimage.uniform_filter1d(prof, 5, axis=0, mode="wrap" if sub.closed else "nearest")
     g = np.zeros_like(prof)
@@ -737,7 +738,7 @@ def _profile_width(gray: np.ndarray, st: Stations, *, bright: bool, width_px: fl
     half-levels from its peak down to the nearest low on each side. The ridge scale alone
     misjudges a bead beside a band of its own polarity; this starts the edge finder right."""
     maps = build_maps(st, half_width_px=2.0 * width_px + 4.0, step_px=0.5)
-    prof = sample_profiles(gray, maps)
+    prof = profiles_by_station(gray, maps)
     p = np.median(prof if bright else -prof, axis=0)
     p = np.convolve(p, np.ones(3) / 3, mode="same")
     t = maps.t_px
