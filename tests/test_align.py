@@ -518,3 +518,13 @@ def test_consensus_equals_the_numpy_reference(kernel_cases):
         ref = _increment_matrix(x, al.center_xy, co.r_scale_coarse)
         got = _consensus(a, co.triples, co.tri_inv, off, 4.0, al.center_xy, co.r_scale_coarse)
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_strip_mean_equals_the_numpy_reference():
+    from vision_qc.engine.align import _strip_mean
+
+    prof = np.random.default_rng(2).integers(0, 256, (3 * 7, 11)).astype(np.uint8)
+    q = prof.reshape(7, 3, 11).astype(np.float32)
+    ref = (q[:, 0] + q[:, 1] + q[:, 2]) * (1.0 / 3)
+    np.testing.assert_array_equal(_strip_mean(prof, 3), ref)
+    assert _strip_mean(prof[:0], 3).shape == (0, 11)

@@ -41,6 +41,7 @@ templates, the consensus triples and their inverses) is built once in :class:`Al
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -132,13 +133,16 @@ class Pose:
 
     @classmethod
     def from_matrix(cls, matrix_2x3, center_xy, **quality) -> Pose:
-        m = np.asarray(matrix_2x3, dtype=np.float64)
-        a = m[:, :2]
-        scale = float(np.sqrt(abs(np.linalg.det(a))))
-        angle = float(np.degrees(np.arctan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1])))
-        c = np.asarray(center_xy, dtype=np.float64)
-        d = m[:, 2] - c + a @ c
-        return cls(float(d[0]), float(d[1]), angle, scale, (float(c[0]), float(c[1])), **quality)
+        """The pose of a 2×3 matrix ``[sR | t]``, its turn about ``center_xy``; ``quality``:
+        ``residual_px``, ``inliers``. In plain floats: six numbers do not pay numpy's calls."""
+        (a00, a01, t0), (a10, a11, t1) = np.asarray(matrix_2x3, dtype=np.float64).tolist()
+        cx, cy = (float(v) for v in center_xy)
+        scale = math.sqrt(abs(a00 * a11 - a01 * a10))
+        angle = math.degrees(math.atan2(a10 - a01, a00 + a11))
+        # x' = c + sR (x - c) + d  ⇒  d = t - c + sR c
+        dx = t0 - cx + (a00 * cx + a01 * cy)
+        dy = t1 - cy + (a10 * cx + a11 * cy)
+        return cls(dx, dy, angle, scale, (cx, cy), **quality)
 
 
 def pose_matrix(dx_px: float, dy_px: float, angle_deg: float, *, center_xy, scale: float = 1.0):
@@ -447,13 +451,24 @@ def _sample(gray: np.ndarray, template, matrix: np.ndarray | None) -> np.ndarray
     pos = pos.reshape(k * s, m, 2)
     prof = cv2.remap(gray, pos, None, interpolation=cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if s == 1:
-        return prof
-    q = prof.reshape(k, s, m).astype(np.float32)
-    out = q[:, 0]
-    for i in range(1, s):
-        out += q[:, i]               # cheaper than .mean(axis=1) on these small arrays
-    return out * (1.0 / s)
+    return prof if s == 1 else _strip_mean(prof, s)
+
+
+@kernel
+def _strip_mean(prof: np.ndarray, s: int) -> np.ndarray:
+    """(K, M) float32 means of each ``s`` consecutive rows of ``prof`` (K·s, M), summed in
+    order in float32 and scaled by ``float32(1 / s)``."""
+    ks, m = prof.shape
+    k = ks // s
+    out = np.empty((k, m), np.float32)
+    inv = np.float32(1.0 / s)
+    for i in range(k):
+        for j in range(m):
+            acc = np.float32(prof[i * s, j])
+            for r in range(1, s):
+                acc += np.float32(prof[i * s + r, j])
+            out[i, j] = acc * inv
+    return out
 
 
 def _ridge_boxes(width_cols: float) -> tuple[int, int, int]:
