@@ -508,6 +508,19 @@ def test_outputs_are_fsynced_by_the_parent_before_their_record(tmp_path, recipe_
         assert {os.path.realpath(p) for p in written} <= synced, rec["file"]
 
 
+def test_forkserver_warm_up_inspects_with_and_without_alignment():
+    """The workers' forkserver imports batch_warmup, which inspects a small generated part
+    (both ways) so that the workers start with the compiled kernels loaded."""
+    from vision_qc.shell.batch_warmup import warm_up
+
+    assert warm_up() == []
+    ctx = batch.pool_context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        assert "vision_qc.shell.batch_warmup" in forkserver._forkserver._preload_modules
+
+
 def test_full_size_overlays_option_is_refused_with_dask(tmp_path, recipe_file, scenes, capsys):
     folder = str(tmp_path / "parts")
     write_images(folder, scenes)

@@ -362,12 +362,14 @@ def decode_file(file: str) -> dict:
 
 def pool_context():
     """The multiprocessing context for workers: forkserver (workers forked from a clean
-    process that has imported vision_qc once), or spawn where there is no forkserver.
-    Never plain fork: the parent may run threads (the progress bar)."""
+    process that has imported vision_qc once and inspected one small part, so that each worker
+    starts with the compiled kernels loaded: :mod:`vision_qc.shell.batch_warmup`), or spawn
+    where there is no forkserver. Never plain fork: the parent may run threads (the progress
+    bar)."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(["vision_qc.shell.batch", "vision_qc.inspector",
-                                    "vision_qc.overlay"])
+                                    "vision_qc.overlay", "vision_qc.shell.batch_warmup"])
         return ctx
     return mp.get_context("spawn")
 
