@@ -239,6 +239,18 @@ def _compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
 
 
 @kernel
+def _largest_move(xy: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """How far the points ``xy`` move between the poses ``b`` and ``a`` (2×3), at most along
+    either axis, px."""
+    d = a - b
+    most = 0.0
+    for i in range(len(xy)):
+        for j in range(2):
+            most = max(most, abs(d[j, 0] * xy[i, 0] + d[j, 1] * xy[i, 1] + d[j, 2]))
+    return most
+
+
+@kernel
 def _solve_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a x = b`` for a small dense system (the normal equations of a fit, well
     conditioned by the ridge): Gaussian elimination with partial pivoting."""
@@ -824,7 +836,6 @@ class _Fine:
     st: Stations
     t_px: np.ndarray          # (Mf,)
     tpl: np.ndarray           # (K, 3, Mf, 2) float32
-    xy_h: np.ndarray          # (K, 3) homogeneous points, to measure a pose update
     r_scale: float            # the fits' turn unit (_r_scale), px
     k0: int                   # bead: the first sample searched for a rise (_bead_centres)
 
@@ -948,7 +959,6 @@ class Aligner:
         t = _offsets(half_px, 0.5)
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _STRIP_PX)
         return _Fine(kind="edge", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
-                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]),
                      r_scale=self._r_scale(sub), k0=0)
 
     def _build_fine_bead(self, st: Stations, sign: float, width_px: float) -> _Fine:
@@ -960,7 +970,6 @@ class Aligner:
         t = np.concatenate([-0.5 * width_px + win, 0.5 * width_px - win[::-1]])
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _BEAD_STRIP_PX)
         return _Fine(kind="bead", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
-                     xy_h=np.hstack([sub.xy, np.ones((len(sub), 1))]),
                      r_scale=self._r_scale(sub), k0=round(_EDGE_OUT_PX / 0.5) - 2)
 
     def _triples(self, sub: Stations):
@@ -1040,8 +1049,9 @@ class Aligner:
         """
         co, fi = self.coarse, self.fine
         coarse_off = self._measure_ridge(gray, co.tpl_coarse, co.t_coarse, co.boxes_coarse, None)
-        found = float(np.isfinite(coarse_off).mean()) if len(coarse_off) else 0.0
-        if found < 0.2 or np.isfinite(coarse_off).sum() < 6:
+        n_found = int(np.count_nonzero(np.isfinite(coarse_off)))
+        found = n_found / len(coarse_off) if len(coarse_off) else 0.0
+        if found < 0.2 or n_found < 6:
             raise AlignError(self._not_found(found, "coarse search"))
         m = _consensus(co.design_coarse, co.triples, co.tri_inv, coarse_off, 4.0, self.center_xy,
                        co.r_scale_coarse)
@@ -1054,19 +1064,19 @@ class Aligner:
         for it in range(2):
             fine_off, final_off = self._measure_fine(gray, m)
             m_new, resid, sigma = self._fit(fi.st, fi.r_scale, fine_off, m, free_offset=free)
-            if it or float(np.abs(fi.xy_h @ (m_new - m).T).max()) < 1.5:
+            if it or _largest_move(fi.st.xy, m_new, m) < 1.5:
                 break
             m = m_new
         if final_off is not fine_off:
             # the bead's pose from where its footprint begins (the robust centres lean with
             # the shading), over the profiles the robust fit kept; not if it strays from it
-            keep = np.abs(np.nan_to_num(resid, nan=np.inf)) <= _TUKEY_C * sigma
+            keep = np.abs(resid) <= _TUKEY_C * sigma          # False where NaN
             m_dep, _, _ = self._fit(fi.st, fi.r_scale, np.where(keep, final_off, np.nan), m,
                                     iterations=2)
-            if float(np.abs(fi.xy_h @ (m_dep - m_new).T).max()) < 1.0:
+            if _largest_move(fi.st.xy, m_dep, m_new) < 1.0:
                 m_new = m_dep
         m = m_new
-        agree = float(np.mean(np.abs(np.nan_to_num(resid, nan=np.inf)) <= INLIER_PX))
+        agree = np.count_nonzero(np.abs(resid) <= INLIER_PX) / max(len(resid), 1)
         pose = Pose.from_matrix(m, self.center_xy, residual_px=float(sigma), inliers=agree)
         if agree < MIN_INLIERS or not sigma <= MAX_RESIDUAL_PX:
             raise AlignError(self._not_found(agree, "fine fit", sigma))
