@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vision_qc.engine.judge import find_runs, judge, merge_runs, station_status
-from vision_qc.results import STATUS_CODES
+from vision_qc.results import STATUS_CODES, Defect
 
 
 def _runs_ref(mask, closed):
@@ -152,3 +154,157 @@ def test_offset_worst_is_absolute():
     off[10:20] = -6.0
     (d,) = _judge(np.full(50, 10.0), offset=off)
     assert d.type == "offset" and d.worst_mm == 6.0 and d.limit_mm == 4.0
+
+
+def test_float32_widths_are_compared_with_the_float32_nearest_the_limit():
+    # numpy compares a float32 array with a Python float in float32: the compiled status does too
+    w = np.array([2.3, 2.3], np.float32)
+    s = station_status(np.array([True, True]), w, np.zeros(2, np.float32), width_min_mm=2.3,
+                       width_max_mm=2.3, max_offset_mm=1.0)
+    assert s.tolist() == [0, 0]
+    s = station_status(np.array([True]), w[:1].astype(np.float64), np.zeros(1), width_min_mm=2.3,
+                       width_max_mm=3.0, max_offset_mm=1.0)
+    assert s.tolist() == [STATUS_CODES["thin"]]
+
+
+# ---- slow, obvious references for the compiled judge, and random inputs checked against them
+
+
+def _merge_ref(mask, closed, max_gap):
+    """Walk the holes between True runs; fill the short ones."""
+    mask = list(mask)
+    n, out = len(mask), list(mask)
+    if max_gap <= 0 or not any(mask):
+        return out
+    for i0, i1 in _runs_ref([not m for m in mask], closed):
+        length = (i1 - i0) % n + 1
+        if not closed and (i0 == 0 or i1 == n - 1):
+            continue
+        if length <= max_gap:
+            for j in range(length):
+                out[(i0 + j) % n] = True
+    return out
+
+
+def _status_ref(present, width, offset, judged, width_min_mm, width_max_mm, max_offset_mm):
+    out = []
+    for p, w, o, j in zip(present, width, offset, judged):
+        if not j:
+            code = "ok"
+        elif not p:
+            code = "gap"
+        elif w < width_min_mm:
+            code = "thin"
+        elif w > width_max_mm:
+            code = "wide"
+        elif abs(o) > max_offset_mm:
+            code = "offset"
+        else:
+            code = "ok"
+        out.append(STATUS_CODES[code])
+    return out
+
+
+def _crossing_ref(arc, vals, i_out, i_in, length, closed):
+    n = len(arc)
+    if not closed and not 0 <= i_out < n:
+        return float(arc[min(max(i_in, 0), n - 1)])
+    ao, ai = float(arc[i_out % n]), float(arc[i_in % n])
+    if closed and abs(ai - ao) > length / 2:
+        ao = ao + length if ai > ao else ao - length
+    vo, vi = vals[i_out % n], vals[i_in % n]
+    f = 0.5 if not (np.isfinite(vo) and np.isfinite(vi)) or vo == vi else min(max(vo / (vo - vi), 0.0), 1.0)
+    a = ao + f * (ai - ao)
+    return a % length if closed else a
+
+
+def _judge_ref(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy_px,
+               width_min_mm, width_max_mm, max_offset_mm, min_defect_mm, merge_stations=2):
+    """Run by run, station by station, in plain Python."""
+    n = len(status)
+    spacing = length_mm / n if closed else length_mm / max(n - 1, 1)
+    w = [float(x) for x in width_mm]
+    o = [abs(float(x)) for x in offset_mm]
+    margin = {"gap": [1.0 if p else -1.0 for p in present],
+              "thin": [x - width_min_mm for x in w], "wide": [width_max_mm - x for x in w],
+              "offset": [max_offset_mm - x for x in o]}
+    limit = {"gap": width_min_mm, "thin": width_min_mm, "wide": width_max_mm, "offset": max_offset_mm}
+    out = []
+    for name in ("gap", "thin", "wide", "offset"):
+        mask = _merge_ref([s == STATUS_CODES[name] for s in status], closed, merge_stations)
+        for i0, i1 in _runs_ref(mask, closed):
+            a0 = _crossing_ref(arc_mm, margin[name], i0 - 1, i0, length_mm, closed)
+            a1 = _crossing_ref(arc_mm, margin[name], i1 + 1, i1, length_mm, closed)
+            if closed and i0 == 0 and i1 == n - 1:
+                a0, a1 = 0.0, length_mm
+            seg = (a1 - a0) % length_mm if closed else a1 - a0
+            if closed and seg == 0 and i1 - i0 == n - 1:
+                seg = length_mm
+            if seg < min_defect_mm:
+                continue
+            idx = [(i0 + j) % n for j in range((i1 - i0) % n + 1)]
+            if name == "gap":
+                worst = min((w[i] if present[i] else 0.0) for i in idx)
+            elif name == "thin":
+                worst = min(w[i] for i in idx)
+            elif name == "wide":
+                worst = max(w[i] for i in idx)
+            else:
+                worst = max(o[i] for i in idx)
+            mid = round((a0 + seg / 2) / spacing)
+            mid = mid % n if closed else min(max(mid, 0), n - 1)
+            out.append(Defect(type=name, start_mm=a0, end_mm=a1, length_mm=seg,
+                              center_px=(float(xy_px[mid, 0]), float(xy_px[mid, 1])),
+                              worst_mm=worst, limit_mm=limit[name]))
+    return tuple(sorted(out, key=lambda d: d.start_mm))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.booleans(), max_size=40), st.booleans(), st.integers(0, 4))
+def test_runs_and_merging_equal_the_references(mask, closed, max_gap):
+    m = np.array(mask, bool)
+    assert find_runs(m, closed=closed).tolist() == _runs_ref(mask, closed)
+    assert merge_runs(m, closed=closed, max_gap=max_gap).tolist() == _merge_ref(mask, closed, max_gap)
+
+
+# widths and offsets on and round the limits, so that runs start and stop everywhere
+_WIDTHS = st.sampled_from([np.nan, 3.0, 7.0, 7.5, 7.6, 10.0, 12.4, 12.5, 13.0, 20.0])
+_OFFSETS = st.sampled_from([0.0, 1.0, -3.9, 4.0, -4.0, 4.5, -6.0])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(_WIDTHS, _OFFSETS), max_size=60), st.booleans(),
+       st.sampled_from([np.float32, np.float64]), st.floats(0.0, 12.0), st.integers(0, 3),
+       st.floats(0.3, 2.0), st.booleans())
+def test_status_and_judge_equal_the_references(stations, closed, dtype, min_defect_mm,
+                                               merge_stations, spacing_mm, partly_judged):
+    n = len(stations)
+    width = np.array([s[0] for s in stations], dtype)
+    offset = np.array([s[1] for s in stations], dtype)
+    present = np.isfinite(width)
+    offset[~present] = np.nan
+    judged = np.arange(n) < n // 2 if partly_judged else np.ones(n, bool)
+    status = station_status(present, width, offset, judged=judged, **LIMITS)
+    assert status.tolist() == _status_ref(present, width, offset, judged, **LIMITS)
+    arc = np.arange(n) * spacing_mm
+    length = n * spacing_mm if closed else max(n - 1, 1) * spacing_mm
+    xy = np.stack([arc, -arc], axis=1)
+    kw = dict(arc_mm=arc, length_mm=length, closed=closed, width_mm=width, offset_mm=offset,
+              present=present, xy_px=xy, min_defect_mm=min_defect_mm,
+              merge_stations=merge_stations, **LIMITS)
+    assert judge(status, **kw) == (_judge_ref(status, **kw) if n else ())
+
+
+def test_judge_one_station_and_whole_loops():
+    for closed in (False, True):
+        for width in (np.nan, 5.0, 10.0, 20.0):
+            w = np.array([width])
+            present = np.isfinite(w)
+            status = station_status(present, w, np.zeros(1), **LIMITS)
+            kw = dict(arc_mm=np.zeros(1), length_mm=1.0, closed=closed, width_mm=w,
+                      offset_mm=np.zeros(1), present=present, xy_px=np.zeros((1, 2)),
+                      min_defect_mm=0.0, **LIMITS)
+            assert judge(status, **kw) == _judge_ref(status, **kw)
+    # a gap all the way round a loop is one defect over its whole length
+    (d,) = _judge(np.full(30, np.nan), closed=True)
+    assert (d.type, d.start_mm, d.end_mm, d.length_mm) == ("gap", 0.0, 30.0, 30.0)

@@ -1,7 +1,11 @@
 """Stage 4, judging: per-station status against the recipe, then runs of failing stations.
 
-Runs are found on a padded boolean array with ``np.diff``; on a closed path a run that
-crosses the start is one run (its start index is then larger than its end index).
+On a closed path a run that crosses the start is one run (its start index is then larger than
+its end index). The per-station work (status, runs, merging, the ends and worst value of each
+run) is done by compiled kernels (:mod:`._jit`): one call each per frame instead of dozens of
+small numpy calls, whose fixed cost dominated at a few thousand stations. Only the defects that
+survive become Python objects. Each kernel has a slow, obvious reference in
+``tests/test_judge.py`` that it must equal.
 """
 
 from __future__ import annotations
@@ -9,8 +13,66 @@ from __future__ import annotations
 import numpy as np
 
 from ..results import STATUS_CODES, Defect
+from ._jit import kernel
 
 __all__ = ["find_runs", "station_status", "merge_runs", "judge"]
+
+# judge's defect types, in the order their runs are listed (the order of DEFECT_TYPES)
+_TYPES = ("gap", "thin", "wide", "offset")
+_CODES = np.array([STATUS_CODES[t] for t in _TYPES], np.int8)
+_F64_MAX = float(np.finfo(np.float64).max)
+
+
+@kernel
+def _find_runs_kernel(mask, closed):
+    """find_runs on a 1-D bool array (see :func:`find_runs`)."""
+    n = mask.shape[0]
+    count = 0
+    for i in range(n):
+        if mask[i] and (i == 0 or not mask[i - 1]):
+            count += 1
+    if count == 0:
+        return np.zeros((0, 2), np.int64)
+    if count == 1 and mask[0] and mask[n - 1]:
+        # all True (one run from end to end)
+        runs = np.empty((1, 2), np.int64)
+        runs[0, 0] = 0
+        runs[0, 1] = n - 1
+        return runs
+    runs = np.empty((count, 2), np.int64)
+    k = 0
+    for i in range(n):
+        if mask[i] and (i == 0 or not mask[i - 1]):
+            runs[k, 0] = i
+        if mask[i] and (i == n - 1 or not mask[i + 1]):
+            runs[k, 1] = i
+            k += 1
+    if closed and count > 1 and mask[0] and mask[n - 1]:
+        # the last run goes on through the start into the first: one run, listed first
+        out = np.empty((count - 1, 2), np.int64)
+        out[0, 0] = runs[count - 1, 0]
+        out[0, 1] = runs[0, 1]
+        out[1:] = runs[1:count - 1]
+        return out
+    return runs
+
+
+@kernel
+def _merge_runs_kernel(mask, closed, max_gap):
+    """merge_runs on a 1-D bool array with at least one True (see :func:`merge_runs`)."""
+    n = mask.shape[0]
+    out = mask.copy()
+    holes = _find_runs_kernel(~mask, closed)
+    for k in range(holes.shape[0]):
+        h0, h1 = holes[k, 0], holes[k, 1]
+        if not closed and (h0 == 0 or h1 == n - 1):
+            # a hole touching an end of an open path lies between nothing: keep it
+            continue
+        length = (h1 - h0) % n + 1
+        if length <= max_gap:
+            for j in range(length):
+                out[(h0 + j) % n] = True
+    return out
 
 
 def find_runs(mask: np.ndarray, *, closed: bool) -> np.ndarray:
@@ -19,17 +81,7 @@ def find_runs(mask: np.ndarray, *, closed: bool) -> np.ndarray:
     On a closed path a run through the last and first elements is joined and has
     ``start > end``; an all-True mask is the single run ``(0, n - 1)``.
     """
-    mask = np.asarray(mask, dtype=bool)
-    n = len(mask)
-    if n == 0 or not mask.any():
-        return np.zeros((0, 2), np.int64)
-    if mask.all():
-        return np.array([[0, n - 1]], np.int64)
-    d = np.diff(np.concatenate([[0], mask.view(np.int8), [0]]))
-    runs = np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1) - 1], axis=1)
-    if closed and len(runs) > 1 and runs[0, 0] == 0 and runs[-1, 1] == n - 1:
-        runs = np.vstack([[runs[-1, 0], runs[0, 1]], runs[1:-1]])
-    return runs
+    return _find_runs_kernel(np.asarray(mask, dtype=bool), bool(closed))
 
 
 def run_lengths(runs: np.ndarray, n: int) -> np.ndarray:
@@ -42,26 +94,46 @@ def merge_runs(mask: np.ndarray, *, closed: bool, max_gap: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if max_gap <= 0 or not mask.any():
         return mask
-    holes = find_runs(~mask, closed=closed)
-    n = len(mask)
-    if not closed:
-        # a hole touching an end of an open path lies between nothing: keep it
-        inner = (holes[:, 0] > 0) & (holes[:, 1] < n - 1)
-        holes = holes[inner]
-    short = holes[run_lengths(holes, n) <= max_gap]
-    out = mask.copy()
-    if len(short):
-        lens = run_lengths(short, n)
-        idx = (np.repeat(short[:, 0], lens) + _ramp_index(lens)) % n
-        out[idx] = True
-    return out
+    return _merge_runs_kernel(mask, bool(closed), int(max_gap))
 
 
-def _ramp_index(lens: np.ndarray) -> np.ndarray:
-    """0..len-1 for each length, concatenated (vectorised ``np.concatenate([arange(l)...])``)."""
-    total = int(lens.sum())
-    starts = np.repeat(np.cumsum(lens) - lens, lens)
-    return np.arange(total) - starts
+@kernel
+def _status_kernel(present, width, offset, judged, has_judged, width_min, width_max, max_offset,
+                   gap, thin, wide, off):
+    """station_status per station; the limits come already rounded to the comparison dtype."""
+    n = present.shape[0]
+    status = np.zeros(n, np.int8)
+    for i in range(n):
+        if has_judged and not judged[i]:
+            continue
+        if not present[i]:
+            status[i] = gap
+            continue
+        w = np.float64(width[i])
+        # NaN compares False everywhere, as it did in the array version
+        if w < width_min:
+            status[i] = thin
+        elif w > width_max:
+            status[i] = wide
+        elif abs(np.float64(offset[i])) > max_offset:
+            status[i] = off
+    return status
+
+
+def _float_array(x) -> np.ndarray:
+    """``x`` as a float32 or float64 array, converted exactly (ints and float16 widened)."""
+    x = np.asarray(x)
+    if x.dtype == np.float32 or x.dtype == np.float64:
+        return x
+    return x.astype(np.float32 if x.dtype == np.float16 else np.float64)
+
+
+def _limit_as_compared(dtype: np.dtype, limit) -> float:
+    """``limit`` rounded to the dtype numpy compares ``np.where(present, values, nan)`` with it
+    in, for ``values`` of ``dtype`` (float32 for float32 values and a Python float limit), as a
+    float64: compared in float64 with the exactly widened values, it decides as that did."""
+    masked = np.result_type(dtype, np.nan)
+    return float(np.result_type(masked, limit).type(limit))
 
 
 def station_status(present, width_mm, offset_mm, *, width_min_mm, width_max_mm, max_offset_mm,
@@ -70,37 +142,151 @@ def station_status(present, width_mm, offset_mm, *, width_min_mm, width_max_mm, 
 
     A value exactly at a limit passes. A station not judged (beyond the dispensed length in
     live mode) is OK. No bead → gap; then thin, wide, offset in that order.
+
+    Parameters
+    ----------
+    present : (N,) bool
+    width_mm, offset_mm : (N,) float
+        Ignored where not ``present``. Compared with the limits in their own dtype (a float32
+        width against the float32 nearest to the limit), as numpy compares an array with a
+        scalar.
+    width_min_mm, width_max_mm, max_offset_mm : float, keyword-only
+    judged : (N,) bool, optional
+        Stations to judge; all when None.
+
+    Returns
+    -------
+    (N,) int8
     """
     present = np.asarray(present, bool)
-    w = np.where(present, width_mm, np.nan)
-    o = np.where(present, np.abs(offset_mm), np.nan)
-    status = np.zeros(len(present), np.int8)
-    with np.errstate(invalid="ignore"):
-        status[o > max_offset_mm] = STATUS_CODES["offset"]
-        status[w > width_max_mm] = STATUS_CODES["wide"]
-        status[w < width_min_mm] = STATUS_CODES["thin"]
-    status[~present] = STATUS_CODES["gap"]
-    if judged is not None:
-        status[~np.asarray(judged, bool)] = 0
-    return status
+    width_mm, offset_mm = np.asarray(width_mm), np.asarray(offset_mm)
+    j = present if judged is None else np.asarray(judged, bool)
+    return _status_kernel(present, _float_array(width_mm), _float_array(offset_mm), j,
+                          judged is not None, _limit_as_compared(width_mm.dtype, width_min_mm),
+                          _limit_as_compared(width_mm.dtype, width_max_mm),
+                          _limit_as_compared(offset_mm.dtype, max_offset_mm),
+                          STATUS_CODES["gap"], STATUS_CODES["thin"], STATUS_CODES["wide"],
+                          STATUS_CODES["offset"])
 
 
-def _crossing_arc(arc, vals, i_out, i_in, length, closed):
-    """Arc length where ``vals`` (≥ 0 good, < 0 bad) crosses zero between two stations."""
-    n = len(arc)
+@kernel
+def _margin(kind, i, present, width, offset, width_min, width_max, max_offset):
+    """How far station ``i`` is inside its limit for defect type ``kind`` (≥ 0 good, < 0 bad)."""
+    if kind == 0:
+        return 1.0 if present[i] else -1.0
+    if kind == 1:
+        return np.float64(width[i]) - width_min
+    if kind == 2:
+        return width_max - np.float64(width[i])
+    return max_offset - abs(np.float64(offset[i]))
+
+
+@kernel
+def _crossing_arc(arc, kind, i_out, i_in, length, closed, present, width, offset, width_min,
+                  width_max, max_offset):
+    """Arc length where the margin crosses zero between stations ``i_out`` and ``i_in``.
+
+    ``i_out`` may lie one beyond either end: on a closed path it wraps; on an open one the
+    run's own end station is the answer.
+    """
+    n = arc.shape[0]
     if not closed and (i_out < 0 or i_out >= n):
         return arc[min(max(i_in, 0), n - 1)]
     io, ii = i_out % n, i_in % n
     ao, ai = arc[io], arc[ii]
     if closed and abs(ai - ao) > length / 2:
         ao = ao + length if ai > ao else ao - length
-    vo, vi = vals[io], vals[ii]
+    vo = _margin(kind, io, present, width, offset, width_min, width_max, max_offset)
+    vi = _margin(kind, ii, present, width, offset, width_min, width_max, max_offset)
     if not (np.isfinite(vo) and np.isfinite(vi)) or vo == vi:
         f = 0.5
     else:
-        f = float(np.clip(vo / (vo - vi), 0.0, 1.0))
+        f = vo / (vo - vi)
+        # np.clip's scalar order (NaN and -0.0 pass through)
+        if f < 0.0:
+            f = 0.0
+        elif f > 1.0:
+            f = 1.0
     a = ao + f * (ai - ao)
     return a % length if closed else a
+
+
+@kernel
+def _worst(kind, i0, count, present, width, offset):
+    """Worst value over ``count`` stations from ``i0`` (wrapping): smallest width (a station
+    without bead counts 0) for gap and thin, largest width for wide, largest |offset|; NaN
+    values are skipped (NaN when all are)."""
+    n = present.shape[0]
+    best = np.nan
+    for j in range(count):
+        i = (i0 + j) % n
+        if kind == 0:
+            v = np.float64(width[i]) if present[i] else 0.0
+        elif kind == 3:
+            v = abs(np.float64(offset[i]))
+        else:
+            v = np.float64(width[i])
+        if np.isnan(v):
+            continue
+        if np.isnan(best) or (v < best if kind <= 1 else v > best):
+            best = v
+    if kind == 0:
+        # np.nan_to_num: no width at all is 0, and infinities become the largest finite floats
+        if np.isnan(best):
+            best = 0.0
+        elif best == np.inf:
+            best = _F64_MAX
+        elif best == -np.inf:
+            best = -_F64_MAX
+    return best
+
+
+@kernel
+def _judge_kernel(status, codes, arc, length, closed, present, width, offset, width_min,
+                  width_max, max_offset, min_defect, merge_stations, spacing):
+    """The defects of :func:`judge` as parallel arrays (kind, start, end, length, worst,
+    middle station), kinds in ``codes`` order, each kind's runs in find_runs order."""
+    n = status.shape[0]
+    kinds = np.empty(n, np.int64)
+    starts = np.empty(n)
+    ends = np.empty(n)
+    lengths = np.empty(n)
+    worsts = np.empty(n)
+    mids = np.empty(n, np.int64)
+    k = 0
+    for kind in range(codes.shape[0]):
+        mask = status == codes[kind]
+        if not mask.any():
+            continue
+        if merge_stations > 0:
+            mask = _merge_runs_kernel(mask, closed, merge_stations)
+        runs = _find_runs_kernel(mask, closed)
+        for r in range(runs.shape[0]):
+            i0, i1 = runs[r, 0], runs[r, 1]
+            a0 = _crossing_arc(arc, kind, i0 - 1, i0, length, closed, present, width, offset,
+                               width_min, width_max, max_offset)
+            a1 = _crossing_arc(arc, kind, i1 + 1, i1, length, closed, present, width, offset,
+                               width_min, width_max, max_offset)
+            if i0 == 0 and i1 == n - 1 and closed:
+                a0, a1 = 0.0, length
+            seg = (a1 - a0) % length if closed else a1 - a0
+            if closed and seg == 0 and i1 - i0 == n - 1:
+                seg = length
+            if seg < min_defect:
+                continue
+            mid = np.rint((a0 + seg / 2) / spacing)
+            if closed:
+                mid_i = int(mid) % n
+            else:
+                mid_i = int(min(max(mid, 0.0), n - 1.0))
+            kinds[k] = kind
+            starts[k] = a0
+            ends[k] = a1
+            lengths[k] = seg
+            worsts[k] = _worst(kind, i0, (i1 - i0) % n + 1, present, width, offset)
+            mids[k] = mid_i
+            k += 1
+    return kinds[:k], starts[:k], ends[:k], lengths[:k], worsts[:k], mids[:k]
 
 
 def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy_px,
@@ -112,51 +298,46 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
     placed where the measured value crosses its limit, interpolated between stations; gap ends
     half way between the last station with bead and the first without.
 
-    Returns a tuple of :class:`~vision_qc.results.Defect`, ordered by start.
+    Parameters
+    ----------
+    status : (N,) int
+        :data:`~vision_qc.results.STATUS_CODES` per station.
+    arc_mm : (N,) float
+        Arc length of each station.
+    length_mm : float
+        Path length (a closed path's arc wraps round at it).
+    closed : bool
+    width_mm, offset_mm : (N,) float
+        Measured width and centre offset (NaN where no bead).
+    present : (N,) bool
+    xy_px : (N, 2) float
+        Station positions (a defect's centre is the station nearest its middle).
+    width_min_mm, width_max_mm, max_offset_mm, min_defect_mm : float
+    merge_stations : int
+
+    Returns
+    -------
+    tuple of Defect
+        Ordered by start.
     """
     n = len(status)
     if n == 0:
         return ()
+    status = np.asarray(status)
+    if status.dtype != np.int8:
+        status = status.astype(np.int64)
+    codes = _CODES if status.dtype == np.int8 else _CODES.astype(np.int64)
     spacing = length_mm / n if closed else length_mm / max(n - 1, 1)
-    w = np.asarray(width_mm, np.float64)
-    o = np.abs(np.asarray(offset_mm, np.float64))
-    margin = {
-        "gap": np.where(present, 1.0, -1.0),
-        "thin": w - width_min_mm,
-        "wide": width_max_mm - w,
-        "offset": max_offset_mm - o,
-    }
-    limit = {"gap": width_min_mm, "thin": width_min_mm, "wide": width_max_mm, "offset": max_offset_mm}
-    out = []
-    for name in ("gap", "thin", "wide", "offset"):
-        mask = merge_runs(status == STATUS_CODES[name], closed=closed, max_gap=merge_stations)
-        runs = find_runs(mask, closed=closed)
-        if not len(runs):
-            continue
-        vals = margin[name]
-        for i0, i1 in runs:
-            a0 = _crossing_arc(arc_mm, vals, i0 - 1, i0, length_mm, closed)
-            a1 = _crossing_arc(arc_mm, vals, i1 + 1, i1, length_mm, closed)
-            if i0 == 0 and i1 == n - 1 and closed:
-                a0, a1 = 0.0, length_mm
-            seg = (a1 - a0) % length_mm if closed else a1 - a0
-            if closed and seg == 0 and i1 - i0 == n - 1:
-                seg = length_mm
-            if seg < min_defect_mm:
-                continue
-            idx = (i0 + np.arange(((i1 - i0) % n) + 1)) % n
-            if name == "gap":
-                worst = float(np.nan_to_num(np.nanmin(np.where(present[idx], w[idx], 0.0)), nan=0.0))
-            elif name == "thin":
-                worst = float(np.nanmin(w[idx]))
-            elif name == "wide":
-                worst = float(np.nanmax(w[idx]))
-            else:
-                worst = float(np.nanmax(o[idx]))
-            mid_i = int(round((a0 + seg / 2) / spacing)) % n if closed else \
-                int(np.clip(round((a0 + seg / 2) / spacing), 0, n - 1))
-            out.append(Defect(type=name, start_mm=float(a0), end_mm=float(a1), length_mm=float(seg),
-                              center_px=(float(xy_px[mid_i, 0]), float(xy_px[mid_i, 1])),
-                              worst_mm=worst, limit_mm=float(limit[name])))
+    limit = (width_min_mm, width_min_mm, width_max_mm, max_offset_mm)
+    kinds, a0, a1, seg, worst, mid = _judge_kernel(
+        status, codes, np.asarray(arc_mm, np.float64), float(length_mm), bool(closed),
+        np.asarray(present, bool), _float_array(width_mm), _float_array(offset_mm),
+        float(width_min_mm), float(width_max_mm), float(max_offset_mm), float(min_defect_mm),
+        int(merge_stations), float(spacing))
+    out = [Defect(type=_TYPES[k], start_mm=s, end_mm=e, length_mm=g,
+                  center_px=(float(xy_px[m, 0]), float(xy_px[m, 1])), worst_mm=v,
+                  limit_mm=float(limit[k]))
+           for k, s, e, g, v, m in zip(kinds.tolist(), a0.tolist(), a1.tolist(), seg.tolist(),
+                                       worst.tolist(), mid.tolist())]
     out.sort(key=lambda d: d.start_mm)
     return tuple(out)
