@@ -2,8 +2,8 @@
 
 Profiles come (M, N), a row per sample offset across the path, a column per station. Step 1
 is one OpenCV filter; steps 2–5 are compiled kernels (Numba, :mod:`._jit`): the passes over
-whole rows of stations (decimation, closing, cumulative sums, the locator's scan over
-centres and scales) vectorise across stations, and the work round each edge (the walk, the
+whole rows of stations (cumulative sums, the locator's scan over centres and scales)
+vectorise across stations, and the work round each edge (the walk, the
 fit) is one compiled loop over stations that touches a few dozen samples each — no
 interpreter step per station, and no (N × M) temporaries.
 
@@ -25,13 +25,22 @@ Per station:
    where the profile turns flat, the edge sample where the profile has come down to 20 % of
    the bead's height above it. Each is refined to the gradient peak within 1 px (farther in,
    a dim, shaded flank keeps steepening towards the crest and would pull the edge inwards).
+   An edge is suspect where a dark speck on or beside the flank may have fooled the walk:
+   the background it took is a narrow dip (the profile rises again within 4 px farther
+   out), the profile sinks below that background between it and the edge, or there is no
+   flat background at all. A suspect edge more than 1 px from the median of its side's
+   unsuspect edges over ±10 stations takes that median: the neighbours along the path see
+   the edge the speck hides.
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
    rounded bead keeps rising inside its edge (shading), which pulls the gradient peak inwards
    by ``b σ² / H`` (step H, inner slope b, blur σ: the peak of ``H φ(z)/σ + b Φ(z)``). That
    shift is measured per edge from the profile itself and removed, so the edge lands where the
-   profile leaves the background: the footprint.
+   profile leaves the background: the footprint. The blur is the optics' and about the same
+   over the frame: an edge whose fit failed or gave a σ more than 1.5× off the frame's
+   median (a speck, a ramp without a clear peak) is corrected with the median σ, since the
+   correction reads the profile at multiples of σ.
 """
 
 from __future__ import annotations
@@ -52,6 +61,11 @@ _REFINE_PX = 1.0           # gradient peak searched this far around the walk's e
                            # a dim, shaded flank keeps steepening towards the crest)
 _LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
 _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
+_SIGMA_STRAY = 1.5         # a blur fit this far off the frame's median (or failed) takes the median
+_DIP_PX = 4.0              # a background the profile rises from again (by more than the noise
+                           # tolerance) within this many px farther out is a dark speck's dip
+_REPAIR_HALF = 10          # a suspect edge is compared with its side's median over ±this many stations
+_REPAIR_PX = 1.0           # ... and replaced by it when they differ by more than this
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,43 +107,13 @@ def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) 
 
 # ----------------------------------------------------------------------------------------
 # Compiled kernels. Profiles are (M, N): a row per sample offset, a column per station. The
-# whole-row passes (decimation, closing, cumulative sums, the locator's scan over centres)
+# whole-row passes (cumulative sums, the locator's scan over centres)
 # run over contiguous rows of N stations and vectorise; the per-station work round each
 # edge (the walk, the sub-pixel fit) is a loop over stations. Arithmetic is float32 where
 # the profile is, with float32 constants, as float32 numpy code would do it (the tests hold
 # the kernels to slow per-station references).
 
 _F32 = np.float32
-
-
-@kernel
-def _decimate(p, dec, span):
-    """Every ``dec``-th row of ``p`` (M, N), closed over ``span`` rows (a dilation then an
-    erosion, borders replicated) when ``span`` > 1: (ceil(M / dec), N) float32."""
-    m, n = p.shape
-    mc = (m + dec - 1) // dec
-    out = np.empty((mc, n), np.float32)
-    if span <= 1:
-        for j in range(mc):
-            out[j] = p[j * dec]
-        return out
-    h = span // 2
-    tmp = np.empty((mc, n), np.float32)
-    for j in range(mc):                                   # dilation
-        row = tmp[j]
-        row[:] = p[min(max(j - h, 0), mc - 1) * dec]
-        for jj in range(j - h + 1, j + h + 1):
-            src = p[min(max(jj, 0), mc - 1) * dec]
-            for i in range(n):
-                row[i] = max(row[i], src[i])
-    for j in range(mc):                                   # erosion
-        row = out[j]
-        row[:] = tmp[min(max(j - h, 0), mc - 1)]
-        for jj in range(j - h + 1, j + h + 1):
-            src = tmp[min(max(jj, 0), mc - 1)]
-            for i in range(n):
-                row[i] = min(row[i], src[i])
-    return out
 
 
 @kernel
@@ -269,9 +253,13 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin):
 
 
 @kernel
-def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, v, rel):
-    """One side's edge at station ``i`` (see :func:`_side_edge`); ``v`` and ``rel`` are
-    scratch arrays of ``kmax``. Returns (row, ok)."""
+def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
+    """One side's edge at station ``i`` (see :func:`_side_edge`); ``v`` is a scratch array of
+    ``kmax``. Returns (row, ok, suspect): suspect when the background the walk took is a
+    narrow dip (the profile rises again by more than ``tol`` within ``ahead`` samples
+    farther out), when the profile sinks below it by more than ``tol`` between the edge and
+    the background (a dark speck on or beside the flank either way), or when there is no
+    flat background at all."""
     m = pc.shape[0]
     q = min(max(center + d * int(np.rint(_F32(0.25) * w)), 0), m - 1)
     for k in range(kmax):
@@ -281,42 +269,53 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, v, rel):
     # highest point of the walk so far
     top = _F32(-np.inf)
     bg = bg_flank
+    kf = -1
     for k in range(kmax - f):
         r = (v[k] - bg_flank) * sgn0
         if r > top or r != r:
             top = r
         if abs(v[k] - v[k + f]) <= tol and r <= top * _F32(0.5):
             bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+            kf = k
             break
+    suspect = kf < 0
+    if kf >= 0:
+        rise = v[min(kf + f, kmax - 1)]
+        for k in range(kf + f + 1, kf + f + ahead + 1):
+            rise = max(rise, v[min(k, kmax - 1)])
+        suspect = (rise - bg) * sgn0 > tol
     body = v[0] - bg
     sgn = _F32(1.0) if body >= 0 else _F32(-1.0)
     delta = _F32(_DEPART) * abs(body)
     ks = 0
     for k in range(kmax):
-        rel[k] = (v[k] - bg) * sgn
-        if rel[k] <= delta:
+        if (v[k] - bg) * sgn <= delta:
             ks = k
             break
     ok = ks > 0
-    if ks == 0:
-        ks = 1
-        rel[1] = (v[1] - bg) * sgn
-    v_in = rel[ks - 1]
-    frac = (v_in - delta) / max(v_in - rel[ks], _F32(1e-6))
+    ks = max(ks, 1)
+    if kf >= 0 and not suspect:
+        for k in range(ks, min(kf + f, kmax - 1) + 1):
+            if (v[k] - bg) * sgn < -tol:
+                suspect = True
+                break
+    v_in = (v[ks - 1] - bg) * sgn
+    frac = (v_in - delta) / max(v_in - (v[ks] - bg) * sgn, _F32(1e-6))
     frac = min(max(frac, _F32(0.0)), _F32(1.0))
-    return q + d * (float(ks - 1) + float(frac)), ok
+    return q + d * (float(ks - 1) + float(frac)), ok, suspect
 
 
 @kernel
-def _side_kernel(pc, center, width, bg, d, f, kmax, tol):
+def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
     n = pc.shape[1]
     xc = np.empty(n, np.float64)
     ok = np.empty(n, np.bool_)
+    suspect = np.empty(n, np.bool_)
     v = np.empty(kmax, np.float32)
-    rel = np.empty(kmax, np.float32)
     for i in range(n):
-        xc[i], ok[i] = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f, kmax, tol[i], v, rel)
-    return xc, ok
+        xc[i], ok[i], suspect[i] = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f, kmax,
+                                                 tol[i], ahead, v)
+    return xc, ok, suspect
 
 
 @kernel
@@ -330,10 +329,10 @@ def _interp(p, i, pos):
 
 
 @kernel
-def _refine_at(p, i, idx, sign, step_px, reach, g):
+def _fit_at(p, i, idx, sign, step_px, reach, g):
     """The sub-pixel gradient peak near row ``idx`` of station ``i`` (see :func:`find_edges`,
-    steps 4 and 5); ``sign`` +1 rising (left edge), -1 falling (right); ``g`` a scratch array
-    of ``2 reach + 3``. Returns (corrected row, blur σ px)."""
+    step 4); ``sign`` +1 rising (left edge), -1 falling (right); ``g`` a scratch array of
+    ``2 reach + 3``. Returns (row, blur σ px, whether the Gaussian fit held)."""
     m = p.shape[0]
     scale = _F32(0.5 / step_px) * _F32(sign)
     # central differences at rows idx-reach-1 .. idx+reach+1, zero outside [1, m-2]
@@ -368,7 +367,8 @@ def _refine_at(p, i, idx, sign, step_px, reach, g):
     # of the three gradients, the peak lies (a - c) / 2 (a - 2 b + c) samples from the
     # middle one and σ² = -1 / (a - 2 b + c) samples²; two logarithms of ratios are enough
     curv = np.log((ga * gc) / (gb * gb))
-    if curv < _F32(-1e-6):
+    fit = curv < _F32(-1e-6)
+    if fit:
         delta = _F32(0.5) * np.log(ga / gc) / curv
         sigma = _F32(step_px) / np.sqrt(-curv)
     else:
@@ -376,49 +376,109 @@ def _refine_at(p, i, idx, sign, step_px, reach, g):
         sigma = _F32(1.5 * step_px)
     delta = min(max(delta, _F32(-0.5)), _F32(0.5))
     sigma = min(max(sigma, _F32(0.5 * step_px)), _F32(4.0))
-    col = pk + float(delta)
-    # shading bias b σ² / H: inner slope b and step H, measured on the profile (in rows)
-    s_col = sigma / _F32(step_px)
-    inner1 = _interp(p, i, col + float(_F32(sign * 2.0) * s_col))
-    inner2 = _interp(p, i, col + float(_F32(sign * 3.5) * s_col))
-    outer = _interp(p, i, col - float(_F32(sign * 3.0) * s_col))
-    slope = (inner2 - inner1) / (_F32(1.5) * sigma)          # grey levels per px, inwards
-    step_h = inner1 - slope * _F32(2.0) * sigma - outer
-    shift = slope * (sigma * sigma) / step_h if step_h > lim else _F32(0.0)
-    shift = min(max(shift, _F32(-0.5) * sigma), _F32(1.5) * sigma)
-    return col - float(_F32(sign) * shift / _F32(step_px)), sigma
+    return pk + float(delta), sigma, fit
 
 
 @kernel
-def _edges_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, dec,
-                  step_px, reach):
-    """Both edges at every station: the walk on the decimated profiles ``pc``, the
-    refinement on the full ones ``p``. Returns left, right (px from the path), found, σ."""
+def _shade_at(p, i, row, sigma, sign, step_px):
+    """The gradient peak at ``row`` of station ``i`` moved out by the shading bias
+    ``b σ² / H`` (see :func:`find_edges`, step 5): inner slope b and step H measured on the
+    profile, in units of the blur ``sigma`` (px)."""
+    s_col = sigma / _F32(step_px)
+    inner1 = _interp(p, i, row + float(_F32(sign * 2.0) * s_col))
+    inner2 = _interp(p, i, row + float(_F32(sign * 3.5) * s_col))
+    outer = _interp(p, i, row - float(_F32(sign * 3.0) * s_col))
+    slope = (inner2 - inner1) / (_F32(1.5) * sigma)          # grey levels per px, inwards
+    step_h = inner1 - slope * _F32(2.0) * sigma - outer
+    shift = slope * (sigma * sigma) / step_h if step_h > _F32(1e-3) else _F32(0.0)
+    shift = min(max(shift, _F32(-0.5) * sigma), _F32(1.5) * sigma)
+    return row - float(_F32(sign) * shift / _F32(step_px))
+
+
+@kernel
+def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead, dec,
+                     step_px, reach):
+    """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
+    profiles ``pc`` and the Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
+    of the gradient peak, σ (px), fit held, edge found, edge suspect."""
     m, n = p.shape
-    left = np.empty(n, np.float32)
-    right = np.empty(n, np.float32)
-    found = np.empty(n, np.bool_)
-    sigma = np.empty(n, np.float32)
+    rows = np.empty((2, n), np.float64)
+    sigma = np.empty((2, n), np.float32)
+    fit = np.empty((2, n), np.bool_)
+    ok = np.empty((2, n), np.bool_)
+    suspect = np.empty((2, n), np.bool_)
     v = np.empty(kmax, np.float32)
-    rel = np.empty(kmax, np.float32)
     g = np.empty(2 * reach + 3, np.float32)
-    c0 = (m - 1) / 2.0
     for i in range(n):
         # a flat background changes by at most 3 σ of the difference of two noisy samples
         # plus a tenth of the bead's contrast over 2 px
         tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
-        lx, lok = _side_edge_at(pc, i, center[i], width[i], bg_l[i], -1, f, kmax, tol, v, rel)
-        rx, rok = _side_edge_at(pc, i, center[i], width[i], bg_r[i], 1, f, kmax, tol, v, rel)
-        lrow, lsig = _refine_at(p, i, min(max(int(np.rint(lx * dec)), 1), m - 2), 1, step_px, reach, g)
-        rrow, rsig = _refine_at(p, i, min(max(int(np.rint(rx * dec)), 1), m - 2), -1, step_px, reach, g)
-        lp = _F32((lrow - c0) * step_px)
-        rp = _F32((rrow - c0) * step_px)
-        ok = lok and rok and rp > lp and contrast[i] > 0
-        found[i] = ok
-        left[i] = lp if ok else np.nan
-        right[i] = rp if ok else np.nan
-        sigma[i] = _F32(0.5) * (lsig + rsig)
-    return left, right, found, sigma
+        for s in range(2):
+            d = 2 * s - 1
+            x, ok[s, i], suspect[s, i] = _side_edge_at(pc, i, center[i], width[i],
+                                                       bg_l[i] if s == 0 else bg_r[i], d, f,
+                                                       kmax, tol, ahead, v)
+            idx = min(max(int(np.rint(x * dec)), 1), m - 2)
+            rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, -d, step_px, reach, g)
+    return rows, sigma, fit, ok, suspect
+
+
+@kernel
+def _shade_kernel(p, rows, sigma, step_px):
+    """:func:`_shade_at` for both sides of every station, (2, N) → (2, N)."""
+    n = p.shape[1]
+    out = np.empty((2, n), np.float64)
+    for i in range(n):
+        out[0, i] = _shade_at(p, i, rows[0, i], sigma[0, i], 1, step_px)
+        out[1, i] = _shade_at(p, i, rows[1, i], sigma[1, i], -1, step_px)
+    return out
+
+
+@kernel
+def _repair_kernel(pos, suspect, ok, closed, half, dev):
+    """Suspect edges that stray by more than ``dev`` px from the median of their side's
+    unsuspect edges within ``half`` stations (at least ``half`` of them) take that median.
+    The neighbours are read from ``pos`` as given, not as repaired."""
+    n = pos.shape[0]
+    out = pos.copy()
+    buf = np.empty(2 * half + 1, np.float32)
+    for i in range(n):
+        if not (suspect[i] and ok[i]):
+            continue
+        cnt = 0
+        for a in range(i - half, i + half + 1):
+            if closed:
+                a %= n
+            elif a < 0 or a >= n:
+                continue
+            if ok[a] and not suspect[a] and pos[a] == pos[a]:
+                # insertion into the sorted window
+                x = pos[a]
+                k = cnt
+                while k > 0 and buf[k - 1] > x:
+                    buf[k] = buf[k - 1]
+                    k -= 1
+                buf[k] = x
+                cnt += 1
+        if cnt < half:
+            continue
+        ref = buf[cnt // 2] if cnt % 2 else (buf[cnt // 2 - 1] + buf[cnt // 2]) / _F32(2.0)
+        if abs(pos[i] - ref) > dev:
+            out[i] = ref
+    return out
+
+
+def _pooled_sigma(sigma: np.ndarray, fit: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The blur is the optics' (one per frame, or slowly varying): an edge whose 3-point fit
+    failed or gave a σ more than ``_SIGMA_STRAY`` times off the frame's median (a dust speck,
+    a ramp with no clear peak) takes that median for its shading correction, whose samples
+    are placed in units of σ."""
+    fits = sigma[fit & ok]
+    if not fits.size:
+        return sigma
+    s_frame = np.float32(np.median(fits))
+    stray = ~fit | (sigma > _SIGMA_STRAY * s_frame) | (sigma < s_frame / _SIGMA_STRAY)
+    return np.where(stray, s_frame, sigma)
 
 
 # ----------------------------------------------------------------------------------------
@@ -488,7 +548,11 @@ def _side_edge(p, center, w_rows, bg_flank, d, step_px, tol):
     f, kmax = _walk_sizes(np.asarray(w_rows), step_px)
     return _side_kernel(np.ascontiguousarray(p, np.float32), np.asarray(center, np.int64),
                         np.asarray(w_rows, np.float32), np.asarray(bg_flank, np.float32),
-                        int(d), f, kmax, np.asarray(tol, np.float32))
+                        int(d), f, kmax, np.asarray(tol, np.float32), _dip_rows(step_px))
+
+
+def _dip_rows(step_px: float) -> int:
+    return max(int(round(_DIP_PX / step_px)), 1)
 
 
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
@@ -528,17 +592,30 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     # while edges and ramps stay where they are. A bright bead's ridge is a peak: nothing to
     # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
     # false "thin" calls)
+    pc = np.ascontiguousarray(p[::dec]) if dec > 1 else p
     span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
-    if bright or span <= 1 or mc <= span:
-        span = 1
-    pc = _decimate(p, dec, span) if dec > 1 or span > 1 else p
+    if not bright and span > 1 and mc > span:
+        pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
+                              borderType=cv2.BORDER_REPLICATE)
     center, contrast, _, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     tol_px = float(3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations))
     f, kmax = _walk_sizes(w_rows, cstep)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
-    left, right, found, sigma = _edges_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
-                                              tol_px, f, kmax, dec, float(step_px), reach)
-    return Edges(left_px=left, right_px=right, found=found, contrast=contrast, sigma_px=sigma)
+    rows, sigma, fit, ok, suspect = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
+                                                     tol_px, f, kmax, _dip_rows(cstep), dec,
+                                                     float(step_px), reach)
+    sigma = _pooled_sigma(sigma, fit, ok)
+    rows = _shade_kernel(p, rows, sigma, float(step_px))
+    side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
+    # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
+    # along the path see it
+    left, right = (_repair_kernel(side_px[s], suspect[s], ok[s], closed, _REPAIR_HALF,
+                                  _F32(_REPAIR_PX)) for s in (0, 1))
+    found = ok[0] & ok[1] & (right > left) & (contrast > 0)
+    left[~found] = np.nan
+    right[~found] = np.nan
+    return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
+                 sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]))
 
 
 def _noise(prof: np.ndarray, smooth_stations: int) -> float:
