@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vision_qc.inspector import FrameError, Inspector, to_gray
+from vision_qc.inspector import FrameError, Inspector, _median_of_finite, _smooth_valid, to_gray
 from vision_qc.recipe import recipe_from_dict
 from vision_qc.synth import SceneRenderer, sample_scene
 
@@ -107,3 +109,54 @@ def test_reversed_path_gives_reversed_stations():
     a, b = Inspector(r), Inspector(rev)
     assert np.allclose(a.stations.xy, b.stations.xy[::-1])
     assert np.allclose(a.stations.normal_xy, -b.stations.normal_xy[::-1])
+
+
+def _smooth_ref(values, valid, k, closed):
+    """Per station, np.median of the valid values among its k neighbours."""
+    n, h = len(values), k // 2
+    out = np.full(n, np.nan)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        if k <= 1:
+            out[i] = values[i]
+            continue
+        idx = [i + j for j in range(-h, h + 1)]
+        idx = [p % n for p in idx] if closed and n > k else [p for p in idx if 0 <= p < n]
+        out[i] = np.median([values[p] for p in idx if valid[p]])
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(-50, 50, width=32), st.booleans()), max_size=30),
+       st.sampled_from([1, 3, 5, 7]), st.booleans())
+def test_smoothing_equals_a_median_per_station(stations, k, closed):
+    values = np.array([s[0] for s in stations], np.float32)
+    valid = np.array([s[1] for s in stations], bool)
+    values[~valid & (np.arange(len(values)) % 2 == 0)] = np.nan   # invalid may be anything
+    np.testing.assert_array_equal(_smooth_valid(values, valid, k, closed),
+                                  _smooth_ref(values.astype(np.float64), valid, k, closed))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 511, 512, 513, 2000, 7509])
+@pytest.mark.parametrize("kind", ["normal", "few values", "sorted", "all equal"])
+def test_typical_contrast_is_numpys_median(size, kind):
+    rng = np.random.default_rng(size)
+    x = {"normal": rng.normal(40, 8, size), "few values": rng.integers(0, 4, size) * 10.0,
+         "sorted": np.sort(rng.normal(40, 8, size)), "all equal": np.full(size, 7.0)}[kind]
+    for dtype in (np.float32, np.float64):
+        v = x.astype(dtype)
+        assert _median_of_finite(v.copy()) == float(np.median(v))
+
+
+def test_smoothing_keeps_steps_and_skips_invalid():
+    v = np.array([1, 1, 1, 9, 9, 9], np.float32)
+    assert _smooth_valid(v, np.ones(6, bool), 5, False).tolist() == [1, 1, 1, 9, 9, 9]
+    valid = np.array([1, 1, 0, 1, 1, 1], bool)
+    out = _smooth_valid(v, valid, 3, False)
+    assert np.isnan(out[2]) and out.tolist()[:2] == [1, 1] and out[3] == 9
+    # a loop wraps round: the first station's neighbours include the last two
+    v = np.array([5, 0, 0, 0, 0, 0, 5, 5], np.float32)
+    assert _smooth_valid(v, np.ones(8, bool), 5, True)[0] == 5
+    assert _smooth_valid(v, np.ones(8, bool), 5, False)[0] == 0
+    assert _smooth_valid(v[:0], np.zeros(0, bool), 5, True).shape == (0,)

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .engine.align import AlignError, Aligner, move_maps
+from .engine._jit import kernel
 from .engine.edges import find_edges
 from .engine.judge import judge, station_status
 from .engine.sampling import ProfileMaps, build_maps, sample_profiles
@@ -31,6 +32,8 @@ MEDIAN_STATIONS = 5
 PRESENCE_CONTRAST = 0.4
 # ... and its run is at least this fraction of the nominal width wide.
 PRESENCE_WIDTH = 0.15
+
+_F64_MAX = float(np.finfo(np.float64).max)
 
 
 class FrameError(ValueError):
@@ -64,37 +67,302 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+@kernel
+def _select(buf, kth):
+    """Reorder ``buf`` (no NaN) so that ``buf[kth]`` is its ``kth`` smallest value and nothing
+    before it is larger (quickselect: Hoare partition round a median-of-three pivot)."""
+    lo, hi = 0, buf.shape[0] - 1
+    while hi > lo:
+        a, b, c = buf[lo], buf[(lo + hi) // 2], buf[hi]
+        if a > b:
+            a, b = b, a
+        pivot = b if b <= c else max(c, a)
+        i, j = lo, hi
+        while i <= j:
+            while buf[i] < pivot:
+                i += 1
+            while buf[j] > pivot:
+                j -= 1
+            if i <= j:
+                buf[i], buf[j] = buf[j], buf[i]
+                i += 1
+                j -= 1
+        # now buf[lo..j] <= pivot <= buf[i..hi], and anything between equals the pivot
+        if kth <= j:
+            hi = j
+        elif kth >= i:
+            lo = i
+        else:
+            break
+    return buf[kth]
+
+
+# the median's bracketing sample: its size, and how many sample ranks either side of the
+# median the two bracketing values lie (~2.8 standard deviations of the median's sample rank)
+_SAMPLE = 128
+_SAMPLE_REACH = 16
+
+
+@kernel
+def _middle_pair(values, kth, below, below_max):
+    """The ``kth - 1``-th and ``kth``-th smallest of ``below`` values (the largest of them
+    ``below_max``, float64) followed by ``values``, which is reordered; ``kth >= below``."""
+    upper = _select(values, kth - below)
+    lower = upper
+    if kth - 1 < below:
+        # the largest value below, in the values' own dtype (it is one of them)
+        cast = np.empty(1, values.dtype)
+        cast[0] = below_max
+        lower = cast[0]
+    else:
+        lower = values[0]
+        for i in range(1, kth - below):
+            lower = max(lower, values[i])
+    return lower, upper
+
+
+@kernel
+def _median_of_finite(values):
+    """np.median of a non-empty float array without NaN, as float64 (``values`` is reordered).
+
+    Quickselect alone spends most of its time on mispredicted branches. So the median is
+    first bracketed by two values of a sorted sample (Floyd–Rivest): one pass without
+    branches counts the values below the bracket and copies those inside it, a quarter or
+    so; that repeats while many are left, and quickselect runs on the last few. The two
+    middle values of an even count are summed in the array's dtype, as np.median does.
+    """
+    m = values.shape[0]
+    kth = m // 2
+    sample = np.empty(_SAMPLE, values.dtype)
+    spare = np.empty(m, values.dtype)
+    # the values still in play, and how many (largest below_max) lie below them all
+    now, below, below_max = values, 0, -np.inf
+    while now.shape[0] >= 4 * _SAMPLE:
+        size = now.shape[0]
+        for j in range(_SAMPLE):
+            sample[j] = now[(j * size) // _SAMPLE]
+        sample.sort()
+        r = ((kth - below) * _SAMPLE) // size
+        low = sample[max(r - _SAMPLE_REACH, 0)]
+        high = sample[min(r + _SAMPLE_REACH, _SAMPLE - 1)]
+        nxt = spare[:size] if now.ctypes.data == values.ctypes.data else values[:size]
+        n_below = n_inside = 0
+        most_below = below_max
+        for i in range(size):
+            x = now[i]
+            is_below = x < low
+            n_below += is_below
+            most_below = max(most_below, np.float64(x) if is_below else -np.inf)
+            nxt[n_inside] = x
+            n_inside += (x >= low) & (x <= high)
+        if not below + n_below <= kth < below + n_below + n_inside:
+            # the sample missed the median (rare): select among all those in play
+            break
+        now, below, below_max = nxt[:n_inside], below + n_below, most_below
+        if 2 * n_inside > size:
+            # many equal values: bracketing again would gain little (or nothing)
+            break
+    lower, upper = _middle_pair(now, kth, below, below_max)
+    if m % 2:
+        return np.float64(upper)
+    return np.float64(lower + upper) * 0.5
+
+
+@kernel
+def _compare_swap(a, b):
+    """(smaller, larger) with np.minimum's and np.maximum's choice on ties (0.0 vs -0.0):
+    both give ``b`` unless ``a`` is strictly smaller (larger), as ``min(b, a)`` does."""
+    return min(b, a), max(b, a)
+
+
+@kernel
+def _median_valid(values, valid, k, closed, scale, out):
+    """``out`` = ``scale`` × median over ``k`` neighbouring stations of the valid values (the
+    product in float64, then stored in ``out``'s dtype; NaN where not valid).
+
+    Neighbours beyond an open path's ends, or not valid, are left out of the median; a closed
+    path (longer than ``k``) wraps round. Infinities count as the largest finite floats.
+    """
+    n = values.shape[0]
+    if k <= 1:
+        for i in range(n):
+            out[i] = np.float64(values[i]) * scale if valid[i] else np.nan
+        return
+    h = k // 2
+    # the values padded by h stations on each side; a value left out (not valid, NaN, beyond
+    # an open end) is +inf, which the sort puts last and the count skips
+    pad = np.full(n + 2 * h, np.inf)
+    for p in range(n):
+        x = np.float64(values[p])
+        if valid[p] and not np.isnan(x):
+            if x > _F64_MAX:
+                x = _F64_MAX
+            elif x < -_F64_MAX:
+                x = -_F64_MAX
+            pad[p + h] = x
+    if closed and n > k:
+        for j in range(h):
+            pad[j] = pad[n + j]
+            pad[n + h + j] = pad[h + j]
+    # the window is sorted by odd-even transposition (k rounds of compare-swaps on alternate
+    # pairs): the same comparisons, so the same pick between 0.0 and -0.0, as the array
+    # version whose results these must equal bit for bit
+    win = np.empty(k)
+    for i in range(n):
+        if not valid[i]:
+            out[i] = np.nan
+            continue
+        if k == 5:
+            # unrolled: five values in registers instead of a loop over a buffer
+            x0, x1, x2, x3, x4 = pad[i], pad[i + 1], pad[i + 2], pad[i + 3], pad[i + 4]
+            cnt = ((x0 != np.inf) + (x1 != np.inf) + (x2 != np.inf) + (x3 != np.inf)
+                   + (x4 != np.inf))
+            x0, x1 = _compare_swap(x0, x1)
+            x2, x3 = _compare_swap(x2, x3)
+            x1, x2 = _compare_swap(x1, x2)
+            x3, x4 = _compare_swap(x3, x4)
+            x0, x1 = _compare_swap(x0, x1)
+            x2, x3 = _compare_swap(x2, x3)
+            x1, x2 = _compare_swap(x1, x2)
+            x3, x4 = _compare_swap(x3, x4)
+            x0, x1 = _compare_swap(x0, x1)
+            x2, x3 = _compare_swap(x2, x3)
+            win[0], win[1], win[2], win[3], win[4] = x0, x1, x2, x3, x4
+        else:
+            cnt = 0
+            for j in range(k):
+                win[j] = pad[i + j]
+                cnt += win[j] != np.inf
+            for rnd in range(k):
+                for j in range(rnd % 2, k - 1, 2):
+                    win[j], win[j + 1] = _compare_swap(win[j], win[j + 1])
+        lo = win[max(cnt - 1, 0) // 2]
+        hi = win[min(cnt // 2, k - 1)]
+        out[i] = 0.5 * (lo + hi) * scale
+
+
 def _smooth_valid(values: np.ndarray, valid: np.ndarray, k: int, closed: bool) -> np.ndarray:
     """Median over ``k`` neighbouring stations of the valid values (NaN where invalid).
 
     A median, not a mean: a dust speck or a bubble on the bead, or a stray edge at one or
     two stations, does not move the neighbours, and the ends of a defect stay where they
     are (a median keeps steps).
+
+    Parameters
+    ----------
+    values : (N,) float
+    valid : (N,) bool
+    k : int
+        Window, stations (odd); 1 or less returns the valid values unsmoothed.
+    closed : bool
+        The path is a loop: the window wraps round (when it has more than ``k`` stations).
+
+    Returns
+    -------
+    (N,) float64
     """
-    v = np.where(valid, values, np.nan).astype(np.float64)
-    if k <= 1 or len(v) == 0:
-        return v
-    h = k // 2
-    if closed and len(v) > k:
-        pad = np.concatenate([v[-h:], v, v[:h]])
-    else:
-        pad = np.concatenate([np.full(h, np.nan), v, np.full(h, np.nan)])
-    # the k shifted copies (k, N), invalid as +inf, sorted column-wise by an odd-even
-    # transposition network (k rounds of min/max on whole rows): a row sort per station
-    # (np.sort on (N, k)) costs ten times more
-    m = len(v)
-    srt = np.stack([pad[i:i + m] for i in range(k)])
-    cnt = np.count_nonzero(~np.isnan(srt), axis=0)
-    np.nan_to_num(srt, copy=False, nan=np.inf)
-    for rnd in range(k):
-        for i in range(rnd % 2, k - 1, 2):
-            a, b = srt[i].copy(), srt[i + 1]
-            np.minimum(a, b, out=srt[i])
-            np.maximum(a, b, out=srt[i + 1])
-    cols = np.arange(m)
-    lo = srt[np.maximum(cnt - 1, 0) // 2, cols]
-    hi = srt[np.minimum(cnt // 2, k - 1), cols]
-    return np.where(valid, 0.5 * (lo + hi), np.nan)
+    values = np.asarray(values)
+    if values.dtype.kind != "f":
+        values = values.astype(np.float64)
+    out = np.empty(len(values))
+    _median_valid(values, np.asarray(valid, bool), int(k), bool(closed), 1.0, out)
+    return out
+
+
+@kernel
+def _measure_kernel(found, contrast, left_px, right_px, judged, presence_contrast, min_width_px,
+                    width_px_max, k, closed, mm_per_px):
+    """Presence, smoothed width and offset (mm, float32) per station; see ``Inspector.inspect``.
+
+    ``min_width_px`` comes rounded to the width's dtype and ``width_px_max`` is that dtype's
+    largest finite value: the comparisons decide as numpy's (array in its dtype, infinities
+    clipped by ``np.nan_to_num``) did.
+    """
+    n = found.shape[0]
+    sel = np.empty(n, contrast.dtype)
+    m = 0
+    has_nan = False
+    for i in range(n):
+        # written always, kept when taken: no branch to mispredict
+        take = found[i] & judged[i]
+        sel[m] = contrast[i]
+        has_nan |= take & np.isnan(contrast[i])
+        m += take
+    typical = 0.0
+    if m:
+        typical = np.nan if has_nan else _median_of_finite(sel[:m])
+    # the threshold rounded to the contrast's own dtype, as numpy compares an array with a float
+    threshold = np.empty(1, contrast.dtype)
+    threshold[0] = presence_contrast * typical
+    min_contrast = threshold[0]
+    present = np.zeros(n, np.bool_)
+    width_px = right_px - left_px
+    offset_px = (left_px + right_px) * np.float32(0.5)
+    if typical > 0:
+        for i in range(n):
+            w = np.float64(width_px[i])
+            if np.isnan(w):
+                w = 0.0
+            elif w == np.inf:
+                w = width_px_max
+            elif w == -np.inf:
+                w = -width_px_max
+            present[i] = found[i] and contrast[i] >= min_contrast and w >= min_width_px
+    width_mm = np.empty(n, np.float32)
+    offset_mm = np.empty(n, np.float32)
+    _median_valid(width_px, present, k, closed, mm_per_px, width_mm)
+    _median_valid(offset_px, present, k, closed, mm_per_px, offset_mm)
+    return present, width_mm, offset_mm
+
+
+@kernel
+def _stats_kernel(width_mm, offset_mm, present, judged):
+    """Over the present and judged stations: their widths (for np.mean), the smallest and
+    largest width and |offset| (NaN if any is NaN, as np.min/np.max), and both counts."""
+    n = present.shape[0]
+    widths = np.empty(n, width_mm.dtype)
+    m = 0
+    n_judged = 0
+    w_min = w_max = np.float64(np.nan)
+    o_max = np.float64(np.nan)
+    nan_w = nan_o = False
+    for i in range(n):
+        if not judged[i]:
+            continue
+        n_judged += 1
+        if not present[i]:
+            continue
+        w = np.float64(width_mm[i])
+        o = abs(np.float64(offset_mm[i]))
+        widths[m] = width_mm[i]
+        if m == 0:
+            w_min = w_max = w
+            o_max = o
+        m += 1
+        nan_w |= np.isnan(w)
+        nan_o |= np.isnan(o)
+        w_min = min(w_min, w)
+        w_max = max(w_max, w)
+        o_max = max(o_max, o)
+    if nan_w:
+        w_min = w_max = np.nan
+    if nan_o:
+        o_max = np.nan
+    return widths[:m], w_min, w_max, o_max, m, n_judged
+
+
+def _stats(width_mm, offset_mm, present, judged) -> dict:
+    """The result record's stats (DESIGN §5) over the present, judged stations."""
+    widths, w_min, w_max, o_max, n_sel, n_judged = _stats_kernel(width_mm, offset_mm, present,
+                                                                  judged)
+    return {
+        # np.mean's pairwise float32 sum, exactly as before
+        "width_mean_mm": float(np.mean(widths)) if n_sel else None,
+        "width_min_mm": w_min if n_sel else None,
+        "width_max_mm": w_max if n_sel else None,
+        "offset_max_mm": o_max if n_sel else None,
+        "coverage": n_sel / max(n_judged, 1),
+    }
 
 
 class Inspector:
@@ -192,14 +460,13 @@ class Inspector:
         mm = r.mm_per_px
         n = len(self.stations)
         judged = np.ones(n, bool) if upto_mm is None else self.arc_mm <= upto_mm
-        found = edges.found
-        typical = float(np.median(edges.contrast[found & judged])) if (found & judged).any() else 0.0
-        width_px = edges.right_px - edges.left_px
-        present = (found & (edges.contrast >= PRESENCE_CONTRAST * typical) & (typical > 0)
-                   & (np.nan_to_num(width_px) >= PRESENCE_WIDTH * r.width_mm / mm))
-        width_mm = (_smooth_valid(width_px, present, MEDIAN_STATIONS, r.closed) * mm).astype(np.float32)
-        offset_px = 0.5 * (edges.left_px + edges.right_px)
-        offset_mm = (_smooth_valid(offset_px, present, MEDIAN_STATIONS, r.closed) * mm).astype(np.float32)
+        width_dtype = np.result_type(edges.left_px, edges.right_px)
+        # a station has a bead when its contrast reaches PRESENCE_CONTRAST × the median contrast
+        # over the judged stations, and its edges are PRESENCE_WIDTH × the nominal width apart
+        min_width_px = np.result_type(width_dtype, 1.0).type(PRESENCE_WIDTH * r.width_mm / mm)
+        present, width_mm, offset_mm = _measure_kernel(
+            edges.found, edges.contrast, edges.left_px, edges.right_px, judged, PRESENCE_CONTRAST,
+            float(min_width_px), float(np.finfo(width_dtype).max), MEDIAN_STATIONS, r.closed, mm)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
@@ -211,14 +478,7 @@ class Inspector:
                         min_defect_mm=r.min_defect_mm)
         if upto_mm is not None:
             defects = tuple(d for d in defects if d.start_mm <= upto_mm)
-        sel = present & judged
-        stats = {
-            "width_mean_mm": float(np.mean(width_mm[sel])) if sel.any() else None,
-            "width_min_mm": float(np.min(width_mm[sel])) if sel.any() else None,
-            "width_max_mm": float(np.max(width_mm[sel])) if sel.any() else None,
-            "offset_max_mm": float(np.max(np.abs(offset_mm[sel]))) if sel.any() else None,
-            "coverage": float(sel.sum() / max(judged.sum(), 1)),
-        }
+        stats = _stats(width_mm, offset_mm, present, judged)
         t5 = time.perf_counter()
         timing = {"total": (t5 - t0) * 1e3, "convert": (t1 - t0) * 1e3, "align": (ta - t1) * 1e3,
                   "sample": (t2 - ta) * 1e3,
