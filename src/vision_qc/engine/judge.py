@@ -58,21 +58,29 @@ def _find_runs_kernel(mask, closed):
 
 
 @kernel
-def _merge_runs_kernel(mask, closed, max_gap):
-    """merge_runs on a 1-D bool array with at least one True (see :func:`merge_runs`)."""
-    n = mask.shape[0]
-    out = mask.copy()
-    holes = _find_runs_kernel(~mask, closed)
-    for k in range(holes.shape[0]):
-        h0, h1 = holes[k, 0], holes[k, 1]
-        if not closed and (h0 == 0 or h1 == n - 1):
-            # a hole touching an end of an open path lies between nothing: keep it
-            continue
-        length = (h1 - h0) % n + 1
-        if length <= max_gap:
-            for j in range(length):
-                out[(h0 + j) % n] = True
-    return out
+def _merged_runs_mask(values, value, closed, max_gap):
+    """``values == value`` with holes of at most ``max_gap`` between True runs filled, and
+    whether any is True; one pass (see :func:`merge_runs`)."""
+    n = values.shape[0]
+    out = np.empty(n, np.bool_)
+    first = last = -1
+    for i in range(n):
+        hit = values[i] == value
+        out[i] = hit
+        if hit:
+            if last >= 0 and i - last - 1 <= max_gap:
+                for j in range(last + 1, i):
+                    out[j] = True
+            if first < 0:
+                first = i
+            last = i
+    # on a loop the hole after the last run and before the first is one hole too; on an
+    # open path a hole touching an end lies between nothing and stays
+    hole = n - 1 - last + first
+    if closed and first >= 0 and 0 < hole <= max_gap:
+        out[last + 1:] = True
+        out[:first] = True
+    return out, first >= 0
 
 
 def find_runs(mask: np.ndarray, *, closed: bool) -> np.ndarray:
@@ -94,7 +102,7 @@ def merge_runs(mask: np.ndarray, *, closed: bool, max_gap: int) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if max_gap <= 0 or not mask.any():
         return mask
-    return _merge_runs_kernel(mask, bool(closed), int(max_gap))
+    return _merged_runs_mask(mask, True, bool(closed), int(max_gap))[0]
 
 
 @kernel
@@ -255,11 +263,9 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
     mids = np.empty(n, np.int64)
     k = 0
     for kind in range(codes.shape[0]):
-        mask = status == codes[kind]
-        if not mask.any():
+        mask, any_station = _merged_runs_mask(status, codes[kind], closed, merge_stations)
+        if not any_station:
             continue
-        if merge_stations > 0:
-            mask = _merge_runs_kernel(mask, closed, merge_stations)
         runs = _find_runs_kernel(mask, closed)
         for r in range(runs.shape[0]):
             i0, i1 = runs[r, 0], runs[r, 1]
