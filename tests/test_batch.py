@@ -168,6 +168,44 @@ def test_jsonl_writer_one_line_per_record_strict_json(tmp_path):
     assert recs[0]["stats"]["width_mean_mm"] is None          # NaN is not JSON
 
 
+def test_jsonl_writer_lines_are_in_the_file_at_once_and_fsynced_behind(tmp_path, monkeypatch):
+    """Each record is in the file as soon as write returns (a killed process loses nothing
+    written); fsyncs follow in a background thread, which sync waits for."""
+    path = tmp_path / "results.jsonl"
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (real_fsync(fd), synced.append(fd)))
+    with JsonlWriter(path) as w:
+        for name in ("a.png", "b.png", "c.png"):
+            w.write(_rec(name))
+            assert read_jsonl(path)[-1]["file"] == name
+        w.sync()
+        n_synced = len(synced)
+        assert n_synced >= 1
+        w.sync()                                # nothing new written: no new fsync
+        assert len(synced) == n_synced
+    assert [r["file"] for r in read_jsonl(path)] == ["a.png", "b.png", "c.png"]
+
+
+def test_jsonl_writer_reports_a_failed_fsync(tmp_path, monkeypatch):
+    import errno
+
+    def broken(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    path = tmp_path / "results.jsonl"
+    w = JsonlWriter(path)
+    monkeypatch.setattr(os, "fsync", broken)
+    w.write(_rec("a.png"))
+    with pytest.raises(OSError, match="cannot fsync"):
+        w.sync()
+    with pytest.raises(OSError, match="cannot fsync"):
+        w.write(_rec("b.png"))
+    with pytest.raises(OSError, match="cannot fsync"):
+        w.close()
+    assert [r["file"] for r in read_jsonl(path)] == ["a.png"]
+
+
 def test_load_records_repairs_torn_last_line(tmp_path):
     path = tmp_path / "results.jsonl"
     with JsonlWriter(path) as w:
