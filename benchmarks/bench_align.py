@@ -54,6 +54,26 @@ def test_align(benchmark, posed_scene, track, cv_threads, request):
         assert median_ms <= ALIGN_AIM_MS, f"median {median_ms:.2f} ms over the {ALIGN_AIM_MS} ms aim"
 
 
+@pytest.mark.parametrize("track", ["bead", "edge"])
+def test_align_after_a_frame(benchmark, posed_scene, track):
+    """The pose as the inspection pays for it: each timed call follows a whole aligned
+    inspection (untimed), so the frame's pixels and the aligner's templates are no longer in
+    the nearer caches (compare with ``test_align``, called back to back)."""
+    spec, sc = posed_scene
+    recipe = sc.recipe.replace(align=True,
+                               reference=_reference(spec, sc.recipe) if track == "edge" else None)
+    insp = Inspector(recipe)
+    pose = insp.aligner.estimate(sc.image)
+    assert abs(pose.angle_deg - POSE[2]) <= (0.02 if track == "edge" else 0.05)
+    benchmark.extra_info.update(size=list(sc.recipe.image_size_wh), track=track)
+
+    def after_a_frame():
+        insp.inspect(sc.image)          # returns nothing: pedantic would take it for the args
+
+    benchmark.pedantic(insp.aligner.estimate, args=(sc.image,), setup=after_a_frame,
+                       rounds=100, warmup_rounds=2)
+
+
 def test_inspect_aligned_whole_frame(benchmark, posed_scene):
     """The whole inspection with ``align: true`` (alignment, moved maps, sampling, edges,
     judging): compare with bench_inspect's unaligned whole frame."""

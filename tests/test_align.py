@@ -528,3 +528,47 @@ def test_strip_mean_equals_the_numpy_reference():
     ref = (q[:, 0] + q[:, 1] + q[:, 2]) * (1.0 / 3)
     np.testing.assert_array_equal(_strip_mean(prof, 3), ref)
     assert _strip_mean(prof[:0], 3).shape == (0, 11)
+
+
+@pytest.mark.parametrize("with_scale,free_offset", [(False, False), (True, False), (False, True)])
+def test_fit_pose_equals_the_numpy_reference(with_scale, free_offset):
+    """Offsets measured at a pose, fitted and composed: as the numpy steps (move the points and
+    normals, design rows, Tukey fit, increment, compose) to float rounding."""
+    from vision_qc.engine.align import _fit_pose, _largest_move
+
+    rng = np.random.default_rng(3)
+    a = np.linspace(0, 2 * np.pi, 300, endpoint=False)
+    c = np.array([640.0, 512.0])
+    xy = c + np.stack([400 * np.cos(a), 300 * np.sin(a)], axis=1)
+    tangent = np.stack([-400 * np.sin(a), 300 * np.cos(a)], axis=1)
+    tangent /= np.hypot(*tangent.T)[:, None]
+    nrm = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    m = rigid_transform(shift_xy=(12.0, -7.5), angle_deg=1.3, center_xy=c, scale=1.01)
+    off = rng.normal(0.3, 0.2, len(xy))
+    off[::7] += 9.0
+    off[::11] = np.nan
+    r_scale = 400.0
+    got, resid, sigma = _fit_pose(xy, nrm, m, c, r_scale, with_scale, free_offset, off, 0.05, 3)
+    moved = xy @ m[:, :2].T + m[:, 2]
+    mn = nrm @ m[:, :2].T
+    if with_scale:
+        mn = mn / np.hypot(*mn.T)[:, None]
+    rel = moved - c
+    cols = [mn[:, 0], mn[:, 1], (mn[:, 1] * rel[:, 0] - mn[:, 0] * rel[:, 1]) / r_scale]
+    if with_scale:
+        cols.append((mn[:, 0] * rel[:, 0] + mn[:, 1] * rel[:, 1]) / r_scale)
+    if free_offset:
+        cols.append(np.ones(len(xy)))
+    valid = np.isfinite(off)
+    x, _, ref_sigma, ref_resid = _ref_tukey_fit(np.stack(cols, axis=1), np.where(valid, off, 0.0),
+                                                valid, np.zeros(len(cols)), 0.05, 3)
+    s = 1.0 + (x[3] / r_scale if with_scale else 0.0)
+    inc = rigid_transform(shift_xy=(x[0], x[1]), angle_deg=np.degrees(x[2] / r_scale),
+                          center_xy=c, scale=s)
+    ref = np.hstack([inc[:, :2] @ m[:, :2], (inc[:, :2] @ m[:, 2] + inc[:, 2])[:, None]])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(resid, ref_resid, atol=1e-9)
+    assert sigma == pytest.approx(ref_sigma, abs=1e-12)
+    # how far the update moves the points, at most along an axis
+    ref_move = np.abs(np.hstack([xy, np.ones((len(xy), 1))]) @ (got - m).T).max()
+    assert _largest_move(xy, got, m) == pytest.approx(ref_move, abs=1e-9)
