@@ -4,11 +4,13 @@ image decoding alone allows on the same cores").
 
 Run: ``pytest benchmarks/bench_batch.py --benchmark-enable -s`` (``-s`` shows the summary
 lines). Each round starts its own pool (worker start-up is part of what a user waits for) and
-writes into a fresh output folder; the batch round also writes what ``vision-qc inspect``
-writes by default: ``results.jsonl`` (fsync per record, each file's outputs fsync'd before
-its record), overlays of NG parts (at most 1600 px wide: the 2448×2048 frames' at 1224×1024),
-the report thumbnails and NG width profiles. The CSV tables and the HTML report, built once at
-the end of a run, are not timed. Correctness is checked outside the timed calls.
+writes into a fresh output folder; the workers are forked from the forkserver the warm-up
+round started (it has loaded the compiled kernels once: vision_qc.shell.batch_warmup). The
+batch round also writes what ``vision-qc inspect`` writes by default: ``results.jsonl`` (one
+write per record, fsync'd in groups; each file's outputs fsync'd before its record), overlays
+of NG parts (at most 1600 px wide: the 2448×2048 frames' at 1224×1024), the report thumbnails
+and NG width profiles. The CSV tables and the HTML report, built once at the end of a run,
+are not timed. Correctness is checked outside the timed calls.
 images/s = images per round / median round time.
 """
 

@@ -1,7 +1,8 @@
 """`vision-qc inspect`: check image files, folders and globs against a recipe (DESIGN §3).
 
-Writes into ``--out DIR``: ``results.jsonl`` (one record per input, appended and fsync'd as
-each finishes, after that input's other outputs), ``results.csv`` and ``defects.csv``,
+Writes into ``--out DIR``: ``results.jsonl`` (one record per input, appended as each finishes,
+once that input's other outputs are fsync'd; fsync'd itself in groups a few ms behind),
+``results.csv`` and ``defects.csv``,
 ``overlays/`` (annotated images; frames wider than 1600 px are drawn reduced by a whole factor
 unless ``--full-size-overlays``), ``report.html`` (self-contained), ``run.json`` (recipe,
 software, runs) and ``report_data/`` (thumbnails and width profiles the report is built from).
