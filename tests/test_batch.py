@@ -559,6 +559,18 @@ def test_forkserver_warm_up_inspects_with_and_without_alignment():
         assert "vision_qc.shell.batch_warmup" in forkserver._forkserver._preload_modules
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_workers_keep_their_heap_mapped():
+    """The worker initializer sets glibc's malloc thresholds (in a process of its own here, so
+    that the test process keeps its own)."""
+    import platform
+
+    code = "from vision_qc.shell import batch; print(batch._keep_heap())"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert res.stdout.strip() == str(platform.libc_ver()[0] == "glibc")
+
+
 def test_full_size_overlays_option_is_refused_with_dask(tmp_path, recipe_file, scenes, capsys):
     folder = str(tmp_path / "parts")
     write_images(folder, scenes)
