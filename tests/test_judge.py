@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vision_qc.engine.judge import find_runs, judge, merge_runs, station_status
@@ -243,14 +243,15 @@ def _judge_ref(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, presen
             if seg < min_defect_mm:
                 continue
             idx = [(i0 + j) % n for j in range((i1 - i0) % n + 1)]
+            # the worst measured value: stations without one (a merged hole, a gap station
+            # inside a thin run) are skipped, NaN only when none has one
             if name == "gap":
-                worst = min((w[i] if present[i] else 0.0) for i in idx)
-            elif name == "thin":
-                worst = min(w[i] for i in idx)
-            elif name == "wide":
-                worst = max(w[i] for i in idx)
+                vals, pick = [(w[i] if present[i] else 0.0) for i in idx], min
             else:
-                worst = max(o[i] for i in idx)
+                vals = [o[i] if name == "offset" else w[i] for i in idx]
+                pick = min if name == "thin" else max
+            vals = [v for v in vals if v == v]
+            worst = pick(vals) if vals else float("nan")
             mid = round((a0 + seg / 2) / spacing)
             mid = mid % n if closed else min(max(mid, 0), n - 1)
             out.append(Defect(type=name, start_mm=a0, end_mm=a1, length_mm=seg,
@@ -273,6 +274,8 @@ _OFFSETS = st.sampled_from([0.0, 1.0, -3.9, 4.0, -4.0, 4.5, -6.0])
 
 
 @settings(max_examples=400, deadline=None)
+# a thin run merged across a gap station of a 2-station loop: the worst is the measured 3.0
+@example([(np.nan, 0.0), (3.0, 0.0)], True, np.float32, 0.0, 1, 1.0, False)
 @given(st.lists(st.tuples(_WIDTHS, _OFFSETS), max_size=60), st.booleans(),
        st.sampled_from([np.float32, np.float64]), st.floats(0.0, 12.0), st.integers(0, 3),
        st.floats(0.3, 2.0), st.booleans())
