@@ -28,9 +28,10 @@ Per station:
    An edge is suspect where a dark speck on or beside the flank may have fooled the walk:
    the background it took is a narrow dip (the profile rises again within 4 px farther
    out), the profile sinks below that background between it and the edge, or there is no
-   flat background at all. A suspect edge more than 1 px from the median of its side's
-   unsuspect edges over ±10 stations takes that median: the neighbours along the path see
-   the edge the speck hides.
+   flat background at all. A suspect edge more than 1 px from the local trend of its side's
+   unsuspect edges over ±10 stations (a robust line, so that an edge moving along an
+   offset or width ramp is followed, not cut across by a flat median) takes that trend: the
+   neighbours along the path see the edge the speck hides.
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
@@ -435,34 +436,72 @@ def _shade_kernel(p, rows, sigma, step_px):
 
 
 @kernel
+def _median_sorted(buf, cnt):
+    """Median of the first ``cnt`` entries of ``buf``, sorted in place (insertion sort)."""
+    for a in range(1, cnt):
+        x = buf[a]
+        k = a
+        while k > 0 and buf[k - 1] > x:
+            buf[k] = buf[k - 1]
+            k -= 1
+        buf[k] = x
+    return buf[cnt // 2] if cnt % 2 else (buf[cnt // 2 - 1] + buf[cnt // 2]) / _F32(2.0)
+
+
+@kernel
 def _repair_kernel(pos, suspect, ok, closed, half, dev):
-    """Suspect edges that stray by more than ``dev`` px from the median of their side's
-    unsuspect edges within ``half`` stations (at least ``half`` of them) take that median.
+    """Suspect edges that stray by more than ``dev`` px from the local trend of their side's
+    unsuspect edges within ``half`` stations (at least ``half`` of them) take that trend.
+
+    The trend is a robust line: its slope from the medians of the neighbours before and
+    after the station (each side needs ``half // 4`` of them, else the slope is 0), its level
+    the median of the neighbours with that slope taken out. An edge moves along the path
+    where the bead is shifted sideways or widens (an offset or a width ramp, 0.5 px per
+    station and more); a flat median there would put the repaired edge px off.
     The neighbours are read from ``pos`` as given, not as repaired."""
     n = pos.shape[0]
     out = pos.copy()
-    buf = np.empty(2 * half + 1, np.float32)
+    w = 2 * half + 1
+    vl = np.empty(w, np.float32)
+    vr = np.empty(w, np.float32)
+    jl = np.empty(w, np.float32)
+    jr = np.empty(w, np.float32)
+    val = np.empty(w, np.float32)
+    off = np.empty(w, np.float32)
     for i in range(n):
         if not (suspect[i] and ok[i]):
             continue
         cnt = 0
-        for a in range(i - half, i + half + 1):
+        nl = 0
+        nr = 0
+        for j in range(-half, half + 1):
+            a = i + j
             if closed:
                 a %= n
             elif a < 0 or a >= n:
                 continue
             if ok[a] and not suspect[a] and pos[a] == pos[a]:
-                # insertion into the sorted window
-                x = pos[a]
-                k = cnt
-                while k > 0 and buf[k - 1] > x:
-                    buf[k] = buf[k - 1]
-                    k -= 1
-                buf[k] = x
+                val[cnt] = pos[a]
+                off[cnt] = _F32(j)
                 cnt += 1
+                if j < 0:
+                    vl[nl] = pos[a]
+                    jl[nl] = _F32(j)
+                    nl += 1
+                elif j > 0:
+                    vr[nr] = pos[a]
+                    jr[nr] = _F32(j)
+                    nr += 1
         if cnt < half:
             continue
-        ref = buf[cnt // 2] if cnt % 2 else (buf[cnt // 2 - 1] + buf[cnt // 2]) / _F32(2.0)
+        slope = _F32(0.0)
+        need = max(half // 4, 1)
+        if nl >= need and nr >= need:
+            dj = _median_sorted(jr, nr) - _median_sorted(jl, nl)
+            slope = (_median_sorted(vr, nr) - _median_sorted(vl, nl)) / dj
+        for a in range(cnt):
+            val[a] = val[a] - slope * off[a]
+        ref = _median_sorted(val, cnt)
         if abs(pos[i] - ref) > dev:
             out[i] = ref
     return out
