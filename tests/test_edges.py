@@ -102,7 +102,11 @@ def _ref_trend(js, vals, half):
     if before.sum() >= max(half // 4, 1) and after.sum() >= max(half // 4, 1):
         slope = ((np.median(vals[after]) - np.median(vals[before]))
                  / (np.median(js[after]) - np.median(js[before])))
-    return float(np.median(vals - np.float32(slope) * js.astype(np.float32)))
+    det = vals - np.float32(slope) * js.astype(np.float32)
+    flat, line = np.median(vals), np.median(det)
+    if np.median(np.abs(det - line)) >= np.median(np.abs(vals - flat)):
+        return float(flat)
+    return float(line)
 
 
 def test_repair_equals_reference():

@@ -457,7 +457,8 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
     after the station (each side needs ``half // 4`` of them, else the slope is 0), its level
     the median of the neighbours with that slope taken out. An edge moves along the path
     where the bead is shifted sideways or widens (an offset or a width ramp, 0.5 px per
-    station and more); a flat median there would put the repaired edge px off.
+    station and more); a flat median there would put the repaired edge px off. The line is
+    used only where its residuals' median is below the flat median's.
     The neighbours are read from ``pos`` as given, not as repaired."""
     n = pos.shape[0]
     out = pos.copy()
@@ -499,9 +500,21 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
         if nl >= need and nr >= need:
             dj = _median_sorted(jr, nr) - _median_sorted(jl, nl)
             slope = (_median_sorted(vr, nr) - _median_sorted(vl, nl)) / dj
+        # the line is taken only where it fits the neighbours better than a flat level (at
+        # a gap's end the neighbours on one side are no bead, and a line through them is not
+        # the edge's trend)
+        for a in range(cnt):
+            vl[a] = val[a]
+        flat = _median_sorted(vl, cnt)
         for a in range(cnt):
             val[a] = val[a] - slope * off[a]
-        ref = _median_sorted(val, cnt)
+            vr[a] = val[a]
+        ref = _median_sorted(vr, cnt)
+        for a in range(cnt):
+            vl[a] = abs(vl[a] - flat)
+            vr[a] = abs(val[a] - ref)
+        if _median_sorted(vr, cnt) >= _median_sorted(vl, cnt):
+            ref = flat
         if abs(pos[i] - ref) > dev:
             out[i] = ref
     return out
