@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from .engine.align import AlignError, Aligner, move_maps
-from .engine._jit import kernel
+from .engine._jit import finite, kernel
 from .engine.edges import find_edges
 from .engine.judge import judge, station_status
 from .engine.sampling import ProfileMaps, build_maps, sample_profiles
@@ -300,13 +300,7 @@ def _measure_kernel(found, contrast, left_px, right_px, judged, presence_contras
     offset_px = (left_px + right_px) * np.float32(0.5)
     if typical > 0:
         for i in range(n):
-            w = np.float64(width_px[i])
-            if np.isnan(w):
-                w = 0.0
-            elif w == np.inf:
-                w = width_px_max
-            elif w == -np.inf:
-                w = -width_px_max
+            w = finite(np.float64(width_px[i]), width_px_max)
             present[i] = found[i] and contrast[i] >= min_contrast and w >= min_width_px
     width_mm = np.empty(n, np.float32)
     offset_mm = np.empty(n, np.float32)

@@ -14,10 +14,24 @@ kernels must give the same floats as their references.
 from __future__ import annotations
 
 import numba
+import numpy as np
 
-__all__ = ["kernel"]
+__all__ = ["kernel", "finite"]
 
 
 def kernel(fn):
     """Compile ``fn`` with Numba in nopython mode (cached, GIL released)."""
     return numba.njit(cache=True, nogil=True)(fn)
+
+
+@kernel
+def finite(x, big):
+    """``np.nan_to_num`` of one value: NaN becomes 0 and ±inf ±``big`` (the dtype's largest
+    finite value)."""
+    if np.isnan(x):
+        return 0.0
+    if x == np.inf:
+        return big
+    if x == -np.inf:
+        return -big
+    return x

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..results import STATUS_CODES, Defect
-from ._jit import kernel
+from ._jit import finite, kernel
 
 __all__ = ["find_runs", "station_status", "merge_runs", "judge"]
 
@@ -239,13 +239,8 @@ def _worst(kind, i0, count, present, width, offset):
         if np.isnan(best) or (v < best if kind <= 1 else v > best):
             best = v
     if kind == 0:
-        # np.nan_to_num: no width at all is 0, and infinities become the largest finite floats
-        if np.isnan(best):
-            best = 0.0
-        elif best == np.inf:
-            best = _F64_MAX
-        elif best == -np.inf:
-            best = -_F64_MAX
+        # as np.nan_to_num: no width at all is 0, infinities the largest finite floats
+        best = finite(best, _F64_MAX)
     return best
 
 
