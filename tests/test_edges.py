@@ -202,7 +202,7 @@ def ref_locate(p, width_px, step_px):
 def ref_crossing(row, center, w_cols, bg_flank, d, tol, kmax):
     """Walk outwards from a quarter width inside. The local background: the first sample
     where the profile is flat over 2 px and has come down half way from the highest point
-    so far; the edge: the first sample at or below 30 % of the bead's departure from it,
+    so far; the edge: the first sample at or below 20 % of the bead's departure from it,
     interpolated linearly between the two samples."""
     m = len(row)
     f = int(round(2.0 / STEP))
@@ -229,6 +229,34 @@ def ref_crossing(row, center, w_cols, bg_flank, d, tol, kmax):
             return q + d * (k - 1 + frac)
         prev = rel
     return None
+
+
+def ref_suspect(row, center, w_cols, bg_flank, d, tol, kmax, ahead):
+    """Whether a dark speck may have fooled the walk: no flat background at all, or the
+    background is a narrow dip (the profile rises again by more than ``tol`` within
+    ``ahead`` samples farther out), or the profile sinks below it by more than ``tol``
+    between the edge sample and the background."""
+    m = len(row)
+    f = int(round(2.0 / STEP))
+    q = min(max(center + d * int(np.round(0.25 * w_cols)), 0), m - 1)
+    v = [row[min(max(q + d * k, 0), m - 1)] for k in range(kmax)]
+    sgn0 = 1.0 if v[0] >= bg_flank else -1.0
+    top, kf = -np.inf, None
+    for k in range(kmax - f):
+        rel = sgn0 * (v[k] - bg_flank)
+        top = max(top, rel)
+        if abs(v[k] - v[k + f]) <= tol and rel <= 0.5 * top:
+            kf = k
+            break
+    if kf is None:
+        return True
+    bg = (v[kf] + v[kf + f // 2] + v[kf + f]) / 3.0
+    if (max(v[min(k, kmax - 1)] for k in range(kf + f, kf + f + ahead + 1)) - bg) * sgn0 > tol:
+        return True
+    sgn = 1.0 if v[0] - bg >= 0 else -1.0
+    delta = E._DEPART * abs(v[0] - bg)
+    ks = next((k for k in range(kmax) if sgn * (v[k] - bg) <= delta), 0)
+    return any(sgn * (v[k] - bg) < -tol for k in range(max(ks, 1), min(kf + f, kmax - 1) + 1))
 
 
 def _random_bead_profiles(rng, n):
@@ -260,10 +288,13 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
     f = int(round(2.0 / STEP))
     kmax = int(np.ceil(0.3 * w_cols.max() + 6.0 / STEP)) + f + 1
     for d, bg in ((-1, bg_l), (1, bg_r)):
-        xc, ok, _ = E._side_edge(p.T, center, w_cols, bg, d, STEP, tol)
+        xc, ok, suspect = E._side_edge(p.T, center, w_cols, bg, d, STEP, tol)
         for r in range(len(p)):
             x = ref_crossing(p[r].astype(np.float64), int(center[r]), float(w_cols[r]), float(bg[r]), d,
                              float(tol[r]), kmax)
+            assert suspect[r] == ref_suspect(p[r].astype(np.float64), int(center[r]),
+                                             float(w_cols[r]), float(bg[r]), d, float(tol[r]),
+                                             kmax, E._dip_rows(STEP))
             assert ok[r] == (x is not None)
             if x is not None:
                 assert xc[r] == pytest.approx(x, abs=1e-3)
