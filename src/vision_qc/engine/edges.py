@@ -522,8 +522,7 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
     return out
 
 
-def _pooled_sigma(sigma: np.ndarray, fit: np.ndarray,
-                  ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_sigma(sigma: np.ndarray, fit: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The blur is the optics' (one per frame, or slowly varying): an edge whose 3-point fit
     failed or gave a σ more than ``_SIGMA_STRAY`` times off the frame's median (a dust speck,
     a ramp with no clear peak) takes that median for its shading correction, whose samples
