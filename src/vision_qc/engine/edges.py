@@ -28,9 +28,7 @@ Per station:
    An edge is suspect where a dark speck on or beside the flank may have fooled the walk:
    the background it took is a narrow dip (the profile rises again within 4 px farther
    out), the profile sinks below that background between it and the edge, or there is no
-   flat background at all — or, after step 4, where its blur fit failed or is more than
-   1.5× off the frame's median blur (a halo or a shoulder the walk ran down: the optics
-   blur every true edge alike). A suspect edge more than 1 px from the local trend of its side's
+   flat background at all. A suspect edge more than 1 px from the local trend of its side's
    unsuspect edges over ±10 stations (a robust line, so that an edge moving along an
    offset or width ramp is followed, not cut across by a flat median) takes that trend: the
    neighbours along the path see the edge the speck hides.
@@ -522,17 +520,17 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
     return out
 
 
-def _pooled_sigma(sigma: np.ndarray, fit: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pooled_sigma(sigma: np.ndarray, fit: np.ndarray, ok: np.ndarray) -> np.ndarray:
     """The blur is the optics' (one per frame, or slowly varying): an edge whose 3-point fit
     failed or gave a σ more than ``_SIGMA_STRAY`` times off the frame's median (a dust speck,
     a ramp with no clear peak) takes that median for its shading correction, whose samples
-    are placed in units of σ. Returns the σ to use and which edges strayed."""
+    are placed in units of σ."""
     fits = sigma[fit & ok]
     if not fits.size:
-        return sigma, ~fit
+        return sigma
     s_frame = np.float32(np.median(fits))
     stray = ~fit | (sigma > _SIGMA_STRAY * s_frame) | (sigma < s_frame / _SIGMA_STRAY)
-    return np.where(stray, s_frame, sigma), stray
+    return np.where(stray, s_frame, sigma)
 
 
 # ----------------------------------------------------------------------------------------
@@ -658,9 +656,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     rows, sigma, fit, ok, suspect = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
                                                      tol_px, f, kmax, _dip_rows(cstep), dec,
                                                      float(step_px), reach)
-    sigma, stray = _pooled_sigma(sigma, fit, ok)
-    # an edge whose blur is not the optics' is as doubtful as one a dark speck may have fooled
-    suspect |= stray
+    sigma = _pooled_sigma(sigma, fit, ok)
     rows = _shade_kernel(p, rows, sigma, float(step_px))
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
