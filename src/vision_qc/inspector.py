@@ -1,8 +1,10 @@
 """The inspector: built once from a recipe, then called per frame.
 
 ``Inspector(recipe)`` builds the stations, their normals and the sampling maps. ``inspect``
-runs the stages: convert → sample (one remap) → edges (vectorised, sub-pixel) → measure
-(width, offset, presence, smoothed along the path) → judge (defect segments, verdict).
+runs the stages: convert → sample (one remap, profiles (M, N)) → edges (sub-pixel) → measure
+(width, offset, presence, smoothed along the path) → judge (defect segments, verdict). After
+the remap every stage is a few calls of OpenCV or of compiled kernels (:mod:`.engine._jit`)
+over all stations: nothing in Python runs per station.
 """
 
 from __future__ import annotations
