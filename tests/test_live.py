@@ -605,7 +605,7 @@ def test_loop_memory_is_flat_over_many_frames(tmp_path):
     marks = {}
 
     def on_record(rec):
-        if rec["frame"] in (100, 450):
+        if 100 <= rec["frame"] <= 110 or 440 <= rec["frame"] <= 450:
             marks[rec["frame"]] = tracemalloc.get_traced_memory()[0]
 
     source = LiveSource(name="loop", open=lambda: clip, fps=30.0)
@@ -616,9 +616,14 @@ def test_loop_memory_is_flat_over_many_frames(tmp_path):
                                              on_record=on_record))
     finally:
         tracemalloc.stop()
-    assert set(marks) == {100, 450}
-    # 350 frames later: no more than a few frames' worth more (a 320x240 frame is 77 kB)
-    assert marks[450] - marks[100] < 300_000, marks
+    assert set(marks) == set(range(100, 111)) | set(range(440, 451))
+    # 340 frames later: no more than a few frames' worth more (a 320x240 frame is 77 kB). The
+    # least over 11 frames at each end: the reader thread renders the next frames meanwhile,
+    # and a snapshot taken while it holds its float buffers (300 kB) says nothing of a leak,
+    # which would raise every frame's figure
+    early = min(marks[f] for f in range(100, 111))
+    late = min(marks[f] for f in range(440, 451))
+    assert late - early < 300_000, marks
 
 
 # ----------------------------------------------------------------------------------------
