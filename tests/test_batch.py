@@ -559,10 +559,9 @@ def test_forkserver_warm_up_inspects_with_and_without_alignment():
         assert "vision_qc.shell.batch_warmup" in forkserver._forkserver._preload_modules
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_workers_keep_their_heap_mapped():
     """The worker initializer sets glibc's malloc thresholds (in a process of its own here, so
-    that the test process keeps its own)."""
+    that the test process keeps its own); elsewhere it says it did not."""
     import platform
 
     code = "from vision_qc.shell import batch; print(batch._keep_heap())"

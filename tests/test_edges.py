@@ -276,7 +276,7 @@ def test_vectorised_locate_and_crossing_equal_reference(seed):
     rng = np.random.default_rng(seed)
     p = _random_bead_profiles(rng, 40)
     width = 12.0
-    center, contrast, _, bg_l, bg_r, w_cols = E._locate(p.T, width, STEP)
+    center, contrast, bg_l, bg_r, w_cols = E._locate(p.T, width, STEP)
     ref = ref_locate(p, width, STEP)
     for r, (j, best, bl, br, w) in enumerate(ref):
         assert center[r] == j
@@ -380,7 +380,7 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
     # neighbours'
     rng = np.random.default_rng(4)
     p = np.ascontiguousarray(_random_bead_profiles(rng, 31).T)
-    center, contrast, _, _, _, w = E._locate_decimated(p, 12.0, STEP, 2)
+    center, contrast, _, _, w = E._locate_decimated(p, 12.0, STEP, 2)
     full = E._locate(p, 12.0, STEP)
     located = full[0][::2]
     for i in range(p.shape[1]):

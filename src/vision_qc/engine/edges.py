@@ -187,7 +187,6 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
                 where[i] = j0 + k[i]
                 offset[i] = o
                 width[i] = w
-    level = np.zeros(n, np.float32)
     bg_l = np.zeros(n, np.float32)
     bg_r = np.zeros(n, np.float32)
     for i in range(n):
@@ -200,8 +199,7 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
             c, o = where[i], offset[i]
             bg_l[i] = (cs[c - o, i] - cs[c - o - flank, i]) * inv_f
             bg_r[i] = (cs[c + o + 1 + flank, i] - cs[c + o + 1, i]) * inv_f
-            level[i] = max(bg_l[i], bg_r[i])
-    return where, best, level, bg_l, bg_r, width
+    return where, best, bg_l, bg_r, width
 
 
 @kernel
@@ -232,7 +230,6 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin):
     k = c_s.shape[0]
     center = np.empty(n, np.int64)
     contrast = np.empty(n, np.float32)
-    level = np.empty(n, np.float32)
     bg_l = np.empty(n, np.float32)
     bg_r = np.empty(n, np.float32)
     width = np.empty(n, np.float32)
@@ -250,8 +247,7 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin):
         contrast[i] = ra
         bg_l[i] = la
         bg_r[i] = rra
-        level[i] = max(la, rra)
-    return center, contrast, level, bg_l, bg_r, width
+    return center, contrast, bg_l, bg_r, width
 
 
 @kernel
@@ -557,8 +553,8 @@ def _locate(p: np.ndarray, width_px: float, step_px: float):
 
     At each scale the response is the mean of the bead's inner part minus the brighter of
     the two flanks just outside it: a bead must stand out on both sides, which a step (the
-    glass edge, the frit's inner edge) does not. Returns (centre, contrast, level, left
-    flank, right flank, width in rows); contrast -inf and the rest 0 where no scale fits.
+    glass edge, the frit's inner edge) does not. Returns (centre, contrast, left flank,
+    right flank, width in rows); contrast -inf and the rest 0 where no scale fits.
     """
     cs, _ = _cumsums(np.ascontiguousarray(p, np.float32), 1)
     return _locate_cs(cs, width_px, step_px)
@@ -573,7 +569,7 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
     if every <= 1 or n < 2 * every:
         return _locate(pc, width_px, step_px)
     cs, cse = _cumsums(pc, every)
-    c_s, _, _, _, _, w_s = _locate_cs(cse, width_px, step_px)
+    c_s, _, _, _, w_s = _locate_cs(cse, width_px, step_px)
     flank, margin = _box_sizes(step_px)
     return _pick_kernel(cs, c_s, w_s, every, flank, margin)
 
@@ -652,7 +648,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     if not bright and span > 1 and mc > span:
         pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
                               borderType=cv2.BORDER_REPLICATE)
-    center, contrast, _, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
+    center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     tol_px = float(3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations))
     f, kmax = _walk_sizes(w_rows, cstep)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
