@@ -333,6 +333,16 @@ def test_open_path_defects_never_include_a_gap_across_the_start():
 # Reproducibility, recipe, sensor
 
 
+def test_pose_moves_the_same_part():
+    """The same seed with and without ``pose`` draws the same part, light and defects: only
+    the pose differs (so a posed set can be scored against its unposed twin)."""
+    kw = dict(preset="normal", size_wh=(640, 480), ng_fraction=1.0)
+    flat = dataclasses.asdict(sample_scene(23, **kw))
+    posed = dataclasses.asdict(sample_scene(23, pose=True, **kw))
+    assert posed["pose"] != (0.0, 0.0, 0.0)
+    assert {k for k in flat if flat[k] != posed[k]} == {"pose"}
+
+
 def test_same_seed_same_image_other_seed_other_image():
     kw = dict(preset="hard", size_wh=(640, 480), ng_fraction=1.0, pose=True)
     a = SceneRenderer(sample_scene(17, **kw)).render()

@@ -59,7 +59,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-defects", type=int, default=2, metavar="K",
                         help="an NG part carries 1 to K defects (default 2)")
     parser.add_argument("--pose", action="store_true",
-                        help="shift (up to 40 px) and turn (up to 3 deg) each part on its fixture")
+                        help="shift (up to 40 px) and turn (up to 3 deg) each part on its fixture; "
+                             "the same arguments without --pose give the same parts unmoved")
     parser.add_argument("--polarity", default="random", choices=("bright", "dark", "random"),
                         help="bead brighter or darker than the frit; random: drawn once per run, "
                              "since the recipe holds one (default random)")

@@ -363,6 +363,15 @@ def sample_scene(rng=None, *, preset: str = "normal", size_wh=(2048, 1536), ng_f
     length_mm = float(np.sum(np.hypot(*np.diff(pts, axis=0).T))) * mm_per_px
     n_def = int(rng.integers(1, max_defects + 1)) if rng.random() < ng_fraction else 0
     defects = _sample_defects(rng, length_mm, kw, kinds, n_def) if n_def else ()
+    part = dict(
+        contact_angle_deg=float(rng.uniform(40, 65)),
+        specular=spec, light_tilt_deg=float(rng.uniform(5, 30)),
+        light_dir_deg=float(rng.uniform(0, 360)), inset_mm=float(rng.uniform(14, 18)),
+        frit_mm=float(rng.uniform(26, 40)), fade_mm=float(rng.uniform(5, 12)),
+        wobble_width=float(rng.uniform(0.01, 0.03)), wobble_offset_mm=float(rng.uniform(0.05, 0.25)),
+        overlap_mm=float(rng.uniform(10, 30)))
+    # the pose is drawn last, so that the same seed with and without ``pose`` gives the same
+    # part, light and defects, only moved: "as good as without pose" compares like with like
     pose_t = (0.0, 0.0, 0.0)
     if pose:
         pose_t = (float(rng.uniform(-max_shift_px, max_shift_px)),
@@ -371,13 +380,8 @@ def sample_scene(rng=None, *, preset: str = "normal", size_wh=(2048, 1536), ng_f
     return SceneSpec(
         size_wh=(w, h), preset=preset, mm_per_px=mm_per_px, shape=shape,
         start_angle_deg=start_deg, span_deg=span_deg, polarity=pol,
-        levels=(fixture, glass, frit, bead), contact_angle_deg=float(rng.uniform(40, 65)),
-        specular=spec, light_tilt_deg=float(rng.uniform(5, 30)),
-        light_dir_deg=float(rng.uniform(0, 360)), inset_mm=float(rng.uniform(14, 18)),
-        frit_mm=float(rng.uniform(26, 40)), fade_mm=float(rng.uniform(5, 12)),
-        wobble_width=float(rng.uniform(0.01, 0.03)), wobble_offset_mm=float(rng.uniform(0.05, 0.25)),
-        overlap_mm=float(rng.uniform(10, 30)), defects=defects, nuisances=nz, pose=pose_t,
-        color=bool(color), seed=seed, **kw)
+        levels=(fixture, glass, frit, bead), defects=defects, nuisances=nz, pose=pose_t,
+        color=bool(color), seed=seed, **part, **kw)
 
 
 # ----------------------------------------------------------------------------------------
