@@ -384,6 +384,21 @@ def test_colour_scenes_are_bgr_with_tinted_glass():
     assert centre[1] > centre[2] and centre[0] > centre[2]
 
 
+def test_the_glass_ends_at_the_glass_edge_not_at_the_path(plain):
+    """Glare and tint follow the glass mask: it is glass on both sides of the bead (the frit
+    lies on the glass) and fixture only beyond the glass edge, an inset outside the path."""
+    sp, st = plain.spec, plain.stations
+    k = 1.0 / sp.mm_per_px
+    i = np.arange(0, len(st), 97)
+    def mask_at(t_px):
+        xy = np.round(st.xy[i] + t_px * st.normal_xy[i]).astype(int)
+        return plain.glass_mask[xy[:, 1], xy[:, 0]]
+    outward = -1.0 if mask_at(-(sp.inset_mm + 3) * k).mean() < 0.5 else 1.0
+    for t_mm in (-3.0, 0.0, 3.0, sp.inset_mm - 2):
+        assert np.all(mask_at(outward * t_mm * k) == 1.0), t_mm
+    assert np.all(mask_at(outward * (sp.inset_mm + 2) * k) == 0.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"preset": "extreme"}, "preset"),
     ({"defect_kinds": ("gap", "hole")}, "hole"),

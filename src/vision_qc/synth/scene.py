@@ -755,7 +755,12 @@ class SceneRenderer:
         inner = cover * frit_v + (1 - cover) * glass_v
         flat[bc.flat_idx] = on_glass * inner + (1 - on_glass) * fx
         self.base = img
-        self.glass_mask = cv2.dilate(inside, np.ones((3, 3), np.uint8)).astype(np.float32)
+        # the glass (where glare is strongest and the tint lies) ends at the glass edge, an
+        # inset outside the bead's path, not at the path: a mask cut at the path put a glare
+        # step along the bead's centre line
+        glass = inside.astype(np.float32)
+        glass.reshape(-1)[bc.flat_idx] = on_glass
+        self.glass_mask = glass
 
     # -- the bead: coverage, shading and arc length of every pixel it may touch
     def _build_bead(self):
