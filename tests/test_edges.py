@@ -389,3 +389,46 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
         # the contrast is the response at that centre on this station's own profile
         resp = E._response_at(E._cumsums(p, 1)[0], i, center[i], w[i], 4, 3)[0]
         assert contrast[i] == resp
+
+
+@pytest.mark.parametrize("contrast,noise,max_k,expected", [
+    (40.0, 2.0, 15, 3),     # contrast / noise exactly at the threshold: no more smoothing
+    (20.0, 2.0, 15, 13),    # half the ratio: 4 × the stations, 12 → odd 13
+    (10.0, 2.0, 15, 15),    # a quarter: 48, held at the cap
+    (10.0, 2.0, None, 3),   # no cap given: never more than smooth_stations
+    (10.0, 2.0, 3, 3),
+    (10.0, 0.0, 15, 3),     # no measurable noise
+])
+def test_noise_aware_stations_table(contrast, noise, max_k, expected):
+    assert E._SNR_SMOOTH == 20.0
+    c = np.full(1000, contrast, np.float32)
+    assert E._noise_aware_stations(c, noise, 3, max_k, 1000) == expected
+
+
+def test_noise_aware_stations_empty_and_short_path():
+    assert E._noise_aware_stations(np.full(4, -np.inf, np.float32), 2.0, 3, 15, 4) == 3
+    # at most a quarter of the path (odd), never fewer than smooth_stations
+    assert E._noise_aware_stations(np.full(40, 10.0, np.float32), 2.0, 3, 15, 40) == 11
+    assert E._noise_aware_stations(np.full(8, 10.0, np.float32), 2.0, 3, 15, 8) == 3
+
+
+def test_noisy_low_contrast_bead_is_averaged_over_more_stations():
+    """A faint bead (contrast / noise of one sample ≈ 11, under the threshold 20) in noise:
+    averaged over more stations (11 here), its width scatters less along the path and lies
+    closer to the truth than at 3 stations; a clear bead is measured exactly as before."""
+    rng = np.random.default_rng(5)
+    n = 400
+    faint = analytic_bead(-6.0, 6.0, sigma=1.2, bg=35.0, height=15.0)
+    prof = _rows(faint, n) + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
+    kw = dict(step_px=STEP, bright=True, width_px=12.0, smooth_stations=3, closed=True)
+    e3 = find_edges(prof, **kw)
+    e15 = find_edges(prof, max_smooth_stations=15, **kw)
+    w3 = (e3.right_px - e3.left_px)[e3.found]
+    w15 = (e15.right_px - e15.left_px)[e15.found]
+    assert e15.found.mean() >= e3.found.mean()
+    assert np.std(w15) < 0.75 * np.std(w3)
+    assert abs(np.median(w15) - 12.0) < abs(np.median(w3) - 12.0)
+    clear = _rows(analytic_bead(-6.0, 6.0), n)
+    a, b = find_edges(clear, **kw), find_edges(clear, max_smooth_stations=15, **kw)
+    np.testing.assert_array_equal(a.left_px, b.left_px)
+    np.testing.assert_array_equal(a.right_px, b.right_px)

@@ -29,6 +29,9 @@ __all__ = ["Inspector", "FrameError", "PartNotFoundError", "to_gray"]
 # before edges are found; widths/offsets take the median over MEDIAN_STATIONS after.
 SMOOTH_STATIONS = 3
 MEDIAN_STATIONS = 5
+# On a frame whose bead barely stands out of the noise, profiles are averaged over up to this
+# length of path (the edge finder decides how many stations from the frame's contrast and noise)
+NOISY_SMOOTH_MM = 12.0
 # A station has a bead when its contrast reaches this fraction of the frame's typical bead
 # contrast (the median over stations): lighting changes scale both alike.
 PRESENCE_CONTRAST = 0.4
@@ -389,6 +392,8 @@ class Inspector:
                                 reference=recipe.reference) if recipe.align else None)
         self.arc_mm = self.stations.arc_px * recipe.mm_per_px
         self.length_mm = self.stations.length_px * recipe.mm_per_px
+        station_mm = self.stations.spacing_px * recipe.mm_per_px
+        self._noisy_smooth = max(int(NOISY_SMOOTH_MM / station_mm) | 1, SMOOTH_STATIONS)
         w, h = recipe.image_size_wh
         xy = self.stations.xy
         reach = self.search_px
@@ -451,7 +456,7 @@ class Inspector:
         t2 = time.perf_counter()
         edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
                            width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
-                           closed=r.closed)
+                           closed=r.closed, max_smooth_stations=self._noisy_smooth)
         t3 = time.perf_counter()
         mm = r.mm_per_px
         n = len(self.stations)

@@ -68,6 +68,8 @@ _DIP_PX = 4.0              # a background the profile rises from again (by more 
                            # tolerance) within this many px farther out is a dark speck's dip
 _REPAIR_HALF = 10          # a suspect edge is compared with its side's median over ±this many stations
 _REPAIR_PX = 1.0           # ... and replaced by it when they differ by more than this
+_SNR_SMOOTH = 20.0         # below this ratio of the frame's typical bead contrast to the noise of one
+                           # sample, profiles are averaged over more stations (see find_edges)
 
 
 @dataclass(frozen=True, eq=False)
@@ -607,7 +609,8 @@ def _dip_rows(step_px: float) -> int:
 
 
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
-               smooth_stations: int = 3, closed: bool = False) -> Edges:
+               smooth_stations: int = 3, closed: bool = False,
+               max_smooth_stations: int | None = None) -> Edges:
     """Find the bead's edges on the profiles of N stations, M samples each, ``step_px`` apart
     along the normals.
 
@@ -626,30 +629,31 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         Odd number of neighbouring stations averaged before finding edges.
     closed : bool
         The stations form a loop (smoothing wraps round).
+    max_smooth_stations : int, optional
+        On a frame whose bead barely stands out of the noise (typical contrast under
+        ``_SNR_SMOOTH`` times the noise of one sample), profiles are averaged over more
+        stations, up to this many, so that the edges' scatter along the path stays that of a
+        clear frame. None: always ``smooth_stations``.
     """
     m, n = prof.shape
     if n == 0:
         empty = np.zeros(0, np.float32)
         return Edges(empty, empty, np.zeros(0, bool), empty, empty)
-    p = _smooth(np.ascontiguousarray(prof), bright, smooth_stations, closed)
+    prof = np.ascontiguousarray(prof)
     # the bead and its edges are found to a sample on a 1 px grid (every other sample at
     # 0.5 px): half the work, and the edge is then refined on the full profile
     dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
-    mc = (m + dec - 1) // dec
     cstep = step_px * dec
-    # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
-    # the locator would take one lobe for the bead; a closing over the ridge's width
-    # (≈ 0.12 of the half width either side of its crest, by the cap's geometry) bridges it,
-    # while edges and ramps stay where they are. A bright bead's ridge is a peak: nothing to
-    # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
-    # false "thin" calls)
-    pc = np.ascontiguousarray(p[::dec]) if dec > 1 else p
-    span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
-    if not bright and span > 1 and mc > span:
-        pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
-                              borderType=cv2.BORDER_REPLICATE)
+    p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
-    tol_px = float(3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations))
+    noise = _noise(prof, 1)
+    k = _noise_aware_stations(contrast, noise, smooth_stations, max_smooth_stations, n)
+    if k > smooth_stations:
+        smooth_stations = k
+        p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
+        center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
+                                                                 _LOCATE_EVERY)
+    tol_px = float(3.0 * np.sqrt(2.0) * noise / np.sqrt(max(smooth_stations, 1)))
     f, kmax = _walk_sizes(w_rows, cstep)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
     rows, sigma, fit, ok, suspect = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
@@ -667,6 +671,43 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     right[~found] = np.nan
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
                  sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]))
+
+
+def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
+    """Smoothed profiles (M, N) float32, and those the locator and the walk read: every
+    ``dec``-th sample, a dark bead's specular ridge bridged."""
+    p = _smooth(prof, bright, smooth_stations, closed)
+    # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
+    # the locator would take one lobe for the bead; a closing over the ridge's width
+    # (≈ 0.12 of the half width either side of its crest, by the cap's geometry) bridges it,
+    # while edges and ramps stay where they are. A bright bead's ridge is a peak: nothing to
+    # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
+    # false "thin" calls)
+    pc = np.ascontiguousarray(p[::dec]) if dec > 1 else p
+    span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
+    if not bright and span > 1 and pc.shape[0] > span:
+        pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
+                              borderType=cv2.BORDER_REPLICATE)
+    return p, pc
+
+
+def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
+    """How many stations to average profiles over so that a bead's edge stands out of the
+    noise as well as it does over ``smooth_stations`` with a contrast ``_SNR_SMOOTH`` times
+    the noise of one sample (every frame of the clean and normal presets has more): an
+    edge's position scatters as noise / (contrast √k), so k grows as the square of the
+    shortfall; odd, at most ``max_stations`` (None: no more than ``smooth_stations``) and a
+    quarter of the path. Returns ``smooth_stations`` when the frame has enough contrast."""
+    if max_stations is None or max_stations <= smooth_stations:
+        return smooth_stations
+    c = contrast[np.isfinite(contrast) & (contrast > 0)]
+    if not c.size or noise <= 0:
+        return smooth_stations
+    snr = float(np.median(c)) / noise
+    if snr >= _SNR_SMOOTH:
+        return smooth_stations
+    k = int(np.ceil(smooth_stations * (_SNR_SMOOTH / snr) ** 2)) | 1
+    return int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
 
 
 def _noise(prof: np.ndarray, smooth_stations: int) -> float:
