@@ -420,7 +420,7 @@ def test_noisy_low_contrast_bead_is_averaged_over_more_stations():
     n = 400
     faint = analytic_bead(-6.0, 6.0, sigma=1.2, bg=35.0, height=15.0)
     prof = _rows(faint, n) + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
-    kw = dict(step_px=STEP, bright=True, width_px=12.0, smooth_stations=3, closed=True)
+    kw = {"step_px": STEP, "bright": True, "width_px": 12.0, "smooth_stations": 3, "closed": True}
     e3 = find_edges(prof, **kw)
     e15 = find_edges(prof, max_smooth_stations=15, **kw)
     w3 = (e3.right_px - e3.left_px)[e3.found]
