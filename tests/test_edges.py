@@ -391,25 +391,34 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
         assert contrast[i] == resp
 
 
-@pytest.mark.parametrize("contrast,noise,max_k,expected", [
-    (40.0, 2.0, 15, 3),     # contrast / noise exactly at the threshold: no more smoothing
-    (20.0, 2.0, 15, 13),    # half the ratio: 4 × the stations, 12 → odd 13
-    (10.0, 2.0, 15, 15),    # a quarter: 48, held at the cap
-    (10.0, 2.0, None, 3),   # no cap given: never more than smooth_stations
-    (10.0, 2.0, 3, 3),
-    (10.0, 0.0, 15, 3),     # no measurable noise
+@pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
+    (40.0, 2.0, 15, 3, 1.0),      # contrast / noise exactly at the threshold: no more smoothing
+    (20.0, 2.0, 15, 13, 1.0),     # half the ratio: 4 × the stations, 12 → odd 13
+    (10.0, 2.0, 15, 15, 4.0 / math.sqrt(5.0)),  # a quarter: 48, held at the cap; √5 made up
+    (10.0, 2.0, None, 3, 1.0),    # no cap given: never more than smooth_stations
+    (10.0, 2.0, 3, 3, 1.0),
+    (10.0, 0.0, 15, 3, 1.0),      # no measurable noise
 ])
-def test_noise_aware_stations_table(contrast, noise, max_k, expected):
+def test_noise_aware_stations_table(contrast, noise, max_k, expected, shortfall):
     assert E._SNR_SMOOTH == 20.0
     c = np.full(1000, contrast, np.float32)
-    assert E._noise_aware_stations(c, noise, 3, max_k, 1000) == expected
+    k, left = E._noise_aware_stations(c, noise, 3, max_k, 1000)
+    assert k == expected
+    assert left == pytest.approx(shortfall)
 
 
 def test_noise_aware_stations_empty_and_short_path():
-    assert E._noise_aware_stations(np.full(4, -np.inf, np.float32), 2.0, 3, 15, 4) == 3
+    assert E._noise_aware_stations(np.full(4, -np.inf, np.float32), 2.0, 3, 15, 4) == (3, 1.0)
     # at most a quarter of the path (odd), never fewer than smooth_stations
-    assert E._noise_aware_stations(np.full(40, 10.0, np.float32), 2.0, 3, 15, 40) == 11
-    assert E._noise_aware_stations(np.full(8, 10.0, np.float32), 2.0, 3, 15, 8) == 3
+    assert E._noise_aware_stations(np.full(40, 10.0, np.float32), 2.0, 3, 15, 40)[0] == 11
+    assert E._noise_aware_stations(np.full(8, 10.0, np.float32), 2.0, 3, 15, 8)[0] == 3
+
+
+def test_walk_sizes_flatness_span():
+    w = np.array([12.0], np.float32)
+    assert E._walk_sizes(w, 1.0) == (2, 2 + int(np.ceil(0.3 * 12 + 6)) + 1)
+    assert E._walk_sizes(w, 1.0, 4.0)[0] == 4
+    assert E._walk_sizes(w, 1.0, 4.0)[1] == E._walk_sizes(w, 1.0)[1] + 2
 
 
 def test_noisy_low_contrast_bead_is_averaged_over_more_stations():

@@ -68,6 +68,8 @@ _DIP_PX = 4.0              # a background the profile rises from again (by more 
                            # tolerance) within this many px farther out is a dark speck's dip
 _REPAIR_HALF = 10          # a suspect edge is compared with its side's median over ±this many stations
 _REPAIR_PX = 1.0           # ... and replaced by it when they differ by more than this
+_FLAT_PX = 2.0             # the walk's flatness test spans this many px ...
+_FLAT_STRETCH = 2.0        # ... times at most this on a frame short of contrast (see find_edges)
 _SNR_SMOOTH = 20.0         # below this ratio of the frame's typical bead contrast to the noise of one
                            # sample, profiles are averaged over more stations (see find_edges)
 
@@ -576,9 +578,9 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
     return _pick_kernel(cs, c_s, w_s, every, flank, margin)
 
 
-def _walk_sizes(w_rows: np.ndarray, step_px: float) -> tuple[int, int]:
+def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX) -> tuple[int, int]:
     """The flatness test's span and the walk's length (rows) for beads ``w_rows`` wide."""
-    f = max(int(round(2.0 / step_px)), 1)
+    f = max(int(round(flat_px / step_px)), 1)
     w = np.float32(w_rows.max()) if len(w_rows) else np.float32(0.0)
     return f, int(np.ceil(np.float32(0.3) * w + np.float32(6.0 / step_px))) + f + 1
 
@@ -647,14 +649,17 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     noise = _noise(prof, 1)
-    k = _noise_aware_stations(contrast, noise, smooth_stations, max_smooth_stations, n)
+    k, shortfall = _noise_aware_stations(contrast, noise, smooth_stations, max_smooth_stations, n)
     if k > smooth_stations:
         smooth_stations = k
         p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
         center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
                                                                  _LOCATE_EVERY)
     tol_px = float(3.0 * np.sqrt(2.0) * noise / np.sqrt(max(smooth_stations, 1)))
-    f, kmax = _walk_sizes(w_rows, cstep)
+    # the flatness test must tell the background from a gentle flank: where averaging along
+    # the path could not make up the frame's contrast-to-noise shortfall, it spans that much
+    # farther (a flank rises in proportion to the span, the noise of a difference does not)
+    f, kmax = _walk_sizes(w_rows, cstep, _FLAT_PX * min(shortfall, _FLAT_STRETCH))
     reach = max(int(round(_REFINE_PX / step_px)), 1)
     rows, sigma, fit, ok, suspect = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
                                                      tol_px, f, kmax, _dip_rows(cstep), dec,
@@ -697,17 +702,22 @@ def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
     the noise of one sample (every frame of the clean and normal presets has more): an
     edge's position scatters as noise / (contrast √k), so k grows as the square of the
     shortfall; odd, at most ``max_stations`` (None: no more than ``smooth_stations``) and a
-    quarter of the path. Returns ``smooth_stations`` when the frame has enough contrast."""
+    quarter of the path.
+
+    Returns (k, shortfall): ``smooth_stations`` and 1.0 when the frame has enough contrast;
+    shortfall (≥ 1) is what is left of the contrast-to-noise deficit once k stations are
+    averaged (above 1 only where k reached its cap)."""
     if max_stations is None or max_stations <= smooth_stations:
-        return smooth_stations
+        return smooth_stations, 1.0
     c = contrast[np.isfinite(contrast) & (contrast > 0)]
     if not c.size or noise <= 0:
-        return smooth_stations
+        return smooth_stations, 1.0
     snr = float(np.median(c)) / noise
     if snr >= _SNR_SMOOTH:
-        return smooth_stations
+        return smooth_stations, 1.0
     k = int(np.ceil(smooth_stations * (_SNR_SMOOTH / snr) ** 2)) | 1
-    return int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
+    k = int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
+    return k, max(_SNR_SMOOTH / snr / float(np.sqrt(k / smooth_stations)), 1.0)
 
 
 def _noise(prof: np.ndarray, smooth_stations: int) -> float:
