@@ -304,7 +304,7 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
     v_in = (v[ks - 1] - bg) * sgn
     frac = (v_in - delta) / max(v_in - (v[ks] - bg) * sgn, _F32(1e-6))
     frac = min(max(frac, _F32(0.0)), _F32(1.0))
-    return q + d * (float(ks - 1) + float(frac)), ok, suspect
+    return q + d * (float(ks - 1) + float(frac)), ok, suspect, bg + sgn * delta
 
 
 @kernel
@@ -315,8 +315,8 @@ def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
     suspect = np.empty(n, np.bool_)
     v = np.empty(kmax, np.float32)
     for i in range(n):
-        xc[i], ok[i], suspect[i] = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f, kmax,
-                                                 tol[i], ahead, v)
+        xc[i], ok[i], suspect[i], _ = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f,
+                                                    kmax, tol[i], ahead, v)
     return xc, ok, suspect
 
 
@@ -398,13 +398,43 @@ def _shade_at(p, i, row, sigma, sign, step_px):
 
 
 @kernel
+def _cross_at(p, i, row, level, half):
+    """Where station ``i``'s full profile crosses ``level`` near ``row`` (the walk's crossing on
+    the decimated profile, linearly interpolated between two noisy samples 1 px apart): a
+    least-squares line through the samples within ``half`` rows either side, solved for the
+    level; ``row`` itself where the line is flat or the answer lies farther than ``half``."""
+    m = p.shape[0]
+    r0 = int(np.rint(row))
+    if r0 - half < 0 or r0 + half > m - 1:
+        return row
+    sy = _F32(0.0)
+    sxy = _F32(0.0)
+    sxx = _F32(0.0)
+    for j in range(-half, half + 1):
+        y = p[r0 + j, i]
+        sy += y
+        sxy += _F32(j) * y
+        sxx += _F32(j * j)
+    b = sxy / sxx
+    a = sy / _F32(2 * half + 1)
+    if abs(b) < _F32(1e-3):
+        return row
+    t = (level - a) / b
+    if t != t or abs(t) > half:
+        return row
+    return r0 + float(t)
+
+
+@kernel
 def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead, dec,
                      step_px, reach):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles ``pc`` and the Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
-    of the gradient peak, σ (px), fit held, edge found, edge suspect."""
+    of the gradient peak, σ (px), fit held, edge found, edge suspect, and the walk's own row
+    (on ``p``'s rows)."""
     m, n = p.shape
     rows = np.empty((2, n), np.float64)
+    walk = np.empty((2, n), np.float64)
     sigma = np.empty((2, n), np.float32)
     fit = np.empty((2, n), np.bool_)
     ok = np.empty((2, n), np.bool_)
@@ -417,12 +447,14 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
         tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
         for s in range(2):
             d = 2 * s - 1
-            x, ok[s, i], suspect[s, i] = _side_edge_at(pc, i, center[i], width[i],
-                                                       bg_l[i] if s == 0 else bg_r[i], d, f,
-                                                       kmax, tol, ahead, v)
+            x, ok[s, i], suspect[s, i], level = _side_edge_at(pc, i, center[i], width[i],
+                                                              bg_l[i] if s == 0 else bg_r[i], d,
+                                                              f, kmax, tol, ahead, v)
+            # the walk's crossing on the full profile, ±2 px (used on frames short of contrast)
+            walk[s, i] = _cross_at(p, i, x * dec, level, 2 * dec)
             idx = min(max(int(np.rint(x * dec)), 1), m - 2)
             rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, -d, step_px, reach, g)
-    return rows, sigma, fit, ok, suspect
+    return rows, sigma, fit, ok, suspect, walk
 
 
 @kernel
@@ -649,6 +681,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     noise = _noise(prof, 1)
+    smooth_stations_in = smooth_stations
     k, shortfall = _noise_aware_stations(contrast, noise, smooth_stations, max_smooth_stations, n)
     if k > smooth_stations:
         smooth_stations = k
@@ -661,11 +694,17 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     # farther (a flank rises in proportion to the span, the noise of a difference does not)
     f, kmax = _walk_sizes(w_rows, cstep, _FLAT_PX * min(shortfall, _FLAT_STRETCH))
     reach = max(int(round(_REFINE_PX / step_px)), 1)
-    rows, sigma, fit, ok, suspect = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
-                                                     tol_px, f, kmax, _dip_rows(cstep), dec,
-                                                     float(step_px), reach)
+    rows, sigma, fit, ok, suspect, walk = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l,
+                                                           bg_r, tol_px, f, kmax, _dip_rows(cstep),
+                                                           dec, float(step_px), reach)
     sigma = _pooled_sigma(sigma, fit, ok)
-    rows = _shade_kernel(p, rows, sigma, float(step_px))
+    if k > smooth_stations_in:
+        # a frame short of contrast: the gradient peak within 1 px of the walk's edge and the
+        # shading term read noise there (on the hard preset they scatter the edges 1.5× more
+        # than the walk and make ~5× the false calls), so the walk's edge is the answer
+        rows = walk
+    else:
+        rows = _shade_kernel(p, rows, sigma, float(step_px))
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
     # along the path see it
