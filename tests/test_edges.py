@@ -470,3 +470,15 @@ def test_cross_at_equals_least_squares_reference():
         t = (float(level) - a) / b
         want = r0 + t if abs(t) <= 4 else row
         assert E._cross_at(p, i, row, level, 4) == pytest.approx(want, abs=2e-3)
+
+
+def test_edges_report_how_many_stations_were_averaged():
+    rng = np.random.default_rng(2)
+    faint = _rows(analytic_bead(-6.0, 6.0, sigma=1.2, bg=35.0, height=15.0), 200)
+    prof = faint + rng.normal(0.0, 2.0, faint.shape).astype(np.float32)
+    kw = {"step_px": STEP, "bright": True, "width_px": 12.0, "smooth_stations": 3, "closed": True}
+    assert find_edges(prof, **kw).smooth_stations == 3
+    assert find_edges(prof, max_smooth_stations=15, **kw).smooth_stations == 11
+    assert find_edges(_rows(analytic_bead(-6.0, 6.0), 200), max_smooth_stations=15,
+                      **kw).smooth_stations == 3
+    assert find_edges(np.zeros((M, 0), np.float32), **kw).smooth_stations == 3

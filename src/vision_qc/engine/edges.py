@@ -80,7 +80,8 @@ class Edges:
 
     left_px, right_px : (N,) float32; found : (N,) bool; contrast : (N,) float32 (peak minus
     background, grey levels, positive = bead stands out with the recipe's polarity);
-    sigma_px : (N,) float32, blur of the edges.
+    sigma_px : (N,) float32, blur of the edges. smooth_stations : int, how many stations the
+    profiles were averaged over (more than asked on a frame short of contrast).
     """
 
     left_px: np.ndarray
@@ -88,6 +89,7 @@ class Edges:
     found: np.ndarray
     contrast: np.ndarray
     sigma_px: np.ndarray
+    smooth_stations: int = 1
 
 
 def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) -> np.ndarray:
@@ -672,7 +674,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     m, n = prof.shape
     if n == 0:
         empty = np.zeros(0, np.float32)
-        return Edges(empty, empty, np.zeros(0, bool), empty, empty)
+        return Edges(empty, empty, np.zeros(0, bool), empty, empty, int(smooth_stations))
     prof = np.ascontiguousarray(prof)
     # the bead and its edges are found to a sample on a 1 px grid (every other sample at
     # 0.5 px): half the work, and the edge is then refined on the full profile
@@ -714,7 +716,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     left[~found] = np.nan
     right[~found] = np.nan
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
-                 sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]))
+                 sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]),
+                 smooth_stations=int(smooth_stations))
 
 
 def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
