@@ -482,3 +482,18 @@ def test_edges_report_how_many_stations_were_averaged():
     assert find_edges(_rows(analytic_bead(-6.0, 6.0), 200), max_smooth_stations=15,
                       **kw).smooth_stations == 3
     assert find_edges(np.zeros((M, 0), np.float32), **kw).smooth_stations == 3
+
+
+def test_typical_contrast_taken_over_the_given_stations():
+    """A bead laid on the first quarter of the path only (live mode): over all stations the
+    typical contrast is the bare background's and the frame would look short of contrast;
+    over the stations judged so far it is the bead's."""
+    rng = np.random.default_rng(4)
+    n = 400
+    prof = np.full((M, n), 40.0, np.float32) + rng.normal(0.0, 1.0, (M, n)).astype(np.float32)
+    prof[:, :100] = _rows(analytic_bead(-6.0, 6.0), 100) + prof[:, :100] - 40.0
+    kw = {"step_px": STEP, "bright": True, "width_px": 12.0, "smooth_stations": 3,
+          "max_smooth_stations": 15}
+    assert find_edges(prof, **kw).smooth_stations > 3
+    laid = np.arange(n) < 100
+    assert find_edges(prof, typical_of=laid, **kw).smooth_stations == 3

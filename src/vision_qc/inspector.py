@@ -455,13 +455,14 @@ class Inspector:
         ta = time.perf_counter()
         prof = sample_profiles(gray, maps)
         t2 = time.perf_counter()
-        edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
-                           width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
-                           closed=r.closed, max_smooth_stations=self._noisy_smooth)
-        t3 = time.perf_counter()
-        mm = r.mm_per_px
         n = len(self.stations)
         judged = np.ones(n, bool) if upto_mm is None else self.arc_mm <= upto_mm
+        edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
+                           width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
+                           closed=r.closed, max_smooth_stations=self._noisy_smooth,
+                           typical_of=None if upto_mm is None else judged)
+        t3 = time.perf_counter()
+        mm = r.mm_per_px
         width_dtype = np.result_type(edges.left_px, edges.right_px)
         # a station has a bead when its contrast reaches PRESENCE_CONTRAST × the median contrast
         # over the judged stations, and its edges are PRESENCE_WIDTH × the nominal width apart

@@ -43,6 +43,22 @@ Per station:
    or gave a σ more than 1.5× off the frame's median (about half of them; always a speck or
    a ramp without a clear peak) is corrected with the median σ, since the correction reads
    the profile at multiples of σ.
+
+A frame whose bead barely stands out of the noise (its typical contrast under ``_SNR_SMOOTH``
+times the noise of one sample: never on the clean and normal presets; the hard preset's
+low-contrast beads, 14–22 grey levels over noise σ 3–5) is measured differently, when the
+caller allows it (``max_smooth_stations``):
+
+- step 1 averages over more stations, k ∝ the shortfall squared (an edge's position scatters
+  as noise / (contrast √k)), up to the caller's cap; the caller judges widths at that
+  resolution (:attr:`Edges.smooth_stations`);
+- step 3's flatness test spans up to twice as far, by the shortfall the averaging could not
+  make up, so a low bead's gentle flank does not pass for the background;
+- steps 4 and 5 are skipped: the edge is the walk's 20 % crossing, located on the full profile
+  by a least-squares line over ±2 px. The gradient peak within 1 px and the shading term read
+  noise on such flanks (measured on the hard preset: 1.5× the walk's scatter and ~5× the false
+  calls). The walk's level is biased by the flank's shape: 0.84 σ outside a bare blurred step,
+  and 1–2 px inside a shaded flank whose rim is as dark as the background.
 """
 
 from __future__ import annotations
@@ -646,7 +662,8 @@ def _dip_rows(step_px: float) -> int:
 
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
                smooth_stations: int = 3, closed: bool = False,
-               max_smooth_stations: int | None = None) -> Edges:
+               max_smooth_stations: int | None = None,
+               typical_of: np.ndarray | None = None) -> Edges:
     """Find the bead's edges on the profiles of N stations, M samples each, ``step_px`` apart
     along the normals.
 
@@ -670,6 +687,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         ``_SNR_SMOOTH`` times the noise of one sample), profiles are averaged over more
         stations, up to this many, so that the edges' scatter along the path stays that of a
         clear frame. None: always ``smooth_stations``.
+    typical_of : (N,) bool, optional
+        The stations whose contrast sets the frame's typical contrast for that decision (a
+        bead still being laid: the part judged so far); None: all.
     """
     m, n = prof.shape
     if n == 0:
@@ -684,7 +704,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     noise = _noise(prof, 1)
     smooth_stations_in = smooth_stations
-    k, shortfall = _noise_aware_stations(contrast, noise, smooth_stations, max_smooth_stations, n)
+    k, shortfall = _noise_aware_stations(contrast if typical_of is None else contrast[typical_of],
+                                         noise, smooth_stations, max_smooth_stations, n)
     if k > smooth_stations:
         smooth_stations = k
         p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
