@@ -445,11 +445,11 @@ def _cross_at(p, i, row, level, half):
 
 @kernel
 def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead, dec,
-                     step_px, reach):
+                     step_px, reach, cross):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles ``pc`` and the Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
     of the gradient peak, σ (px), fit held, edge found, edge suspect, and the walk's own row
-    (on ``p``'s rows)."""
+    (on ``p``'s rows; located on the full profile by :func:`_cross_at` when ``cross``)."""
     m, n = p.shape
     rows = np.empty((2, n), np.float64)
     walk = np.empty((2, n), np.float64)
@@ -469,7 +469,7 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
                                                               bg_l[i] if s == 0 else bg_r[i], d,
                                                               f, kmax, tol, ahead, v)
             # the walk's crossing on the full profile, ±2 px (used on frames short of contrast)
-            walk[s, i] = _cross_at(p, i, x * dec, level, 2 * dec)
+            walk[s, i] = _cross_at(p, i, x * dec, level, 2 * dec) if cross else x * dec
             idx = min(max(int(np.rint(x * dec)), 1), m - 2)
             rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, -d, step_px, reach, g)
     return rows, sigma, fit, ok, suspect, walk
@@ -711,6 +711,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
         center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
                                                                  _LOCATE_EVERY)
+    noisy = smooth_stations > smooth_stations_in
     tol_px = float(3.0 * np.sqrt(2.0) * noise / np.sqrt(max(smooth_stations, 1)))
     # the flatness test must tell the background from a gentle flank: where averaging along
     # the path could not make up the frame's contrast-to-noise shortfall, it spans that much
@@ -719,9 +720,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     reach = max(int(round(_REFINE_PX / step_px)), 1)
     rows, sigma, fit, ok, suspect, walk = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l,
                                                            bg_r, tol_px, f, kmax, _dip_rows(cstep),
-                                                           dec, float(step_px), reach)
+                                                           dec, float(step_px), reach, noisy)
     sigma = _pooled_sigma(sigma, fit, ok)
-    if k > smooth_stations_in:
+    if noisy:
         # a frame short of contrast: the gradient peak within 1 px of the walk's edge and the
         # shading term read noise there (on the hard preset they scatter the edges 1.5× more
         # than the walk and make ~5× the false calls), so the walk's edge is the answer
