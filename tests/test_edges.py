@@ -389,3 +389,111 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
         # the contrast is the response at that centre on this station's own profile
         resp = E._response_at(E._cumsums(p, 1)[0], i, center[i], w[i], 4, 3)[0]
         assert contrast[i] == resp
+
+
+@pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
+    (40.0, 2.0, 15, 3, 1.0),      # contrast / noise exactly at the threshold: no more smoothing
+    (20.0, 2.0, 15, 13, 1.0),     # half the ratio: 4 × the stations, 12 → odd 13
+    (10.0, 2.0, 15, 15, 4.0 / math.sqrt(5.0)),  # a quarter: 48, held at the cap; √5 made up
+    (10.0, 2.0, None, 3, 1.0),    # no cap given: never more than smooth_stations
+    (10.0, 2.0, 3, 3, 1.0),
+    (10.0, 0.0, 15, 3, 1.0),      # no measurable noise
+])
+def test_noise_aware_stations_table(contrast, noise, max_k, expected, shortfall):
+    assert E._SNR_SMOOTH == 20.0
+    c = np.full(1000, contrast, np.float32)
+    k, left = E._noise_aware_stations(c, noise, 3, max_k, 1000)
+    assert k == expected
+    assert left == pytest.approx(shortfall)
+
+
+def test_noise_aware_stations_empty_and_short_path():
+    assert E._noise_aware_stations(np.full(4, -np.inf, np.float32), 2.0, 3, 15, 4) == (3, 1.0)
+    # at most a quarter of the path (odd), never fewer than smooth_stations
+    assert E._noise_aware_stations(np.full(40, 10.0, np.float32), 2.0, 3, 15, 40)[0] == 11
+    assert E._noise_aware_stations(np.full(8, 10.0, np.float32), 2.0, 3, 15, 8)[0] == 3
+
+
+def test_walk_sizes_flatness_span():
+    w = np.array([12.0], np.float32)
+    assert E._walk_sizes(w, 1.0) == (2, 2 + int(np.ceil(0.3 * 12 + 6)) + 1)
+    assert E._walk_sizes(w, 1.0, 4.0)[0] == 4
+    assert E._walk_sizes(w, 1.0, 4.0)[1] == E._walk_sizes(w, 1.0)[1] + 2
+
+
+def test_noisy_low_contrast_bead_is_averaged_over_more_stations():
+    """A faint bead (contrast / noise of one sample ≈ 11, under the threshold 20) in noise:
+    averaged over more stations (11 here) and measured at the walk's 20 % level, its width
+    scatters less along the path than at 3 stations; a clear bead is measured exactly as
+    before. The walk's level on a blurred step (this bead has no shading) lies 0.84 σ outside
+    the step on each side: the known price of not refining on such frames (find_edges)."""
+    rng = np.random.default_rng(5)
+    n = 400
+    faint = analytic_bead(-6.0, 6.0, sigma=1.2, bg=35.0, height=15.0)
+    prof = _rows(faint, n) + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
+    kw = {"step_px": STEP, "bright": True, "width_px": 12.0, "smooth_stations": 3, "closed": True}
+    e3 = find_edges(prof, **kw)
+    e15 = find_edges(prof, max_smooth_stations=15, **kw)
+    w3 = (e3.right_px - e3.left_px)[e3.found]
+    w15 = (e15.right_px - e15.left_px)[e15.found]
+    assert e15.found.mean() >= e3.found.mean()
+    assert np.std(w15) < 0.75 * np.std(w3)
+    sigma = math.hypot(1.2, 0.35)                     # the bead's blur and the smoothing across
+    assert 12.0 < np.median(w15) < 12.0 + 2 * 0.84 * sigma * 1.25
+    clear = _rows(analytic_bead(-6.0, 6.0), n)
+    a, b = find_edges(clear, **kw), find_edges(clear, max_smooth_stations=15, **kw)
+    np.testing.assert_array_equal(a.left_px, b.left_px)
+    np.testing.assert_array_equal(a.right_px, b.right_px)
+
+
+def test_cross_at_finds_a_line_s_level_and_falls_back():
+    """On a straight flank the crossing is exact wherever the walk put it; a flat profile, a
+    crossing farther than the window and the profile's ends give the walk's row back."""
+    rows = np.arange(40, dtype=np.float32)
+    p = np.stack([30.0 + 2.0 * rows, 50.0 - 0.5 * rows, np.full(40, 7.0, np.float32)], 1)
+    p = np.ascontiguousarray(p.astype(np.float32))
+    assert E._cross_at(p, 0, 20.4, np.float32(71.0), 4) == pytest.approx(20.5, abs=1e-5)
+    assert E._cross_at(p, 1, 10.0, np.float32(44.0), 4) == pytest.approx(12.0, abs=1e-5)
+    assert E._cross_at(p, 2, 10.0, np.float32(7.0), 4) == 10.0           # flat
+    assert E._cross_at(p, 0, 20.0, np.float32(90.0), 4) == 20.0          # 10 rows away
+    assert E._cross_at(p, 0, 1.2, np.float32(32.0), 4) == 1.2            # too near the end
+
+
+def test_cross_at_equals_least_squares_reference():
+    rng = np.random.default_rng(11)
+    p = np.ascontiguousarray(rng.normal(50, 8, (60, 30)).astype(np.float32) + np.arange(60)[:, None] * 1.5)
+    for i in range(30):
+        row, level = 20.0 + 0.37 * i, np.float32(50 + 1.5 * (20 + 0.37 * i) + rng.normal(0, 2))
+        r0 = round(row)
+        jj = np.arange(-4, 5)
+        b, a = np.polyfit(jj, p[r0 + jj, i].astype(np.float64), 1)
+        t = (float(level) - a) / b
+        want = r0 + t if abs(t) <= 4 else row
+        assert E._cross_at(p, i, row, level, 4) == pytest.approx(want, abs=2e-3)
+
+
+def test_edges_report_how_many_stations_were_averaged():
+    rng = np.random.default_rng(2)
+    faint = _rows(analytic_bead(-6.0, 6.0, sigma=1.2, bg=35.0, height=15.0), 200)
+    prof = faint + rng.normal(0.0, 2.0, faint.shape).astype(np.float32)
+    kw = {"step_px": STEP, "bright": True, "width_px": 12.0, "smooth_stations": 3, "closed": True}
+    assert find_edges(prof, **kw).smooth_stations == 3
+    assert find_edges(prof, max_smooth_stations=15, **kw).smooth_stations == 11
+    assert find_edges(_rows(analytic_bead(-6.0, 6.0), 200), max_smooth_stations=15,
+                      **kw).smooth_stations == 3
+    assert find_edges(np.zeros((M, 0), np.float32), **kw).smooth_stations == 3
+
+
+def test_typical_contrast_taken_over_the_given_stations():
+    """A bead laid on the first quarter of the path only (live mode): over all stations the
+    typical contrast is the bare background's and the frame would look short of contrast;
+    over the stations judged so far it is the bead's."""
+    rng = np.random.default_rng(4)
+    n = 400
+    prof = np.full((M, n), 40.0, np.float32) + rng.normal(0.0, 1.0, (M, n)).astype(np.float32)
+    prof[:, :100] = _rows(analytic_bead(-6.0, 6.0), 100) + prof[:, :100] - 40.0
+    kw = {"step_px": STEP, "bright": True, "width_px": 12.0, "smooth_stations": 3,
+          "max_smooth_stations": 15}
+    assert find_edges(prof, **kw).smooth_stations > 3
+    laid = np.arange(n) < 100
+    assert find_edges(prof, typical_of=laid, **kw).smooth_stations == 3

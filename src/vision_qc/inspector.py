@@ -29,6 +29,10 @@ __all__ = ["Inspector", "FrameError", "PartNotFoundError", "to_gray"]
 # before edges are found; widths/offsets take the median over MEDIAN_STATIONS after.
 SMOOTH_STATIONS = 3
 MEDIAN_STATIONS = 5
+# On a frame whose bead barely stands out of the noise, profiles are averaged over up to this
+# length of path (the edge finder decides how many stations from the frame's contrast and noise);
+# widths and offsets are then judged at that resolution: their median runs over as many stations
+NOISY_SMOOTH_MM = 12.0
 # A station has a bead when its contrast reaches this fraction of the frame's typical bead
 # contrast (the median over stations): lighting changes scale both alike.
 PRESENCE_CONTRAST = 0.4
@@ -389,6 +393,8 @@ class Inspector:
                                 reference=recipe.reference) if recipe.align else None)
         self.arc_mm = self.stations.arc_px * recipe.mm_per_px
         self.length_mm = self.stations.length_px * recipe.mm_per_px
+        station_mm = self.stations.spacing_px * recipe.mm_per_px
+        self._noisy_smooth = max(int(NOISY_SMOOTH_MM / station_mm) | 1, SMOOTH_STATIONS)
         w, h = recipe.image_size_wh
         xy = self.stations.xy
         reach = self.search_px
@@ -449,20 +455,22 @@ class Inspector:
         ta = time.perf_counter()
         prof = sample_profiles(gray, maps)
         t2 = time.perf_counter()
-        edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
-                           width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
-                           closed=r.closed)
-        t3 = time.perf_counter()
-        mm = r.mm_per_px
         n = len(self.stations)
         judged = np.ones(n, bool) if upto_mm is None else self.arc_mm <= upto_mm
+        edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
+                           width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
+                           closed=r.closed, max_smooth_stations=self._noisy_smooth,
+                           typical_of=None if upto_mm is None else judged)
+        t3 = time.perf_counter()
+        mm = r.mm_per_px
         width_dtype = np.result_type(edges.left_px, edges.right_px)
         # a station has a bead when its contrast reaches PRESENCE_CONTRAST × the median contrast
         # over the judged stations, and its edges are PRESENCE_WIDTH × the nominal width apart
         min_width_px = np.result_type(width_dtype, 1.0).type(PRESENCE_WIDTH * r.width_mm / mm)
         present, width_mm, offset_mm = _measure_kernel(
             edges.found, edges.contrast, edges.left_px, edges.right_px, judged, PRESENCE_CONTRAST,
-            float(min_width_px), float(np.finfo(width_dtype).max), MEDIAN_STATIONS, r.closed, mm)
+            float(min_width_px), float(np.finfo(width_dtype).max),
+            max(MEDIAN_STATIONS, edges.smooth_stations), r.closed, mm)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,

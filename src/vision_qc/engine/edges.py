@@ -43,6 +43,22 @@ Per station:
    or gave a σ more than 1.5× off the frame's median (about half of them; always a speck or
    a ramp without a clear peak) is corrected with the median σ, since the correction reads
    the profile at multiples of σ.
+
+A frame whose bead barely stands out of the noise (its typical contrast under ``_SNR_SMOOTH``
+times the noise of one sample: never on the clean and normal presets; the hard preset's
+low-contrast beads, 14–22 grey levels over noise σ 3–5) is measured differently, when the
+caller allows it (``max_smooth_stations``):
+
+- step 1 averages over more stations, k ∝ the shortfall squared (an edge's position scatters
+  as noise / (contrast √k)), up to the caller's cap; the caller judges widths at that
+  resolution (:attr:`Edges.smooth_stations`);
+- step 3's flatness test spans up to twice as far, by the shortfall the averaging could not
+  make up, so a low bead's gentle flank does not pass for the background;
+- steps 4 and 5 are skipped: the edge is the walk's 20 % crossing, located on the full profile
+  by a least-squares line over ±2 px. The gradient peak within 1 px and the shading term read
+  noise on such flanks (measured on the hard preset: 1.5× the walk's scatter and ~5× the false
+  calls). The walk's level is biased by the flank's shape: 0.84 σ outside a bare blurred step,
+  and 1–2 px inside a shaded flank whose rim is as dark as the background.
 """
 
 from __future__ import annotations
@@ -68,6 +84,10 @@ _DIP_PX = 4.0              # a background the profile rises from again (by more 
                            # tolerance) within this many px farther out is a dark speck's dip
 _REPAIR_HALF = 10          # a suspect edge is compared with its side's median over ±this many stations
 _REPAIR_PX = 1.0           # ... and replaced by it when they differ by more than this
+_FLAT_PX = 2.0             # the walk's flatness test spans this many px ...
+_FLAT_STRETCH = 2.0        # ... times at most this on a frame short of contrast (see find_edges)
+_SNR_SMOOTH = 20.0         # below this ratio of the frame's typical bead contrast to the noise of one
+                           # sample, profiles are averaged over more stations (see find_edges)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +96,8 @@ class Edges:
 
     left_px, right_px : (N,) float32; found : (N,) bool; contrast : (N,) float32 (peak minus
     background, grey levels, positive = bead stands out with the recipe's polarity);
-    sigma_px : (N,) float32, blur of the edges.
+    sigma_px : (N,) float32, blur of the edges. smooth_stations : int, how many stations the
+    profiles were averaged over (more than asked on a frame short of contrast).
     """
 
     left_px: np.ndarray
@@ -84,6 +105,7 @@ class Edges:
     found: np.ndarray
     contrast: np.ndarray
     sigma_px: np.ndarray
+    smooth_stations: int = 1
 
 
 def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) -> np.ndarray:
@@ -300,7 +322,7 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
     v_in = (v[ks - 1] - bg) * sgn
     frac = (v_in - delta) / max(v_in - (v[ks] - bg) * sgn, _F32(1e-6))
     frac = min(max(frac, _F32(0.0)), _F32(1.0))
-    return q + d * (float(ks - 1) + float(frac)), ok, suspect
+    return q + d * (float(ks - 1) + float(frac)), ok, suspect, bg + sgn * delta
 
 
 @kernel
@@ -311,8 +333,8 @@ def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
     suspect = np.empty(n, np.bool_)
     v = np.empty(kmax, np.float32)
     for i in range(n):
-        xc[i], ok[i], suspect[i] = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f, kmax,
-                                                 tol[i], ahead, v)
+        xc[i], ok[i], suspect[i], _ = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f,
+                                                    kmax, tol[i], ahead, v)
     return xc, ok, suspect
 
 
@@ -394,13 +416,43 @@ def _shade_at(p, i, row, sigma, sign, step_px):
 
 
 @kernel
+def _cross_at(p, i, row, level, half):
+    """Where station ``i``'s full profile crosses ``level`` near ``row`` (the walk's crossing on
+    the decimated profile, linearly interpolated between two noisy samples 1 px apart): a
+    least-squares line through the samples within ``half`` rows either side, solved for the
+    level; ``row`` itself where the line is flat or the answer lies farther than ``half``."""
+    m = p.shape[0]
+    r0 = int(np.rint(row))
+    if r0 - half < 0 or r0 + half > m - 1:
+        return row
+    sy = _F32(0.0)
+    sxy = _F32(0.0)
+    sxx = _F32(0.0)
+    for j in range(-half, half + 1):
+        y = p[r0 + j, i]
+        sy += y
+        sxy += _F32(j) * y
+        sxx += _F32(j * j)
+    b = sxy / sxx
+    a = sy / _F32(2 * half + 1)
+    if abs(b) < _F32(1e-3):
+        return row
+    t = (level - a) / b
+    if t != t or abs(t) > half:
+        return row
+    return r0 + float(t)
+
+
+@kernel
 def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead, dec,
-                     step_px, reach):
+                     step_px, reach, cross):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles ``pc`` and the Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
-    of the gradient peak, σ (px), fit held, edge found, edge suspect."""
+    of the gradient peak, σ (px), fit held, edge found, edge suspect, and the walk's own row
+    (on ``p``'s rows; located on the full profile by :func:`_cross_at` when ``cross``)."""
     m, n = p.shape
     rows = np.empty((2, n), np.float64)
+    walk = np.empty((2, n), np.float64)
     sigma = np.empty((2, n), np.float32)
     fit = np.empty((2, n), np.bool_)
     ok = np.empty((2, n), np.bool_)
@@ -413,12 +465,14 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
         tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
         for s in range(2):
             d = 2 * s - 1
-            x, ok[s, i], suspect[s, i] = _side_edge_at(pc, i, center[i], width[i],
-                                                       bg_l[i] if s == 0 else bg_r[i], d, f,
-                                                       kmax, tol, ahead, v)
+            x, ok[s, i], suspect[s, i], level = _side_edge_at(pc, i, center[i], width[i],
+                                                              bg_l[i] if s == 0 else bg_r[i], d,
+                                                              f, kmax, tol, ahead, v)
+            # the walk's crossing on the full profile, ±2 px (used on frames short of contrast)
+            walk[s, i] = _cross_at(p, i, x * dec, level, 2 * dec) if cross else x * dec
             idx = min(max(int(np.rint(x * dec)), 1), m - 2)
             rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, -d, step_px, reach, g)
-    return rows, sigma, fit, ok, suspect
+    return rows, sigma, fit, ok, suspect, walk
 
 
 @kernel
@@ -574,9 +628,9 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
     return _pick_kernel(cs, c_s, w_s, every, flank, margin)
 
 
-def _walk_sizes(w_rows: np.ndarray, step_px: float) -> tuple[int, int]:
+def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX) -> tuple[int, int]:
     """The flatness test's span and the walk's length (rows) for beads ``w_rows`` wide."""
-    f = max(int(round(2.0 / step_px)), 1)
+    f = max(int(round(flat_px / step_px)), 1)
     w = np.float32(w_rows.max()) if len(w_rows) else np.float32(0.0)
     return f, int(np.ceil(np.float32(0.3) * w + np.float32(6.0 / step_px))) + f + 1
 
@@ -607,7 +661,9 @@ def _dip_rows(step_px: float) -> int:
 
 
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
-               smooth_stations: int = 3, closed: bool = False) -> Edges:
+               smooth_stations: int = 3, closed: bool = False,
+               max_smooth_stations: int | None = None,
+               typical_of: np.ndarray | None = None) -> Edges:
     """Find the bead's edges on the profiles of N stations, M samples each, ``step_px`` apart
     along the normals.
 
@@ -626,37 +682,53 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         Odd number of neighbouring stations averaged before finding edges.
     closed : bool
         The stations form a loop (smoothing wraps round).
+    max_smooth_stations : int, optional
+        On a frame whose bead barely stands out of the noise (typical contrast under
+        ``_SNR_SMOOTH`` times the noise of one sample), profiles are averaged over more
+        stations, up to this many, so that the edges' scatter along the path stays that of a
+        clear frame. None: always ``smooth_stations``.
+    typical_of : (N,) bool, optional
+        The stations whose contrast sets the frame's typical contrast for that decision (a
+        bead still being laid: the part judged so far); None: all.
     """
     m, n = prof.shape
     if n == 0:
         empty = np.zeros(0, np.float32)
-        return Edges(empty, empty, np.zeros(0, bool), empty, empty)
-    p = _smooth(np.ascontiguousarray(prof), bright, smooth_stations, closed)
+        return Edges(empty, empty, np.zeros(0, bool), empty, empty, int(smooth_stations))
+    prof = np.ascontiguousarray(prof)
     # the bead and its edges are found to a sample on a 1 px grid (every other sample at
     # 0.5 px): half the work, and the edge is then refined on the full profile
     dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
-    mc = (m + dec - 1) // dec
     cstep = step_px * dec
-    # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
-    # the locator would take one lobe for the bead; a closing over the ridge's width
-    # (≈ 0.12 of the half width either side of its crest, by the cap's geometry) bridges it,
-    # while edges and ramps stay where they are. A bright bead's ridge is a peak: nothing to
-    # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
-    # false "thin" calls)
-    pc = np.ascontiguousarray(p[::dec]) if dec > 1 else p
-    span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
-    if not bright and span > 1 and mc > span:
-        pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
-                              borderType=cv2.BORDER_REPLICATE)
+    p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
-    tol_px = float(3.0 * np.sqrt(2.0) * _noise(prof, smooth_stations))
-    f, kmax = _walk_sizes(w_rows, cstep)
+    noise = _noise(prof, 1)
+    smooth_stations_in = smooth_stations
+    k, shortfall = _noise_aware_stations(contrast if typical_of is None else contrast[typical_of],
+                                         noise, smooth_stations, max_smooth_stations, n)
+    if k > smooth_stations:
+        smooth_stations = k
+        p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
+        center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
+                                                                 _LOCATE_EVERY)
+    noisy = smooth_stations > smooth_stations_in
+    tol_px = float(3.0 * np.sqrt(2.0) * noise / np.sqrt(max(smooth_stations, 1)))
+    # the flatness test must tell the background from a gentle flank: where averaging along
+    # the path could not make up the frame's contrast-to-noise shortfall, it spans that much
+    # farther (a flank rises in proportion to the span, the noise of a difference does not)
+    f, kmax = _walk_sizes(w_rows, cstep, _FLAT_PX * min(shortfall, _FLAT_STRETCH))
     reach = max(int(round(_REFINE_PX / step_px)), 1)
-    rows, sigma, fit, ok, suspect = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l, bg_r,
-                                                     tol_px, f, kmax, _dip_rows(cstep), dec,
-                                                     float(step_px), reach)
+    rows, sigma, fit, ok, suspect, walk = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l,
+                                                           bg_r, tol_px, f, kmax, _dip_rows(cstep),
+                                                           dec, float(step_px), reach, noisy)
     sigma = _pooled_sigma(sigma, fit, ok)
-    rows = _shade_kernel(p, rows, sigma, float(step_px))
+    if noisy:
+        # a frame short of contrast: the gradient peak within 1 px of the walk's edge and the
+        # shading term read noise there (on the hard preset they scatter the edges 1.5× more
+        # than the walk and make ~5× the false calls), so the walk's edge is the answer
+        rows = walk
+    else:
+        rows = _shade_kernel(p, rows, sigma, float(step_px))
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
     # along the path see it
@@ -666,7 +738,50 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     left[~found] = np.nan
     right[~found] = np.nan
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
-                 sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]))
+                 sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]),
+                 smooth_stations=int(smooth_stations))
+
+
+def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
+    """Smoothed profiles (M, N) float32, and those the locator and the walk read: every
+    ``dec``-th sample, a dark bead's specular ridge bridged."""
+    p = _smooth(prof, bright, smooth_stations, closed)
+    # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
+    # the locator would take one lobe for the bead; a closing over the ridge's width
+    # (≈ 0.12 of the half width either side of its crest, by the cap's geometry) bridges it,
+    # while edges and ramps stay where they are. A bright bead's ridge is a peak: nothing to
+    # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
+    # false "thin" calls)
+    pc = np.ascontiguousarray(p[::dec]) if dec > 1 else p
+    span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
+    if not bright and span > 1 and pc.shape[0] > span:
+        pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
+                              borderType=cv2.BORDER_REPLICATE)
+    return p, pc
+
+
+def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
+    """How many stations to average profiles over so that a bead's edge stands out of the
+    noise as well as it does over ``smooth_stations`` with a contrast ``_SNR_SMOOTH`` times
+    the noise of one sample (every frame of the clean and normal presets has more): an
+    edge's position scatters as noise / (contrast √k), so k grows as the square of the
+    shortfall; odd, at most ``max_stations`` (None: no more than ``smooth_stations``) and a
+    quarter of the path.
+
+    Returns (k, shortfall): ``smooth_stations`` and 1.0 when the frame has enough contrast;
+    shortfall (≥ 1) is what is left of the contrast-to-noise deficit once k stations are
+    averaged (above 1 only where k reached its cap)."""
+    if max_stations is None or max_stations <= smooth_stations:
+        return smooth_stations, 1.0
+    c = contrast[np.isfinite(contrast) & (contrast > 0)]
+    if not c.size or noise <= 0:
+        return smooth_stations, 1.0
+    snr = float(np.median(c)) / noise
+    if snr >= _SNR_SMOOTH:
+        return smooth_stations, 1.0
+    k = int(np.ceil(smooth_stations * (_SNR_SMOOTH / snr) ** 2)) | 1
+    k = int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
+    return k, max(_SNR_SMOOTH / snr / float(np.sqrt(k / smooth_stations)), 1.0)
 
 
 def _noise(prof: np.ndarray, smooth_stations: int) -> float:
