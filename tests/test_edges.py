@@ -497,3 +497,16 @@ def test_typical_contrast_taken_over_the_given_stations():
     assert find_edges(prof, **kw).smooth_stations > 3
     laid = np.arange(n) < 100
     assert find_edges(prof, typical_of=laid, **kw).smooth_stations == 3
+
+
+def test_dark_beads_keep_the_usual_averaging():
+    """The noisy-frame path is for bright beads: a dark bead's locator contrast reads low on
+    frames where the bead is plain to see (its specular ridge), and the path made them worse."""
+    rng = np.random.default_rng(2)
+    faint = _rows(analytic_bead(-6.0, 6.0, sigma=1.2, bg=35.0, height=15.0), 200)
+    prof = faint + rng.normal(0.0, 2.0, faint.shape).astype(np.float32)
+    kw = {"step_px": STEP, "width_px": 12.0, "smooth_stations": 3, "closed": True,
+          "max_smooth_stations": 15}
+    assert find_edges(prof, bright=True, **kw).smooth_stations == 11
+    dark = np.float32(70.0) - prof          # the same bead, darker than its surroundings
+    assert find_edges(dark, bright=False, **kw).smooth_stations == 3

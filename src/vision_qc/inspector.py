@@ -31,7 +31,7 @@ SMOOTH_STATIONS = 3
 MEDIAN_STATIONS = 5
 # On a frame whose bead barely stands out of the noise, profiles are averaged over up to this
 # length of path (the edge finder decides how many stations from the frame's contrast and noise);
-# widths and offsets are then judged at that resolution: their median runs over as many stations
+# widths and offsets are still judged over MEDIAN_STATIONS, so that short defects stay visible
 NOISY_SMOOTH_MM = 12.0
 # A station has a bead when its contrast reaches this fraction of the frame's typical bead
 # contrast (the median over stations): lighting changes scale both alike.
@@ -469,8 +469,7 @@ class Inspector:
         min_width_px = np.result_type(width_dtype, 1.0).type(PRESENCE_WIDTH * r.width_mm / mm)
         present, width_mm, offset_mm = _measure_kernel(
             edges.found, edges.contrast, edges.left_px, edges.right_px, judged, PRESENCE_CONTRAST,
-            float(min_width_px), float(np.finfo(width_dtype).max),
-            max(MEDIAN_STATIONS, edges.smooth_stations), r.closed, mm)
+            float(min_width_px), float(np.finfo(width_dtype).max), MEDIAN_STATIONS, r.closed, mm)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
