@@ -610,6 +610,34 @@ def test_warm_up_loads_every_kernel_an_inspection_uses():
     assert set(got["after"]) - set(got["warm"]) == set()
 
 
+def test_workers_started_early_are_the_ones_the_batch_uses(tmp_path, monkeypatch, recipe_file,
+                                                           scenes):
+    """``vision-qc inspect`` starts the workers' forkserver before it reads the earlier
+    records; the batch then forks its workers from that forkserver, not a new one."""
+    if batch.pool_context().get_start_method() != "forkserver":
+        assert batch.start_workers_early() is False
+        return
+    from multiprocessing import forkserver
+
+    calls = []
+
+    def early():
+        calls.append(batch.start_workers_early())
+        calls.append(forkserver._forkserver._forkserver_pid)
+        return calls[0]
+
+    monkeypatch.setattr("vision_qc.shell.inspect_cmd.start_workers_early", early)
+    folder = str(tmp_path / "parts")
+    write_images(folder, scenes)
+    rc = main(["inspect", folder, "--recipe", recipe_file, "--out", str(tmp_path / "o"),
+               "--workers", "2", "--quiet"])
+    assert rc == 1 and calls[0] is True and calls[1] is not None
+    assert forkserver._forkserver._forkserver_pid == calls[1]
+    rc = main(["inspect", os.path.join(folder, sorted(os.listdir(folder))[0]), "--recipe",
+               recipe_file, "--out", str(tmp_path / "one"), "--workers", "2", "--quiet"])
+    assert len(calls) == 2, "one file is inspected in this process: no workers to start"
+
+
 def test_workers_keep_their_heap_mapped():
     """The worker initializer sets glibc's malloc thresholds (in a process of its own here, so
     that the test process keeps its own); elsewhere it says it did not."""
