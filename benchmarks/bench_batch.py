@@ -29,10 +29,10 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 from vision_qc.shell.batch import DATA_DIR, OVERLAY_DIR, decode_file, run_batch
 from vision_qc.shell.records import JsonlWriter, artifact_stem, load_records
-
-import pytest
 
 from conftest import THROUGHPUT_IMAGES as N_IMAGES
 from conftest import THROUGHPUT_SIZES_WH

@@ -633,7 +633,7 @@ def test_workers_started_early_are_the_ones_the_batch_uses(tmp_path, monkeypatch
                "--workers", "2", "--quiet"])
     assert rc == 1 and calls[0] is True and calls[1] is not None
     assert forkserver._forkserver._forkserver_pid == calls[1]
-    rc = main(["inspect", os.path.join(folder, sorted(os.listdir(folder))[0]), "--recipe",
+    rc = main(["inspect", os.path.join(folder, min(os.listdir(folder))), "--recipe",
                recipe_file, "--out", str(tmp_path / "one"), "--workers", "2", "--quiet"])
     assert len(calls) == 2, "one file is inspected in this process: no workers to start"
 

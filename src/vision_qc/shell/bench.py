@@ -106,7 +106,7 @@ def _run_case(case, *, threads: int, rounds: int, naive: bool) -> dict:
 
 
 def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
-                steady_images: int | None = None) -> dict:
+                     steady_images: int | None = None) -> dict:
     """Images/s of a batch on ``workers`` processes against the decode-only floor with the same
     processes and pool machinery (:func:`vision_qc.shell.batch.run_batch`, ``task=decode_file``),
     in alternating rounds (floor, read + inspect, full batch, floor, ...) so a load that drifts
@@ -188,23 +188,24 @@ def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
                 "inspect_vs_floor": rate["inspect"] / rate["floor"],
                 "batch_vs_floor": rate["batch"] / rate["floor"]}
 
-    out = {"size": list(size), "images": n_images, "workers": workers, "rounds": rounds,
-           **rates(n_images)}
+    result = {"size": list(size), "images": n_images, "workers": workers, "rounds": rounds,
+              **rates(n_images)}
     if steady_images:
-        out["steady_images"] = steady_images
-        out["large_run"] = {"images": steady_images, **rates(steady_images)}
+        result["steady_images"] = steady_images
+        result["large_run"] = {"images": steady_images, **rates(steady_images)}
         split = {k: steady_state(n_images, steady_images, secs[k, n_images],
                                  secs[k, steady_images]) for k in kinds}
         # a longer run that came out no slower: the load changed under the rounds; no figure
         # rather than a wrong one (the whole-run figures stand)
         ok = all(per_image > 0 for per_image, _ in split.values())
         for k, (per_image, fixed) in split.items():
-            out[f"{k}_steady_images_per_s"] = 1.0 / per_image if ok else None
-            out[f"{k}_fixed_s"] = fixed if ok else None
+            result[f"{k}_steady_images_per_s"] = 1.0 / per_image if ok else None
+            result[f"{k}_fixed_s"] = fixed if ok else None
         for k in ("inspect", "batch"):
-            out[f"{k}_vs_floor_steady"] = (out[f"{k}_steady_images_per_s"]
-                                           / out["floor_steady_images_per_s"] if ok else None)
-    return out
+            result[f"{k}_vs_floor_steady"] = (result[f"{k}_steady_images_per_s"]
+                                              / result["floor_steady_images_per_s"] if ok
+                                              else None)
+    return result
 
 
 def _live(size, *, frames: int, parts: int) -> list[dict]:
