@@ -2,8 +2,11 @@
 Never asserts a timing: only that every section is there, positive and reported."""
 
 import json
+import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from vision_qc.benchreport import compare, compare_sections, render_html, render_markdown
@@ -38,6 +41,11 @@ def test_bench_quick_writes_json_and_reports_and_compares(tmp_path, capsys):
         assert tp["large_run"][f"{k}_images_per_s"] > 0, k
     assert tp["large_run"]["batch_vs_floor"] == pytest.approx(
         tp["large_run"]["batch_images_per_s"] / tp["large_run"]["floor_images_per_s"])
+    if tp.get("batch_vs_floor_cpu") is not None:    # None: no forkserver or no /proc here
+        cpu = tp["cpu_ms_per_image"]
+        assert set(cpu) == {"floor", "inspect", "batch"}
+        assert tp["batch_vs_floor_cpu"] == pytest.approx(cpu["floor"] / cpu["batch"])
+        assert tp["cpu_measure"] == "steady state"
     if tp["batch_vs_floor_steady"] is not None:     # None: the load changed under the rounds
         assert tp["batch_vs_floor_steady"] == pytest.approx(
             tp["batch_steady_images_per_s"] / tp["floor_steady_images_per_s"])
@@ -192,6 +200,9 @@ def _throughput_entry(steady: bool) -> dict:
         t[f"{k}_fixed_s"] = fixed if steady else None
     t["inspect_vs_floor_steady"] = 50.0 / 70.0 if steady else None
     t["batch_vs_floor_steady"] = 0.5 if steady else None
+    t["cpu_measure"] = "steady state"
+    t["cpu_ms_per_image"] = {"floor": 8.0, "inspect": 10.0, "batch": 12.5}
+    t["batch_vs_floor_cpu"] = 0.64
     return t
 
 
@@ -208,7 +219,9 @@ def test_throughput_section_shows_whole_runs_and_the_steady_state(steady):
         # per image and process: floor 2000/70, batch 2000/35 ms; fixed costs per run
         assert "28.6 ms per image at the floor once a run is going" in md
         assert "a fixed 0.07 s (the floor's 0.05 s; read + inspect 0.06 s)" in md
-    else:
+    assert ("(steady state): floor 8.0 ms, read + inspect 10.0 ms, full batch 12.5 ms: the "
+            "batch costs the machine 64 % of the floor's rate") in md
+    if not steady:
         assert "The steady state is not shown" in md
         assert "(plus its share of the pool's start)" in md
     assert "<table>" in render_html(d, [])
@@ -223,7 +236,28 @@ def test_sections_comparison_includes_the_steady_state_when_both_runs_have_it():
     assert rows["batch images/s, steady state"]["regression"] is True
     assert rows["batch / floor, steady state"]["regression"] is True
     assert rows["batch images/s"]["regression"] is False
+    assert rows["batch / floor, CPU"]["regression"] is False
     old = {k: v for k, v in _throughput_entry(True).items() if "steady" not in k}
     before["throughput"] = [old]
     metrics = {r["metric"] for r in compare_sections(now, before)}
     assert "batch / floor, steady state" not in metrics and "batch / floor" in metrics
+
+
+def test_run_cpu_s_counts_this_process_and_the_reaped_workers(tmp_path):
+    """Where the batch's workers come from a forkserver (Linux): a float that a pool run does
+    not decrease; None where it cannot be read."""
+    from vision_qc.shell.batch import decode_file, pool_context, run_batch
+    from vision_qc.shell.bench import run_cpu_s
+
+    files = []
+    for i in range(2):
+        files.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(files[-1], np.zeros((16, 16), np.uint8))
+    run_batch(files, None, out_dir=None, on_record=lambda r: None, workers=2, task=decode_file)
+    before = run_cpu_s()
+    if pool_context().get_start_method() != "forkserver" or not os.path.exists("/proc/self/stat"):
+        assert before is None or isinstance(before, float)
+        return
+    assert isinstance(before, float) and before > 0
+    run_batch(files, None, out_dir=None, on_record=lambda r: None, workers=2, task=decode_file)
+    assert run_cpu_s() >= before

@@ -77,6 +77,7 @@ _SECTION_METRICS = (
      True, 0.0),
     ("throughput", throughput_key, "batch / floor, steady state", "batch_vs_floor_steady", True,
      0.0),
+    ("throughput", throughput_key, "batch / floor, CPU", "batch_vs_floor_cpu", True, 0.0),
     ("live", live_key, "frames/s", "fps", True, 0.0),
     ("live", live_key, "latency p99 ms", "latency_p99_ms", False, LATENCY_REGRESSION_MS),
 )
@@ -246,6 +247,14 @@ def _throughput_lines(data: dict) -> list[str]:
                 f"{where} (reading and decoding), inspection adds {add:.1f} ms and writing the "
                 f"per-file outputs {write:.1f} ms: the full batch runs at "
                 f"{100 * x['batch_vs_floor']:.0f} % of what decoding alone allows.")
+        cpu = t.get("cpu_ms_per_image")
+        if cpu and t.get("batch_vs_floor_cpu") is not None:
+            text += (f" CPU time per image over all the run's processes ({t['cpu_measure']}): "
+                     f"floor {cpu['floor']:.1f} ms, read + inspect {cpu['inspect']:.1f} ms, full "
+                     f"batch {cpu['batch']:.1f} ms: the batch costs the machine "
+                     f"{100 * t['batch_vs_floor_cpu']:.0f} % of the floor's rate. Unlike the "
+                     f"rates, this does not depend on how a shared machine's scheduler shares "
+                     f"the cores out.")
         if "steady_images" in t and t.get("batch_vs_floor_steady") is None:
             text += (" The steady state is not shown: a longer run came out no slower than a "
                      "shorter one, so the machine's load changed under the rounds.")

@@ -105,6 +105,30 @@ def _run_case(case, *, threads: int, rounds: int, naive: bool) -> dict:
     return out
 
 
+def run_cpu_s() -> float | None:
+    """CPU seconds (user + system) used so far by this process, all its threads, and by the
+    worker processes its forkserver has started and reaped (Linux: read from /proc); None where
+    that cannot be read (no forkserver yet, no /proc). The difference over a run of
+    :func:`~vision_qc.shell.batch.run_batch` is what the run cost the machine's cores, whatever
+    else ran on them; the kernel's own threads (writeback, journal) are not counted."""
+    import resource
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    # after the command's name: state, ppid, ... utime (12th), stime, cutime (14th), cstime
+    children = (int(fields[13]) + int(fields[14])) / ticks
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + children
+
+
 def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
                      steady_images: int | None = None) -> dict:
     """Images/s of a batch on ``workers`` processes against the decode-only floor with the same
@@ -124,6 +148,13 @@ def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
       a fixed part per run and a part per image. Images/s at steady state is the inverse of
       the part per image: the throughput of a batch of thousands of images, where the fixed
       part is spread thin. ``steady_images=None`` skips it.
+
+    Beside the wall time, each run's CPU time over all its processes (:func:`run_cpu_s`):
+    ``cpu_ms_per_image`` per kind (steady state when measured, else whole run) and
+    ``batch_vs_floor_cpu``, the floor's CPU per image over the batch's. On a machine shared
+    with other work the wall-time ratio depends on how the scheduler shares the cores out (a
+    kind with more threads gets a larger share); the CPU ratio does not, and on cores of their
+    own the two agree once both keep every core busy.
     """
     from ..benchmark import steady_state
     from .batch import decode_file, run_batch
@@ -145,29 +176,34 @@ def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
         run_batch(files[:max(workers, 2)], recipe, out_dir=None, on_record=lambda r: None,
                   workers=workers, task=decode_file)            # warm-up: the forkserver starts
         secs = {(k, n): [] for k in kinds for n in counts}
+        cpu = {(k, n): [] for k in kinds for n in counts}
         got: dict[tuple[str, int], list[dict]] = {}
         for r in range(rounds):
             for n in (counts if r % 2 == 0 else counts[::-1]):
                 run_files = files[:n]
-                got["floor", n] = []
-                t0 = time.perf_counter()
-                run_batch(run_files, recipe, out_dir=None, on_record=got["floor", n].append,
-                          workers=workers, task=decode_file)
-                secs["floor", n].append(time.perf_counter() - t0)
-                got["inspect", n] = []
-                t0 = time.perf_counter()
-                run_batch(run_files, recipe, out_dir=None, on_record=got["inspect", n].append,
-                          workers=workers)
-                secs["inspect", n].append(time.perf_counter() - t0)
-                out = os.path.join(folder, f"out_{r}_{n}")
-                os.makedirs(out)
-                t0 = time.perf_counter()
-                with JsonlWriter(os.path.join(out, "results.jsonl")) as writer:
-                    run_batch(run_files, recipe, out_dir=out, on_record=writer.write,
-                              workers=workers)
-                secs["batch", n].append(time.perf_counter() - t0)
-                got["batch", n] = load_records(os.path.join(out, "results.jsonl")).records
-                shutil.rmtree(out, ignore_errors=True)
+                for kind in kinds:
+                    got[kind, n] = []
+                    out = os.path.join(folder, f"out_{r}_{n}") if kind == "batch" else None
+                    if out is not None:
+                        os.makedirs(out)
+                    c0 = run_cpu_s()
+                    t0 = time.perf_counter()
+                    if kind == "floor":
+                        run_batch(run_files, recipe, out_dir=None, on_record=got[kind, n].append,
+                                  workers=workers, task=decode_file)
+                    elif kind == "inspect":
+                        run_batch(run_files, recipe, out_dir=None, on_record=got[kind, n].append,
+                                  workers=workers)
+                    else:
+                        with JsonlWriter(os.path.join(out, "results.jsonl")) as writer:
+                            run_batch(run_files, recipe, out_dir=out, on_record=writer.write,
+                                      workers=workers)
+                    secs[kind, n].append(time.perf_counter() - t0)
+                    c1 = run_cpu_s()
+                    cpu[kind, n].append(None if c0 is None or c1 is None else c1 - c0)
+                    if out is not None:
+                        got[kind, n] = load_records(os.path.join(out, "results.jsonl")).records
+                        shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     # correctness, outside the timed calls: every file once, no ERROR, the NG scenes found
@@ -205,6 +241,16 @@ def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
             result[f"{k}_vs_floor_steady"] = (result[f"{k}_steady_images_per_s"]
                                               / result["floor_steady_images_per_s"] if ok
                                               else None)
+    if all(c is not None for v in cpu.values() for c in v):
+        if steady_images:
+            per_cpu = {k: steady_state(n_images, steady_images, cpu[k, n_images],
+                                       cpu[k, steady_images])[0] for k in kinds}
+        else:
+            per_cpu = {k: statistics.median(cpu[k, n_images]) / n_images for k in kinds}
+        result["cpu_measure"] = "steady state" if steady_images else f"run of {n_images} images"
+        result["cpu_ms_per_image"] = {k: 1e3 * v for k, v in per_cpu.items()}
+        result["batch_vs_floor_cpu"] = (per_cpu["floor"] / per_cpu["batch"]
+                                        if per_cpu["batch"] > 0 else None)
     return result
 
 
@@ -298,6 +344,10 @@ def run(args) -> int:
                       f"steady state: floor {t['floor_steady_images_per_s']:.1f}, full batch "
                       f"{t['batch_steady_images_per_s']:.1f} "
                       f"({100 * t['batch_vs_floor_steady']:.0f} %)")
+            if t.get("batch_vs_floor_cpu") is not None:
+                steady += (f"; CPU per image: floor {t['cpu_ms_per_image']['floor']:.1f} ms, "
+                           f"full batch {t['cpu_ms_per_image']['batch']:.1f} ms "
+                           f"({100 * t['batch_vs_floor_cpu']:.0f} %)")
             say(f"bench: runs of {n}: decode-only floor {t['floor_images_per_s']:.1f} images/s, "
                 f"read + inspect {t['inspect_images_per_s']:.1f}, full batch "
                 f"{t['batch_images_per_s']:.1f} ({100 * t['batch_vs_floor']:.0f} % of the floor); "
