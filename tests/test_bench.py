@@ -219,8 +219,8 @@ def test_throughput_section_shows_whole_runs_and_the_steady_state(steady):
         # per image and process: floor 2000/70, batch 2000/35 ms; fixed costs per run
         assert "28.6 ms per image at the floor once a run is going" in md
         assert "a fixed 0.07 s (the floor's 0.05 s; read + inspect 0.06 s)" in md
-    assert ("(steady state): floor 8.0 ms, read + inspect 10.0 ms, full batch 12.5 ms: the "
-            "batch costs the machine 64 % of the floor's rate") in md
+    assert ("(steady state): floor 8.0 ms, read + inspect 10.0 ms, full batch 12.5 ms: by CPU "
+            "time the full batch runs at 64 % of the floor's rate") in md
     if not steady:
         assert "The steady state is not shown" in md
         assert "(plus its share of the pool's start)" in md

@@ -251,7 +251,7 @@ def _throughput_lines(data: dict) -> list[str]:
         if cpu and t.get("batch_vs_floor_cpu") is not None:
             text += (f" CPU time per image over all the run's processes ({t['cpu_measure']}): "
                      f"floor {cpu['floor']:.1f} ms, read + inspect {cpu['inspect']:.1f} ms, full "
-                     f"batch {cpu['batch']:.1f} ms: the batch costs the machine "
+                     f"batch {cpu['batch']:.1f} ms: by CPU time the full batch runs at "
                      f"{100 * t['batch_vs_floor_cpu']:.0f} % of the floor's rate. Unlike the "
                      f"rates, this does not depend on how a shared machine's scheduler shares "
                      f"the cores out.")
