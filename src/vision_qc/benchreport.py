@@ -195,6 +195,10 @@ def _table_head(title: str, intro: str, columns) -> list[str]:
             "|" + "---|" * len(columns)]
 
 
+# |wall-time ratio - CPU ratio| above which the report says the machine was shared
+CPU_DISAGREEMENT = 0.10
+
+
 def _throughput_rows(t: dict) -> list[tuple[str, dict]]:
     """(measure, figures) per row: whole runs of each length, then the steady state."""
     rows = [(f"run of {t['images']} images", t)]
@@ -255,6 +259,11 @@ def _throughput_lines(data: dict) -> list[str]:
                      f"{100 * t['batch_vs_floor_cpu']:.0f} % of the floor's rate. Unlike the "
                      f"rates, this does not depend on how a shared machine's scheduler shares "
                      f"the cores out.")
+            if abs(x["batch_vs_floor"] - t["batch_vs_floor_cpu"]) > CPU_DISAGREEMENT:
+                text += (f" The two disagree by more than {100 * CPU_DISAGREEMENT:.0f} points: "
+                         f"other work shared the cores during this run (a kind with more "
+                         f"threads then gets a larger share of them), so the rates above are "
+                         f"not the code's; the CPU figure is.")
         if "steady_images" in t and t.get("batch_vs_floor_steady") is None:
             text += (" The steady state is not shown: a longer run came out no slower than a "
                      "shorter one, so the machine's load changed under the rounds.")
