@@ -46,6 +46,8 @@ def write_image_set(folder, size_wh, *, n_images: int, n_unique: int = 4):
 # batch and Dask throughput: the same image set, the same number of processes
 THROUGHPUT_WORKERS = 2
 THROUGHPUT_IMAGES = 32
+# bench_batch's steady state: runs of this many images beside runs of THROUGHPUT_IMAGES
+THROUGHPUT_STEADY_IMAGES = 128
 THROUGHPUT_UNIQUE = 4   # scenes rendered; copied to THROUGHPUT_IMAGES files (decoding costs the same)
 THROUGHPUT_SIZES_WH = [(1280, 1024), (2448, 2048)]
 

@@ -547,7 +547,7 @@ def test_outputs_are_fsynced_by_the_parent_before_their_record(tmp_path, recipe_
 
 
 def test_forkserver_warm_up_inspects_with_and_without_alignment():
-    """The workers' forkserver imports batch_warmup, which inspects a small generated part
+    """The workers' forkserver imports batch_warmup, which inspects a small drawn part
     (both ways) so that the workers start with the compiled kernels loaded."""
     from vision_qc.shell.batch_warmup import warm_up
 
@@ -557,6 +557,85 @@ def test_forkserver_warm_up_inspects_with_and_without_alignment():
         from multiprocessing import forkserver
 
         assert "vision_qc.shell.batch_warmup" in forkserver._forkserver._preload_modules
+
+
+def test_warm_up_part_is_found_and_judged():
+    """The drawn warm-up part exercises every stage: alignment finds its pose (3, -2) px and
+    0.6°, and the part is NG for the gap left at the path's start, with and without alignment."""
+    from vision_qc.inspector import Inspector
+    from vision_qc.shell.batch_warmup import WARM_SIZE_WH, warm_part
+
+    frame, recipe = warm_part()
+    assert frame.shape == WARM_SIZE_WH[::-1] and frame.dtype == np.uint8
+    assert recipe.image_size_wh == WARM_SIZE_WH
+    plain = Inspector(recipe).inspect(frame)
+    aligned = Inspector(recipe.replace(align=True)).inspect(frame)
+    for res in (plain, aligned):
+        assert res.verdict == "NG" and "gap" in {d.type for d in res.defects}
+    pose = aligned.to_record(file="x")["pose"]
+    assert pose["dx_px"] == pytest.approx(3.0, abs=0.1)
+    assert pose["dy_px"] == pytest.approx(-2.0, abs=0.1)
+    assert pose["angle_deg"] == pytest.approx(0.6, abs=0.05)
+
+
+_KERNELS_LOADED = """
+import importlib, json, pkgutil, sys
+from numba.core.registry import CPUDispatcher
+import vision_qc.engine
+names = [f"vision_qc.engine.{m.name}" for m in pkgutil.iter_modules(vision_qc.engine.__path__)]
+mods = [importlib.import_module(n) for n in names + ["vision_qc.inspector", "vision_qc.geometry"]]
+def loaded():
+    return sorted(f"{m.__name__}.{k}" for m in mods for k, v in vars(m).items()
+                  if isinstance(v, CPUDispatcher) and v.signatures)
+from vision_qc.shell.batch_warmup import warm_up    # importing it warms up
+warm = loaded()
+from vision_qc.inspector import Inspector
+from vision_qc.synth import SceneRenderer, sample_scene
+for seed, size_wh in ((1, (640, 512)), (3, (1280, 1024))):    # what the warm-up once was
+    scene = SceneRenderer(sample_scene(seed, size_wh=size_wh, ng_fraction=1.0,
+                                       pose=True)).render()
+    for align in (False, True):
+        Inspector(scene.recipe.replace(align=align)).inspect(scene.image)
+print(json.dumps({"warm": warm, "after": loaded()}))
+"""
+
+
+def test_warm_up_loads_every_kernel_an_inspection_uses():
+    """In a fresh process: after the warm-up, inspecting generated NG parts (with and without
+    alignment) loads no further compiled kernel, so a worker's first file loads none."""
+    res = subprocess.run([sys.executable, "-c", _KERNELS_LOADED], capture_output=True,
+                         text=True, timeout=300, check=True)
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["warm"], "the warm-up loaded no kernel"
+    assert set(got["after"]) - set(got["warm"]) == set()
+
+
+def test_workers_started_early_are_the_ones_the_batch_uses(tmp_path, monkeypatch, recipe_file,
+                                                           scenes):
+    """``vision-qc inspect`` starts the workers' forkserver before it reads the earlier
+    records; the batch then forks its workers from that forkserver, not a new one."""
+    if batch.pool_context().get_start_method() != "forkserver":
+        assert batch.start_workers_early() is False
+        return
+    from multiprocessing import forkserver
+
+    calls = []
+
+    def early():
+        calls.append(batch.start_workers_early())
+        calls.append(forkserver._forkserver._forkserver_pid)
+        return calls[0]
+
+    monkeypatch.setattr("vision_qc.shell.inspect_cmd.start_workers_early", early)
+    folder = str(tmp_path / "parts")
+    write_images(folder, scenes)
+    rc = main(["inspect", folder, "--recipe", recipe_file, "--out", str(tmp_path / "o"),
+               "--workers", "2", "--quiet"])
+    assert rc == 1 and calls[0] is True and calls[1] is not None
+    assert forkserver._forkserver._forkserver_pid == calls[1]
+    rc = main(["inspect", os.path.join(folder, min(os.listdir(folder))), "--recipe",
+               recipe_file, "--out", str(tmp_path / "one"), "--workers", "2", "--quiet"])
+    assert len(calls) == 2, "one file is inspected in this process: no workers to start"
 
 
 def test_workers_keep_their_heap_mapped():

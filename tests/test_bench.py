@@ -2,8 +2,11 @@
 Never asserts a timing: only that every section is there, positive and reported."""
 
 import json
+import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from vision_qc.benchreport import compare, compare_sections, render_html, render_markdown
@@ -32,6 +35,21 @@ def test_bench_quick_writes_json_and_reports_and_compares(tmp_path, capsys):
               "inspect_vs_floor", "batch_vs_floor"):
         assert tp[k] > 0, k
     assert tp["batch_vs_floor"] == pytest.approx(tp["batch_images_per_s"] / tp["floor_images_per_s"])
+    # runs of two lengths, the floor and the batch alike: whole runs of each, and the steady state
+    assert tp["steady_images"] > tp["images"] and tp["large_run"]["images"] == tp["steady_images"]
+    for k in ("floor", "inspect", "batch"):
+        assert tp["large_run"][f"{k}_images_per_s"] > 0, k
+    assert tp["large_run"]["batch_vs_floor"] == pytest.approx(
+        tp["large_run"]["batch_images_per_s"] / tp["large_run"]["floor_images_per_s"])
+    if tp.get("batch_vs_floor_cpu") is not None:    # None: no forkserver or no /proc here
+        cpu = tp["cpu_ms_per_image"]
+        assert set(cpu) == {"floor", "inspect", "batch"}
+        assert tp["batch_vs_floor_cpu"] == pytest.approx(cpu["floor"] / cpu["batch"])
+        assert tp["cpu_measure"] == "steady state"
+    if tp["batch_vs_floor_steady"] is not None:     # None: the load changed under the rounds
+        assert tp["batch_vs_floor_steady"] == pytest.approx(
+            tp["batch_steady_images_per_s"] / tp["floor_steady_images_per_s"])
+        assert all(isinstance(tp[f"{k}_fixed_s"], float) for k in ("floor", "inspect", "batch"))
 
     modes = {lv["mode"] for lv in data["live"]}
     assert len(modes) == 2 and any("paced" in m for m in modes)
@@ -50,6 +68,8 @@ def test_bench_quick_writes_json_and_reports_and_compares(tmp_path, capsys):
     aligned = next(f for f in data["frames"] if f.get("aligned"))
     assert f"{aligned['floor_ms']:.2f} ms" in md and f"{aligned['p50_ms']:.2f} ms" in md
     assert f"{tp['batch_images_per_s']:.1f}" in md
+    assert f"| run of {tp['steady_images']} images |" in md
+    assert ("| steady state (per image) |" in md) == (tp["batch_vs_floor_steady"] is not None)
     assert f"{data['live'][0]['fps']:.1f}" in md
     html = (out / "report.html").read_text()
     assert "<svg" in html and "budget" in html and "overlay" in html
@@ -146,3 +166,101 @@ def test_reports_render_without_a_previous_run():
     md = render_markdown(d, [])
     assert "**OVER**" in md and "No previous run" in md
     assert "<table>" in render_html(d, [])
+
+
+def test_steady_state_splits_fixed_and_per_image_time():
+    from vision_qc.benchmark import steady_state
+
+    # time = 0.3 s + n × 10 ms, exactly
+    per, fixed = steady_state(32, 128, [0.3 + 0.32, 0.3 + 0.32], [0.3 + 1.28, 0.3 + 1.28])
+    assert per == pytest.approx(0.01) and fixed == pytest.approx(0.3)
+    # the median over rounds of each round's own slope: one disturbed round does not move it
+    per, fixed = steady_state(10, 20, [1.0, 1.0, 1.0], [2.0, 2.0, 9.0])
+    assert per == pytest.approx(0.1) and fixed == pytest.approx(0.0)
+    # no fixed part: the same rate at both lengths
+    per, fixed = steady_state(16, 48, [0.16], [0.48])
+    assert per == pytest.approx(0.01) and fixed == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="n_large"):
+        steady_state(32, 32, [1.0], [1.0])
+    with pytest.raises(ValueError, match="equal-length"):
+        steady_state(32, 64, [1.0, 1.0], [2.0])
+    with pytest.raises(ValueError, match="equal-length"):
+        steady_state(32, 64, [], [])
+
+
+def _throughput_entry(steady: bool) -> dict:
+    t = {"size": [100, 80], "images": 8, "workers": 2, "rounds": 3, "floor_images_per_s": 50.0,
+         "inspect_images_per_s": 40.0, "batch_images_per_s": 30.0, "inspect_vs_floor": 0.8,
+         "batch_vs_floor": 0.6, "steady_images": 24,
+         "large_run": {"images": 24, "floor_images_per_s": 60.0, "inspect_images_per_s": 45.0,
+                       "batch_images_per_s": 33.0, "inspect_vs_floor": 0.75,
+                       "batch_vs_floor": 0.55}}
+    for k, rate, fixed in (("floor", 70.0, 0.05), ("inspect", 50.0, 0.06), ("batch", 35.0, 0.07)):
+        t[f"{k}_steady_images_per_s"] = rate if steady else None
+        t[f"{k}_fixed_s"] = fixed if steady else None
+    t["inspect_vs_floor_steady"] = 50.0 / 70.0 if steady else None
+    t["batch_vs_floor_steady"] = 0.5 if steady else None
+    t["cpu_measure"] = "steady state"
+    t["cpu_ms_per_image"] = {"floor": 8.0, "inspect": 10.0, "batch": 12.5}
+    t["batch_vs_floor_cpu"] = 0.64
+    return t
+
+
+@pytest.mark.parametrize("steady", [True, False])
+def test_throughput_section_shows_whole_runs_and_the_steady_state(steady):
+    d = _data(5.0)
+    d["throughput"] = [_throughput_entry(steady)]
+    md = render_markdown(d, [])
+    assert "| 100×80 | run of 8 images | 2 | 50.0 | 40.0 (80 %) | 30.0 | **60 %** |" in md
+    assert "| 100×80 | run of 24 images | 2 | 60.0 | 45.0 (75 %) | 33.0 | **55 %** |" in md
+    row = "| 100×80 | steady state (per image) | 2 | 70.0 | 50.0 (71 %) | 35.0 | **50 %** |"
+    assert (row in md) is steady
+    if steady:
+        # per image and process: floor 2000/70, batch 2000/35 ms; fixed costs per run
+        assert "28.6 ms per image at the floor once a run is going" in md
+        assert "a fixed 0.07 s (the floor's 0.05 s; read + inspect 0.06 s)" in md
+    assert ("(steady state): floor 8.0 ms, read + inspect 10.0 ms, full batch 12.5 ms: by CPU "
+            "time the full batch runs at 64 % of the floor's rate") in md
+    # the CPU ratio (0.64) against the last row shown: the steady state's 0.50 is 0.14 off
+    # (flagged), the run of 24 images' 0.55 only 0.09 (not flagged)
+    assert ("the rates above are not the code's" in md) is steady
+    if not steady:
+        assert "The steady state is not shown" in md
+        assert "(plus its share of the pool's start)" in md
+    assert "<table>" in render_html(d, [])
+
+
+def test_sections_comparison_includes_the_steady_state_when_both_runs_have_it():
+    before, now = _data(5.0), _data(5.0)
+    before["throughput"] = [_throughput_entry(True)]
+    now["throughput"] = [dict(_throughput_entry(True), batch_steady_images_per_s=20.0,
+                              batch_vs_floor_steady=20.0 / 70.0)]
+    rows = {r["metric"]: r for r in compare_sections(now, before)}
+    assert rows["batch images/s, steady state"]["regression"] is True
+    assert rows["batch / floor, steady state"]["regression"] is True
+    assert rows["batch images/s"]["regression"] is False
+    assert rows["batch / floor, CPU"]["regression"] is False
+    old = {k: v for k, v in _throughput_entry(True).items() if "steady" not in k}
+    before["throughput"] = [old]
+    metrics = {r["metric"] for r in compare_sections(now, before)}
+    assert "batch / floor, steady state" not in metrics and "batch / floor" in metrics
+
+
+def test_run_cpu_s_counts_this_process_and_the_reaped_workers(tmp_path):
+    """Where the batch's workers come from a forkserver (Linux): a float that a pool run does
+    not decrease; None where it cannot be read."""
+    from vision_qc.shell.batch import decode_file, pool_context, run_batch
+    from vision_qc.shell.bench import run_cpu_s
+
+    files = []
+    for i in range(2):
+        files.append(str(tmp_path / f"{i}.png"))
+        cv2.imwrite(files[-1], np.zeros((16, 16), np.uint8))
+    run_batch(files, None, out_dir=None, on_record=lambda r: None, workers=2, task=decode_file)
+    before = run_cpu_s()
+    if pool_context().get_start_method() != "forkserver" or not os.path.exists("/proc/self/stat"):
+        assert before is None or isinstance(before, float)
+        return
+    assert isinstance(before, float) and before > 0
+    run_batch(files, None, out_dir=None, on_record=lambda r: None, workers=2, task=decode_file)
+    assert run_cpu_s() >= before

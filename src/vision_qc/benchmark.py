@@ -36,6 +36,7 @@ __all__ = [
     "machine_info",
     "naive_profile_ms",
     "overlay_ms",
+    "steady_state",
     "time_calls",
 ]
 
@@ -148,6 +149,40 @@ def image_set_pngs(size_wh, *, n_unique: int = 4) -> tuple[list[bytes], object]:
         pngs.append(buf.tobytes())
         recipe = scene.recipe
     return pngs, recipe
+
+
+def steady_state(n_small: int, n_large: int, secs_small, secs_large) -> tuple[float, float]:
+    """Split a run's time into a fixed part and a part per image, from runs of the same job
+    on ``n_small`` and ``n_large`` images timed in the same rounds (``secs_small[i]`` and
+    ``secs_large[i]`` ran one after the other): time = fixed + images × per image.
+
+    Parameters
+    ----------
+    n_small, n_large : int
+        Images per run, ``n_large > n_small``.
+    secs_small, secs_large : sequence of float
+        Wall time of each round's run, s; equal lengths.
+
+    Returns
+    -------
+    per_image_s : float
+        Median over rounds of ``(large - small) / (n_large - n_small)``: what one more image
+        costs once the run is going (a long batch's throughput is its inverse). Each round's
+        two runs ran close together, so a load that drifts over the rounds hits both alike.
+    fixed_s : float
+        ``median(secs_small) - n_small × per_image_s``: what a run costs whatever its length
+        (starting the pool and each worker, the first image's warm-up, the last images'
+        tail when one worker is done and the other is not).
+    """
+    small = np.asarray(secs_small, np.float64)
+    large = np.asarray(secs_large, np.float64)
+    if n_large <= n_small:
+        raise ValueError(f"n_large must exceed n_small; got {n_large} and {n_small}")
+    if small.shape != large.shape or small.ndim != 1 or small.size == 0:
+        raise ValueError(f"secs_small and secs_large must be equal-length, non-empty sequences; "
+                         f"got shapes {small.shape} and {large.shape}")
+    per_image = float(np.median((large - small) / (n_large - n_small)))
+    return per_image, float(np.median(small)) - n_small * per_image
 
 
 class ReplayCapture:

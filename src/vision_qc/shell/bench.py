@@ -1,7 +1,8 @@
 """``vision-qc bench [--quick] [--out DIR]``: time the inspection per frame and per stage at
 several frame sizes, station densities and thread counts, beside the naive per-station loop
 and the floor (touching the pixels the inspection needs); the overlay drawing per frame; batch
-throughput on all cores against the decode-only floor with the same number of processes; and
+throughput on all cores against the decode-only floor with the same number of processes (whole
+runs of two lengths, and the steady state: what one more image costs); and
 the live loop's frame rate and latency, headless. Writes ``DIR/bench.json``, ``DIR/report.md``
 and ``DIR/report.html``.
 
@@ -50,9 +51,11 @@ from ..benchreport import compare, compare_sections, render_html, render_markdow
 ALIGNED_SIZE_WH = (2448, 2048)
 ALIGNED_SPACING_PX = 0.83
 
-# batch throughput: (size, images) per mode; each round starts its own pool, as a user's run does
-THROUGHPUT_QUICK = (((1280, 1024), 16),)
-THROUGHPUT_FULL = (((1280, 1024), 32), ((2448, 2048), 32))
+# batch throughput: (size, images per run, images per longer run) per mode; each round starts
+# its own pool, as a user's run does. The runs of both lengths give the steady state (images/s
+# once a run is going) apart from what a run costs whatever its length (batch_throughput).
+THROUGHPUT_QUICK = (((1280, 1024), 16, 48),)
+THROUGHPUT_FULL = (((1280, 1024), 32, 128), ((2448, 2048), 32, 128))
 # live loop: sizes, frames per part, parts played (quick, full); paced like a 30 fps camera
 LIVE_QUICK = (((1280, 1024),), 30, 2)
 LIVE_FULL = (((1280, 1024), (2448, 2048)), 40, 4)
@@ -102,64 +105,153 @@ def _run_case(case, *, threads: int, rounds: int, naive: bool) -> dict:
     return out
 
 
-def _throughput(size, *, n_images: int, workers: int, rounds: int) -> dict:
+def run_cpu_s() -> float | None:
+    """CPU seconds (user + system) used so far by this process, all its threads, and by the
+    worker processes its forkserver has started and reaped (Linux: read from /proc); None where
+    that cannot be read (no forkserver yet, no /proc). The difference over a run of
+    :func:`~vision_qc.shell.batch.run_batch` is what the run cost the machine's cores, whatever
+    else ran on them; the kernel's own threads (writeback, journal) are not counted."""
+    import resource
+    from multiprocessing import forkserver
+
+    pid = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        return None
+    # after the command's name: state, ppid, ... utime (12th), stime, cutime (14th), cstime
+    children = (int(fields[13]) + int(fields[14])) / ticks
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + children
+
+
+def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
+                     steady_images: int | None = None) -> dict:
     """Images/s of a batch on ``workers`` processes against the decode-only floor with the same
     processes and pool machinery (:func:`vision_qc.shell.batch.run_batch`, ``task=decode_file``),
     in alternating rounds (floor, read + inspect, full batch, floor, ...) so a load that drifts
     on a shared machine hits all three alike. The full batch writes what ``vision-qc inspect``
     writes per file (``results.jsonl`` fsync'd per record, NG overlays, report thumbnails).
-    Each round starts its own pool, as a user's run does; the forkserver is started before."""
+    Each round starts its own pool, as a user's run does; the forkserver is started before.
+
+    Two measures, the floor and the batch each measured the same way:
+
+    - whole run: ``n_images`` / the median time of a run of ``n_images`` (and the same at
+      ``steady_images``): what a user waits for, the pool's start, each worker's first image
+      and the tail of the run (one worker done, the other not) included;
+    - steady state: each round also runs ``steady_images`` images (the two sizes in
+      alternating order), and :func:`~vision_qc.benchmark.steady_state` splits the time into
+      a fixed part per run and a part per image. Images/s at steady state is the inverse of
+      the part per image: the throughput of a batch of thousands of images, where the fixed
+      part is spread thin. ``steady_images=None`` skips it.
+
+    Beside the wall time, each run's CPU time over all its processes (:func:`run_cpu_s`):
+    ``cpu_ms_per_image`` per kind (steady state when measured, else whole run) and
+    ``batch_vs_floor_cpu``, the floor's CPU per image over the batch's. On a machine shared
+    with other work the wall-time ratio depends on how the scheduler shares the cores out (a
+    kind with more threads gets a larger share); the CPU ratio does not, and on cores of their
+    own the two agree once both keep every core busy.
+    """
+    from ..benchmark import steady_state
     from .batch import decode_file, run_batch
     from .records import JsonlWriter, load_records
 
+    counts = (n_images,) if not steady_images else (n_images, steady_images)
+    if steady_images and steady_images <= n_images:
+        raise ValueError(f"steady_images must exceed n_images; got {steady_images} and {n_images}")
     pngs, recipe = image_set_pngs(size)
     folder = tempfile.mkdtemp(prefix="vision_qc_bench_")
+    kinds = ("floor", "inspect", "batch")
     try:
         files = []
-        for i in range(n_images):
+        for i in range(max(counts)):
             path = os.path.join(folder, f"part_{i:03d}.png")
             with open(path, "wb") as fh:
                 fh.write(pngs[i % len(pngs)])
             files.append(path)
         run_batch(files[:max(workers, 2)], recipe, out_dir=None, on_record=lambda r: None,
                   workers=workers, task=decode_file)            # warm-up: the forkserver starts
-        secs: dict[str, list[float]] = {"floor": [], "inspect": [], "batch": []}
-        got: dict[str, list[dict]] = {}
+        secs = {(k, n): [] for k in kinds for n in counts}
+        cpu = {(k, n): [] for k in kinds for n in counts}
+        got: dict[tuple[str, int], list[dict]] = {}
         for r in range(rounds):
-            got["floor"] = []
-            t0 = time.perf_counter()
-            run_batch(files, recipe, out_dir=None, on_record=got["floor"].append, workers=workers,
-                      task=decode_file)
-            secs["floor"].append(time.perf_counter() - t0)
-            got["inspect"] = []
-            t0 = time.perf_counter()
-            run_batch(files, recipe, out_dir=None, on_record=got["inspect"].append, workers=workers)
-            secs["inspect"].append(time.perf_counter() - t0)
-            out = os.path.join(folder, f"out_{r}")
-            os.makedirs(out)
-            t0 = time.perf_counter()
-            with JsonlWriter(os.path.join(out, "results.jsonl")) as writer:
-                run_batch(files, recipe, out_dir=out, on_record=writer.write, workers=workers)
-            secs["batch"].append(time.perf_counter() - t0)
-            got["batch"] = load_records(os.path.join(out, "results.jsonl")).records
-            shutil.rmtree(out, ignore_errors=True)
+            for n in (counts if r % 2 == 0 else counts[::-1]):
+                run_files = files[:n]
+                for kind in kinds:
+                    got[kind, n] = []
+                    out = os.path.join(folder, f"out_{r}_{n}") if kind == "batch" else None
+                    if out is not None:
+                        os.makedirs(out)
+                    c0 = run_cpu_s()
+                    t0 = time.perf_counter()
+                    if kind == "floor":
+                        run_batch(run_files, recipe, out_dir=None, on_record=got[kind, n].append,
+                                  workers=workers, task=decode_file)
+                    elif kind == "inspect":
+                        run_batch(run_files, recipe, out_dir=None, on_record=got[kind, n].append,
+                                  workers=workers)
+                    else:
+                        with JsonlWriter(os.path.join(out, "results.jsonl")) as writer:
+                            run_batch(run_files, recipe, out_dir=out, on_record=writer.write,
+                                      workers=workers)
+                    secs[kind, n].append(time.perf_counter() - t0)
+                    c1 = run_cpu_s()
+                    cpu[kind, n].append(None if c0 is None or c1 is None else c1 - c0)
+                    if out is not None:
+                        got[kind, n] = load_records(os.path.join(out, "results.jsonl")).records
+                        shutil.rmtree(out, ignore_errors=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     # correctness, outside the timed calls: every file once, no ERROR, the NG scenes found
-    for kind, recs in got.items():
-        if sorted(rec["file"] for rec in recs) != files:
-            raise RuntimeError(f"bench: the {kind} round did not give one record per file")
+    for (kind, n), recs in got.items():
+        if sorted(rec["file"] for rec in recs) != files[:n]:
+            raise RuntimeError(f"bench: the {kind} round of {n} images did not give one record "
+                               f"per file")
         errors = [rec["error"] for rec in recs if rec["verdict"] == "ERROR"]
         if errors:
             raise RuntimeError(f"bench: the {kind} round gave errors: {errors[:3]}")
-    if not any(rec["verdict"] == "NG" for rec in got["batch"]):
-        raise RuntimeError("bench: the batch found no NG part in a set that has them")
-    rate = {k: n_images / statistics.median(v) for k, v in secs.items()}
-    return {"size": list(size), "images": n_images, "workers": workers, "rounds": rounds,
-            "floor_images_per_s": rate["floor"], "inspect_images_per_s": rate["inspect"],
-            "batch_images_per_s": rate["batch"],
-            "inspect_vs_floor": rate["inspect"] / rate["floor"],
-            "batch_vs_floor": rate["batch"] / rate["floor"]}
+        if kind == "batch" and not any(rec["verdict"] == "NG" for rec in recs):
+            raise RuntimeError("bench: the batch found no NG part in a set that has them")
+
+    def rates(n: int) -> dict:
+        rate = {k: n / statistics.median(secs[k, n]) for k in kinds}
+        return {"floor_images_per_s": rate["floor"], "inspect_images_per_s": rate["inspect"],
+                "batch_images_per_s": rate["batch"],
+                "inspect_vs_floor": rate["inspect"] / rate["floor"],
+                "batch_vs_floor": rate["batch"] / rate["floor"]}
+
+    result = {"size": list(size), "images": n_images, "workers": workers, "rounds": rounds,
+              **rates(n_images)}
+    if steady_images:
+        result["steady_images"] = steady_images
+        result["large_run"] = {"images": steady_images, **rates(steady_images)}
+        split = {k: steady_state(n_images, steady_images, secs[k, n_images],
+                                 secs[k, steady_images]) for k in kinds}
+        # a longer run that came out no slower: the load changed under the rounds; no figure
+        # rather than a wrong one (the whole-run figures stand)
+        ok = all(per_image > 0 for per_image, _ in split.values())
+        for k, (per_image, fixed) in split.items():
+            result[f"{k}_steady_images_per_s"] = 1.0 / per_image if ok else None
+            result[f"{k}_fixed_s"] = fixed if ok else None
+        for k in ("inspect", "batch"):
+            result[f"{k}_vs_floor_steady"] = (result[f"{k}_steady_images_per_s"]
+                                              / result["floor_steady_images_per_s"] if ok
+                                              else None)
+    if all(c is not None for v in cpu.values() for c in v):
+        if steady_images:
+            per_cpu = {k: steady_state(n_images, steady_images, cpu[k, n_images],
+                                       cpu[k, steady_images])[0] for k in kinds}
+        else:
+            per_cpu = {k: statistics.median(cpu[k, n_images]) / n_images for k in kinds}
+        result["cpu_measure"] = "steady state" if steady_images else f"run of {n_images} images"
+        result["cpu_ms_per_image"] = {k: 1e3 * v for k, v in per_cpu.items()}
+        result["batch_vs_floor_cpu"] = (per_cpu["floor"] / per_cpu["batch"]
+                                        if per_cpu["batch"] > 0 else None)
+    return result
 
 
 def _live(size, *, frames: int, parts: int) -> list[dict]:
@@ -242,12 +334,24 @@ def run(args) -> int:
         workers = os.cpu_count() or 1
         default = 3 if args.quick else 5
         b_rounds = min(default, max(args.rounds, 1)) if args.rounds else default
-        for size, n in (THROUGHPUT_QUICK if args.quick else THROUGHPUT_FULL):
-            say(f"bench: batch throughput, {n} images at {size[0]}×{size[1]}, {workers} processes")
-            t = _throughput(size, n_images=n, workers=workers, rounds=b_rounds)
-            say(f"bench: decode-only floor {t['floor_images_per_s']:.1f} images/s, read + inspect "
-                f"{t['inspect_images_per_s']:.1f}, full batch {t['batch_images_per_s']:.1f} "
-                f"({100 * t['batch_vs_floor']:.0f} % of the floor)")
+        for size, n, n_steady in (THROUGHPUT_QUICK if args.quick else THROUGHPUT_FULL):
+            say(f"bench: batch throughput, runs of {n} and {n_steady} images at "
+                f"{size[0]}×{size[1]}, {workers} processes")
+            t = batch_throughput(size, n_images=n, workers=workers, rounds=b_rounds,
+                            steady_images=n_steady)
+            steady = ("steady state not measurable (the machine's load changed under the "
+                      "rounds)" if t["batch_vs_floor_steady"] is None else
+                      f"steady state: floor {t['floor_steady_images_per_s']:.1f}, full batch "
+                      f"{t['batch_steady_images_per_s']:.1f} "
+                      f"({100 * t['batch_vs_floor_steady']:.0f} %)")
+            if t.get("batch_vs_floor_cpu") is not None:
+                steady += (f"; CPU per image: floor {t['cpu_ms_per_image']['floor']:.1f} ms, "
+                           f"full batch {t['cpu_ms_per_image']['batch']:.1f} ms "
+                           f"({100 * t['batch_vs_floor_cpu']:.0f} %)")
+            say(f"bench: runs of {n}: decode-only floor {t['floor_images_per_s']:.1f} images/s, "
+                f"read + inspect {t['inspect_images_per_s']:.1f}, full batch "
+                f"{t['batch_images_per_s']:.1f} ({100 * t['batch_vs_floor']:.0f} % of the floor); "
+                f"{steady}")
             throughput.append(t)
     live = []
     if not args.no_live:

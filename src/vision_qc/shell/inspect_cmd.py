@@ -27,7 +27,7 @@ from .. import __version__
 from ..cli import UsageError
 from ..recipe import RecipeError, load_recipe, recipe_to_dict
 from .batch import (DATA_DIR, OVERLAY_DIR, OVERLAY_MAX_WIDTH, OVERLAY_MODES, BatchAbort,
-                    Progress, expand_inputs, run_batch)
+                    Progress, expand_inputs, run_batch, start_workers_early)
 from .records import (DEFECTS_CSV, RESULTS_CSV, RESULTS_JSONL, JsonlWriter, file_key, load_records,
                       order_records, write_atomic, write_defects_csv, write_results_csv)
 
@@ -197,6 +197,10 @@ def _run(args, stack: contextlib.ExitStack) -> int:
         say(n)
     if not files:
         raise UsageError("no image files to inspect in " + ", ".join(args.inputs))
+    if workers > 1 and len(files) > 1 and args.dask is None and not args.dask_send_bytes:
+        # the workers' forkserver loads vision_qc and its kernels (~1 s of one core) while
+        # this process reads what an earlier run recorded and writes run.json
+        start_workers_early()
 
     recipe_dict = recipe_to_dict(recipe)
     digest = _recipe_digest(recipe_dict)
