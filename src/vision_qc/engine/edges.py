@@ -352,18 +352,22 @@ def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, 
     more than ``zone`` rows out from ``center``: (2, N) bool, side 0 the left."""
     m, n = closed.shape
     out = np.zeros((2, n), np.bool_)
+    z = int(np.floor(zone)) + 1              # the first row counted, from the centre
     for i in range(n):
         tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
+        c = center[i]
         for s in range(2):
             d = 2 * s - 1
-            q = min(max(center[i] + d * int(np.rint(_F32(0.25) * width[i])), 0), m - 1)
             r = rows[s, i]
             if np.isnan(r):
                 continue
+            q = min(max(c + d * int(np.rint(_F32(0.25) * width[i])), 0), m - 1)
             e = min(max(int(np.rint(r / dec)), 0), m - 1)
-            j = q
+            if (e - q) * d < 0:
+                continue
+            j = max(q, c + z) if d > 0 else min(q, c - z)
             while (e - j) * d >= 0:
-                if (j - center[i]) * d > zone and closed[j, i] - opened[j, i] > tol:
+                if closed[j, i] - opened[j, i] > tol:
                     out[s, i] = True
                     break
                 j += d
