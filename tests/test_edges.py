@@ -92,6 +92,60 @@ def test_dark_speck_on_a_flank_is_bridged_from_the_neighbours(closed, monkeypatc
     assert np.abs(run().right_px - 6.0).max() > 1.2
 
 
+def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
+    # a dark speck (as dark as the bead) 2 px beside a dark bead's flank, at 6 stations of
+    # 60: the closing that bridges the bead's specular ridge bridges the gap to the speck
+    # too, and the walk would take bead and speck for one bead (the right edge ~4.4 px
+    # out); an edge found across a bridged dip is suspect, so the neighbours' edge is taken
+    rng = np.random.default_rng(3)
+    p = _rows(analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=80.0, bright=False), 60)
+    p = p + rng.normal(0, 0.5, p.shape).astype(np.float32)
+    p[:, 26:32] -= (70.0 * np.exp(-0.5 * ((T - 9.5) / 0.9) ** 2)).astype(np.float32)[:, None]
+
+    def run():
+        return find_edges(p, step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
+
+    e = run()
+    assert e.found.all()
+    assert np.abs(e.right_px - 6.0).max() <= 0.1 and np.abs(e.left_px + 6.0).max() <= 0.1
+    monkeypatch.setattr(E, "_BRIDGED_SUSPECT", 0)
+    assert np.abs(run().right_px - 6.0).max() > 3.0
+
+
+def ref_bridged(closed, opened, center, w_cols, row, d, dec, tol, zone):
+    """Whether ``closed`` exceeds ``opened`` by more than ``tol`` at any sample from a
+    quarter width out from ``center`` (side ``d``) to the edge's sample ``row / dec`` that
+    lies more than ``zone`` samples out from ``center``."""
+    m = len(closed)
+    q = min(max(center + d * int(np.round(0.25 * w_cols)), 0), m - 1)
+    e = min(max(int(np.round(row / dec)), 0), m - 1)
+    js = range(q, e + d, d) if (e - q) * d >= 0 else []
+    return any(closed[j] - opened[j] > tol for j in js if (j - center) * d > zone)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bridged_equals_reference(seed):
+    rng = np.random.default_rng(seed)
+    n, m, dec = 50, 41, 2
+    opened = rng.normal(60, 10, (m, n)).astype(np.float32)
+    closed = (opened + np.where(rng.random((m, n)) < 0.1, rng.uniform(0, 30, (m, n)), 0)).astype(np.float32)
+    center = rng.integers(0, m, n)
+    width = rng.uniform(3, 30, n).astype(np.float32)
+    rows = rng.uniform(-5, 2 * m + 5, (2, n))
+    rows[0, 3] = np.nan
+    contrast = rng.uniform(-40, 40, n).astype(np.float32)
+    tol_px = 4.0
+    zone = 2.5
+    out = E._bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, zone)
+    for i in range(n):
+        tol = np.float32(tol_px + float(np.float32(0.1) * abs(contrast[i])))
+        for s, d in ((0, -1), (1, 1)):
+            want = (False if np.isnan(rows[s, i]) else
+                    ref_bridged(closed[:, i], opened[:, i], int(center[i]), float(width[i]),
+                                rows[s, i], d, dec, tol, zone))
+            assert out[s, i] == want, (i, s)
+
+
 def _ref_trend(js, vals, half):
     """The robust line of :func:`_repair_kernel`, slow: slope from the medians of the
     neighbours before and after, level the median of the detrended neighbours."""

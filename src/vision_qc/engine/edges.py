@@ -31,7 +31,11 @@ Per station:
    flat background at all. A suspect edge more than 1 px from the local trend of its side's
    unsuspect edges over ±10 stations (a robust line, so that an edge moving along an
    offset or width ramp is followed, not cut across by a flat median) takes that trend: the
-   neighbours along the path see the edge the speck hides.
+   neighbours along the path see the edge the speck hides. On a dark bead an edge is also
+   suspect where the closing of step 2 raised the profile between the walk's start and the
+   edge farther out than the ridge lies: it bridges a dark speck just beside the flank
+   (dark dust is as dark as the bead) as readily as the ridge, and the walk then runs on
+   across the speck.
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
@@ -83,6 +87,8 @@ __all__ = ["Edges", "find_edges"]
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 _DEPART = 0.2              # the walk's edge: where the profile has come down to this × the bead's height
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
+_BRIDGED_SUSPECT = 1       # an edge found across a bridged dip is suspect (see find_edges)
+_BRIDGED_ZONE = 0.35       # ... a dip more than this × nominal width out from the centre
 _REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
                            # a dim, shaded flank keeps steepening towards the crest)
 _LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
@@ -344,6 +350,36 @@ def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
         xc[i], ok[i], suspect[i], _ = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f,
                                                     kmax, tol[i], ahead, v)
     return xc, ok, suspect
+
+
+@kernel
+def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, zone):
+    """Whether the closing raised the profile by more than the walk's tolerance anywhere
+    between the walk's start (a quarter width out from ``center``) and the edge (``rows``,
+    (2, N), rows of the full profile, ``dec`` of them per row of ``closed``/``opened``),
+    more than ``zone`` rows out from ``center``: (2, N) bool, side 0 the left."""
+    m, n = closed.shape
+    out = np.zeros((2, n), np.bool_)
+    z = int(np.floor(zone)) + 1              # the first row counted, from the centre
+    for i in range(n):
+        tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
+        c = center[i]
+        for s in range(2):
+            d = 2 * s - 1
+            r = rows[s, i]
+            if np.isnan(r):
+                continue
+            q = min(max(c + d * int(np.rint(_F32(0.25) * width[i])), 0), m - 1)
+            e = min(max(int(np.rint(r / dec)), 0), m - 1)
+            if (e - q) * d < 0:
+                continue
+            j = max(q, c + z) if d > 0 else min(q, c - z)
+            while (e - j) * d >= 0:
+                if closed[j, i] - opened[j, i] > tol:
+                    out[s, i] = True
+                    break
+                j += d
+    return out
 
 
 @kernel
@@ -708,7 +744,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     # 0.5 px): half the work, and the edge is then refined on the full profile
     dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
     cstep = step_px * dec
-    p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
+    p, pc, po = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
     noise = _noise(prof, 1)
     smooth_stations_in = smooth_stations
@@ -717,7 +753,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
                                          max_smooth_stations if bright else None, n)
     if k > smooth_stations:
         smooth_stations = k
-        p, pc = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
+        p, pc, po = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
         center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
                                                                  _LOCATE_EVERY)
     noisy = smooth_stations > smooth_stations_in
@@ -739,6 +775,13 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     else:
         rows = _shade_kernel(p, rows, sigma, float(step_px))
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
+    if po is not pc and _BRIDGED_SUSPECT:
+        # the closing that bridges a dark bead's ridge also bridges the bead to a dark speck
+        # just beside its flank (as dark as the bead): an edge found across a dip bridged
+        # farther out than the ridge lies (within ~0.3 of the width of the crest, the
+        # geometry that sets _BRIDGE) is suspect, and the repair takes its neighbours' edge
+        suspect |= _bridged_kernel(pc, po, center, w_rows, rows, dec, tol_px, contrast,
+                                   _BRIDGED_ZONE * width_px / cstep)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
     # along the path see it
     left, right = (_repair_kernel(side_px[s], suspect[s], ok[s], closed, _REPAIR_HALF,
@@ -752,8 +795,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
 
 
 def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
-    """Smoothed profiles (M, N) float32, and those the locator and the walk read: every
-    ``dec``-th sample, a dark bead's specular ridge bridged."""
+    """Smoothed profiles (M, N) float32, those the locator and the walk read (every
+    ``dec``-th sample, a dark bead's specular ridge bridged) and the same before the
+    bridging (the same array where nothing was bridged)."""
     p = _smooth(prof, bright, smooth_stations, closed)
     # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
     # the locator would take one lobe for the bead; a closing over the ridge's width
@@ -762,11 +806,12 @@ def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
     # bridge, and a closing there fills the dark shaded flank's dips instead (measured: more
     # false "thin" calls)
     pc = np.ascontiguousarray(p[::dec]) if dec > 1 else p
+    po = pc
     span = int(np.ceil(_BRIDGE * width_px / cstep)) | 1
     if not bright and span > 1 and pc.shape[0] > span:
         pc = cv2.morphologyEx(pc, cv2.MORPH_CLOSE, np.ones((span, 1), np.uint8),
                               borderType=cv2.BORDER_REPLICATE)
-    return p, pc
+    return p, pc, po
 
 
 def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
