@@ -790,13 +790,20 @@ def test_kill_9_then_resume_records_every_input_once(tmp_path, twelve, recipe_fi
     assert run_info["sessions"][1]["already_recorded"] == n_before
 
 
+def _sigint_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_cleanly_then_resume_finishes(tmp_path, twelve, recipe_file):
     out = str(tmp_path / "out")
     jsonl = os.path.join(out, "results.jsonl")
-    # a new session: SIGINT goes to the whole group, as from a terminal
+    # a new session: SIGINT goes to the whole group, as from a terminal; and SIGINT handled as
+    # a terminal's job has it, whatever this test inherited (run as a background job, the tests
+    # inherit SIGINT ignored, Python leaves it so, and the run never stopped)
     proc = subprocess.Popen(_cli(twelve, "--recipe", recipe_file, "--out", out, "--workers", "2",
                                  "--overlays", "all"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_sigint_default)
     try:
         _wait_for_lines(jsonl, 2, proc)
         os.killpg(proc.pid, signal.SIGINT)
