@@ -108,7 +108,7 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
     e = run()
     assert e.found.all()
     assert np.abs(e.right_px - 6.0).max() <= 0.1 and np.abs(e.left_px + 6.0).max() <= 0.1
-    monkeypatch.setattr(E, "_BRIDGED_SUSPECT", 0)
+    monkeypatch.setattr(E, "_BRIDGED_ZONE", 1e6)          # no bridged dip counts
     assert np.abs(run().right_px - 6.0).max() > 3.0
 
 

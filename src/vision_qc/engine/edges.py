@@ -87,8 +87,8 @@ __all__ = ["Edges", "find_edges"]
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 _DEPART = 0.2              # the walk's edge: where the profile has come down to this × the bead's height
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
-_BRIDGED_SUSPECT = 1       # an edge found across a bridged dip is suspect (see find_edges)
-_BRIDGED_ZONE = 0.35       # ... a dip more than this × nominal width out from the centre
+_BRIDGED_ZONE = 0.35       # an edge found across a dip bridged more than this × nominal width
+                           # out from the centre is suspect (see find_edges)
 _REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
                            # a dim, shaded flank keeps steepening towards the crest)
 _LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
@@ -353,6 +353,14 @@ def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
 
 
 @kernel
+def _walk_tol(tol_px, contrast):
+    """The walk's flatness tolerance at a station: a flat background changes by at most 3 σ
+    of the difference of two noisy samples (``tol_px``) plus a tenth of the bead's contrast
+    over the flatness test's span."""
+    return _F32(tol_px + float(_F32(0.1) * abs(contrast)))
+
+
+@kernel
 def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, zone):
     """Whether the closing raised the profile by more than the walk's tolerance anywhere
     between the walk's start (a quarter width out from ``center``) and the edge (``rows``,
@@ -362,7 +370,7 @@ def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, 
     out = np.zeros((2, n), np.bool_)
     z = int(np.floor(zone)) + 1              # the first row counted, from the centre
     for i in range(n):
-        tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
+        tol = _walk_tol(tol_px, contrast[i])
         c = center[i]
         for s in range(2):
             d = 2 * s - 1
@@ -504,9 +512,7 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
     v = np.empty(kmax, np.float32)
     g = np.empty(2 * reach + 3, np.float32)
     for i in range(n):
-        # a flat background changes by at most 3 σ of the difference of two noisy samples
-        # plus a tenth of the bead's contrast over 2 px
-        tol = _F32(tol_px + float(_F32(0.1) * abs(contrast[i])))
+        tol = _walk_tol(tol_px, contrast[i])
         for s in range(2):
             d = 2 * s - 1
             x, ok[s, i], suspect[s, i], level = _side_edge_at(pc, i, center[i], width[i],
@@ -775,7 +781,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     else:
         rows = _shade_kernel(p, rows, sigma, float(step_px))
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
-    if po is not pc and _BRIDGED_SUSPECT:
+    if po is not pc:
         # the closing that bridges a dark bead's ridge also bridges the bead to a dark speck
         # just beside its flank (as dark as the bead): an edge found across a dip bridged
         # farther out than the ridge lies (within ~0.3 of the width of the crest, the

@@ -38,6 +38,7 @@ def warm_part():
     import cv2
     import numpy as np
 
+    from ..geometry import rigid_transform
     from ..recipe import Recipe
 
     w, h = WARM_SIZE_WH
@@ -46,10 +47,8 @@ def warm_part():
     recipe = Recipe(name="warm-up", image_size_wh=(w, h), mm_per_px=2.5, polarity="bright",
                     closed=True, points_xy=path_xy, width_mm=12.5, width_tol_mm=2.5,
                     max_offset_mm=4.0, min_defect_mm=3.0, search_mm=16.0)
-    a = np.deg2rad(0.6)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    centre_xy = np.array([w / 2, h / 2])
-    laid_xy = (path_xy - centre_xy) @ rot.T + centre_xy + (3.0, -2.0)
+    pose = rigid_transform(shift_xy=(3.0, -2.0), angle_deg=0.6, center_xy=(w / 2, h / 2))
+    laid_xy = path_xy @ pose[:, :2].T + pose[:, 2]
     rng = np.random.default_rng(0)
     img = 60.0 + rng.normal(0.0, 3.0, (h, w)).astype(np.float32)
     bead = np.zeros((h, w), np.float32)
