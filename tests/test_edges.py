@@ -420,6 +420,32 @@ def test_refine_equals_reference(seed):
             assert sigma == pytest.approx(ref_sigma, rel=1e-3)
 
 
+def _pooled_sigma_reference(sigma, fit, ok):
+    fits = sigma[fit & ok]
+    if not fits.size:
+        return sigma
+    s_frame = np.float32(np.median(fits))
+    stray = ~fit | (sigma > E._SIGMA_STRAY * s_frame) | (sigma < s_frame / E._SIGMA_STRAY)
+    return np.where(stray, s_frame, sigma)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pooled_sigma_equals_numpy_reference(seed):
+    """The compiled pooling takes numpy's median (odd and even counts, ties) and the same
+    strays, to the bit."""
+    rng = np.random.default_rng(seed)
+    for n in (0, 1, 2, 3, 10, 57, 400):
+        sigma = rng.gamma(2.0, 0.4, (2, n)).astype(np.float32)
+        if seed % 2:
+            sigma = np.round(sigma, 1).astype(np.float32)       # ties round the median
+        fit = rng.random((2, n)) < 0.6
+        ok = rng.random((2, n)) < 0.9
+        got = E._pooled_sigma(sigma, fit, ok)
+        want = _pooled_sigma_reference(sigma, fit, ok)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
 def test_cumulative_sums_equal_numpy():
     rng = np.random.default_rng(3)
     p = rng.uniform(-300, 300, (33, 11)).astype(np.float32)

@@ -621,19 +621,44 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
     return out
 
 
-def _pooled_sigma(sigma: np.ndarray, fit: np.ndarray, ok: np.ndarray) -> np.ndarray:
+@kernel
+def _pooled_sigma(sigma, fit, ok):
     """The blur is the optics' (one per frame, or slowly varying): an edge whose 3-point fit
     failed or gave a σ more than ``_SIGMA_STRAY`` times off the frame's median takes that
     median for its shading correction, whose samples are placed in units of σ. The fit on
     three noisy gradient samples 0.5 px apart scatters widely (on a normal 2448×2048 frame
     its quartiles are 0.40 / 0.58 / 1.01 px), so about half the edges take the median; a
-    dust speck or a ramp without a clear peak always does."""
-    fits = sigma[fit & ok]
-    if not fits.size:
+    dust speck or a ramp without a clear peak always does.
+
+    ``sigma`` (2, N) float32, ``fit`` and ``ok`` (2, N) bool; returns a new (2, N) float32
+    array (``sigma`` itself where no fit held). The median is numpy's (float32, the mean of
+    the two middle values for an even count), by a partial sort."""
+    n = sigma.shape[1]
+    buf = np.empty(2 * n, np.float32)
+    cnt = 0
+    for s in range(2):
+        for i in range(n):
+            if fit[s, i] and ok[s, i]:
+                buf[cnt] = sigma[s, i]
+                cnt += 1
+    if cnt == 0:
         return sigma
-    s_frame = np.float32(np.median(fits))
-    stray = ~fit | (sigma > _SIGMA_STRAY * s_frame) | (sigma < s_frame / _SIGMA_STRAY)
-    return np.where(stray, s_frame, sigma)
+    half = cnt // 2
+    part = np.partition(buf[:cnt], half)
+    s_frame = part[half]
+    if cnt % 2 == 0:
+        below = part[0]
+        for j in range(1, half):
+            below = max(below, part[j])
+        s_frame = (below + s_frame) / _F32(2.0)
+    hi = _F32(_SIGMA_STRAY) * s_frame
+    lo = s_frame / _F32(_SIGMA_STRAY)
+    out = np.empty_like(sigma)
+    for s in range(2):
+        for i in range(n):
+            x = sigma[s, i]
+            out[s, i] = s_frame if (not fit[s, i] or x > hi or x < lo) else x
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -750,9 +775,11 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     # 0.5 px): half the work, and the edge is then refined on the full profile
     dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
     cstep = step_px * dec
+    # first, while the profiles are still in the cache from sampling: it reads a scattered
+    # subset of them (measured: 0.08 ms here, 0.29 ms after the locator)
+    noise = _noise(prof, 1)
     p, pc, po = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
     center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY)
-    noise = _noise(prof, 1)
     smooth_stations_in = smooth_stations
     k, shortfall = _noise_aware_stations(contrast if typical_of is None else contrast[typical_of],
                                          noise, smooth_stations,
