@@ -22,12 +22,19 @@ Three stages, each a robust fit of the pose to offsets measured along normals
    bead's nominal edges, and the centre is measured here, not by the inspection's edge
    finder (:func:`_bead_centres`): a robust midpoint of the edges' rises decides which
    profiles count and fits the pose robustly; the final fit, over the profiles that one
-   kept, takes the midpoint of where the profile leaves the background on either side
-   (less lean with the shading). A reference edge's position is its sub-pixel gradient
-   peak, and on a loop the fit also frees one offset common to all its normals (a glass cut
-   a little larger or smaller than the taught one). Tukey fit; one Gauss-Newton step from
-   the medium pose is exact to thousandths of a pixel, a second is taken only when the
-   first moved far.
+   kept, takes the midpoint of the two edges each fitted as a blurred step with the flank's
+   shading as a ramp inside it (:func:`_step_centres`). A threshold or a gradient peak
+   leans with the light: a bright bead lit at a slant has a dim flank, whose edge such a
+   finder places inside the footprint, and a lit one, placed outside, by the same amount,
+   which round a loop is a shift of the whole bead along the light, up to 0.35 px on the
+   normal preset (1.5 px on the hard one), that no fit can tell from the pose; the step
+   model does not lean. Where it fits fewer than ``_STEP_MIN_FIT`` of the kept profiles (a
+   flank about as dark as the background has no step), the final fit takes the midpoint of
+   where the profile leaves the background on either side. A reference edge's position is
+   its sub-pixel gradient peak, and on a loop the fit also frees one offset common to all
+   its normals (a glass cut a little larger or smaller than the taught one). Tukey fit; one
+   Gauss-Newton step from the medium pose is exact to thousandths of a pixel, a second is
+   taken only when the first moved far.
 
 The fits reject what does not follow the part: a gap has no ridge; an offset stretch, glare,
 dust or a blob give residuals far beyond the fit's robust scale and get zero weight, so a
@@ -36,12 +43,13 @@ agree on a pose (within ``INLIER_PX``), or agree only loosely, raises :class:`Al
 with the reason; so does a pose outside the search range.
 
 Everything that depends only on the recipe (the subsets of stations, their sampling
-templates, the consensus triples and their inverses, the coarse design rows) is built once in
+templates, the consensus triples and their inverses, the coarse design rows, the step
+model's bases and Gram inverses per candidate edge and blur) is built once in
 :class:`Aligner`. Per frame, the profiles are sampled by ``cv2.remap`` (vectorised: three
 times faster than a compiled loop that gives the same samples); everything after it
-(ridges, bead and edge positions, the consensus, the fits) runs in compiled kernels
-(:mod:`vision_qc.engine._jit`): at a few hundred profiles, numpy's per-call cost was most of
-the time. Each kernel has its numpy reference in the tests.
+(ridges, bead edges and steps, reference edges, the consensus, the fits) runs in compiled
+kernels (:mod:`vision_qc.engine._jit`): at a few hundred profiles, numpy's per-call cost was
+most of the time. Each kernel has its numpy reference in the tests.
 """
 
 from __future__ import annotations
@@ -568,7 +576,8 @@ def _edge_reach(width_px: float) -> float:
 def _bead_centres(prof: np.ndarray, sign: float, t_px: np.ndarray,
                   k0: int) -> tuple[np.ndarray, np.ndarray]:
     """The bead's centre on each fine profile, twice: a robust one (which profiles count)
-    and the one the pose is finally fitted to (where the bead's footprint begins).
+    and where the bead's footprint begins (the final fit's fallback, see
+    :func:`_step_centres`).
 
     ``prof`` (K, 2 Mw) holds the two edge windows side by side (times ``sign``: the bead
     bright); each runs from ``_EDGE_OUT_PX`` outside the window round the nominal edge (the
@@ -737,6 +746,182 @@ def _bead_centres(prof: np.ndarray, sign: float, t_px: np.ndarray,
     return rise_c, dep_c
 
 
+# The bead's edges as blurred steps. A bright bead lit from one side has one flank brighter
+# than the other; a threshold (or the gradient's peak) then finds the dim flank's edge inside
+# the footprint and the lit one outside it, both by the same amount, ``β (n·l)`` along the
+# normal: a lean that is exactly a shift of the whole bead along the light (up to 0.35 px on
+# the normal preset, 1.5 px on the hard one; measured at the true pose). The fit below places
+# each edge where a model of it fits the profile best: ``b + S Φ((x - e)/σ) + s σ G((x - e)/σ)``,
+# a flat background, a step S (> 0, the bead brighter) at ``e`` and a ramp s inside it (the
+# flank's shading climbing to the crest), blurred by a Gaussian σ (``G`` is Φ's integral),
+# over the window from its outer end to 3 px inside ``e``; linear in (b, S, s) for a given
+# (e, σ): the basis, its Gram inverse and the sample range per candidate (e, σ) depend only on
+# the recipe and are built once (:func:`_step_tables`).
+_STEP_SIGMAS = (0.8, 1.0, 1.2, 1.4, 1.6)   # candidate blurs (the frame's is chosen), px
+_STEP_INNER_PX = 3.0        # the model is fitted up to this far inside the edge
+_STEP_REACH_PX = 2.5        # candidate edges within this of the nominal one, px
+_STEP_DE_PX = 0.05          # ... every this much
+_STEP_COARSE = 10           # ... the coarse search every this many (0.5 px)
+_STEP_FINE = 4              # ... then this many either side of its vertex, every one
+_STEP_SIGMA_EVERY = 16      # the blur is chosen on every this many fine profiles
+_STEP_MIN_FIT = 0.85        # the model must fit this fraction of the kept profiles
+
+
+def _step_tables(x_px: np.ndarray, x_nom_px: float):
+    """Per candidate blur σ and edge ``e = x_nom + δ``: the samples used (``0..hi``), the
+    basis columns Φ and σG on them (0 beyond, and below ``lo``, 4σ outside ``e``, where
+    they are below 1e-4) and the inverse of the 3×3 Gram matrix of ``[1, Φ, σG]``. Returns
+    ``(deltas (E,), lo, hi (S, E) int, phi (S, E, M), gg (S, E, M), ginv (S, E, 3, 3))``."""
+    from scipy.special import ndtr
+
+    n_e = round(2 * _STEP_REACH_PX / _STEP_DE_PX) + 1
+    deltas = -_STEP_REACH_PX + _STEP_DE_PX * np.arange(n_e)
+    sig = np.asarray(_STEP_SIGMAS, dtype=np.float64)
+    e = x_nom_px + deltas
+    use = x_px[None, :] <= e[:, None] + _STEP_INNER_PX + 1e-9                   # (E, M)
+    hi = np.broadcast_to(use.sum(axis=1) - 1, (len(sig), n_e)).astype(np.int64).copy()
+    u = (x_px[None, None, :] - e[None, :, None]) / sig[:, None, None]           # (S, E, M)
+    phi_u = np.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
+    big_phi = ndtr(u)
+    gg = sig[:, None, None] * (u * big_phi + phi_u)
+    near = use[None] & (u >= -4.0)
+    lo = np.argmax(near, axis=2).astype(np.int64)
+    big_phi = np.where(near, big_phi, 0.0)
+    gg = np.where(near, gg, 0.0)
+    basis = np.stack([np.broadcast_to(use[None], u.shape).astype(np.float64), big_phi, gg], -1)
+    gram = np.einsum("sejk,sejl->sekl", basis, basis)
+    ginv = np.linalg.inv(gram)
+    return deltas, lo, hi, np.ascontiguousarray(big_phi), np.ascontiguousarray(gg), ginv
+
+
+@kernel
+def _step_rss(win: np.ndarray, p1: np.ndarray, p2: np.ndarray, r: int, phi: np.ndarray,
+              gg: np.ndarray, ginv: np.ndarray, lo: np.ndarray, hi: np.ndarray, s: int,
+              k_from: int, k_to: int, k_step: int, out: np.ndarray) -> None:
+    """``out[k]``: the mean squared residual of the step model with candidate (blur ``s``,
+    edge ``k``) on window ``r`` (``p1``, ``p2``: running sums of its samples and their
+    squares), inf where the model's step is not positive; for ``k`` in
+    ``range(k_from, k_to, k_step)`` (one call per range: a call per candidate costs more
+    than the candidate)."""
+    for k in range(k_from, k_to, k_step):
+        h = hi[s, k]
+        b0 = p1[r, h + 1]
+        b1 = 0.0
+        b2 = 0.0
+        for j in range(lo[s, k], h + 1):
+            v = win[r, j]
+            b1 += v * phi[s, k, j]
+            b2 += v * gg[s, k, j]
+        c0 = ginv[s, k, 0, 0] * b0 + ginv[s, k, 0, 1] * b1 + ginv[s, k, 0, 2] * b2
+        c1 = ginv[s, k, 1, 0] * b0 + ginv[s, k, 1, 1] * b1 + ginv[s, k, 1, 2] * b2
+        c2 = ginv[s, k, 2, 0] * b0 + ginv[s, k, 2, 1] * b1 + ginv[s, k, 2, 2] * b2
+        out[k] = (p2[r, h + 1] - (c0 * b0 + c1 * b1 + c2 * b2)) / (h + 1) if c1 > 0 else np.inf
+
+
+@kernel
+def _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, fine: bool,
+                 rss: np.ndarray) -> tuple[float, float]:
+    """The candidate edge (index, fractional; NaN where none) whose step model fits window
+    ``r`` best with a positive step, and its residual: every ``_STEP_COARSE``-th candidate;
+    then (``fine``) the ``2 _STEP_FINE + 1`` round the coarse parabola's vertex, the best
+    refined by a parabola. ``rss``: scratch (E,)."""
+    n_e = phi.shape[1]
+    c = _STEP_COARSE
+    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, 0, n_e, c, rss)
+    best, kb = np.inf, -1
+    for k in range(0, n_e, c):
+        if rss[k] < best:
+            best, kb = rss[k], k
+    if kb <= 0 or kb >= n_e - 1:                       # none, or at the end of the range
+        return np.nan, best
+    if not fine:
+        return float(kb), best
+    ra, rc = rss[kb - c], rss[kb + c]
+    v = float(kb)
+    den = ra - 2.0 * best + rc
+    if ra < np.inf and rc < np.inf and den > 0:
+        v = kb + c * min(max(0.5 * (ra - rc) / den, -0.5), 0.5)
+    f = _STEP_FINE
+    k0 = min(max(int(np.floor(v + 0.5)) - f, 0), n_e - 2 * f - 1)
+    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, k0, k0 + 2 * f + 1, 1, rss)
+    best, kb = np.inf, -1
+    for k in range(k0, k0 + 2 * f + 1):
+        if rss[k] < best:
+            best, kb = rss[k], k
+    if kb < 0:
+        return np.nan, best
+    d = 0.0
+    if k0 < kb < k0 + 2 * f:
+        ra, rc = rss[kb - 1], rss[kb + 1]
+        den = ra - 2.0 * best + rc
+        if ra < np.inf and rc < np.inf and den > 0:
+            d = min(max(0.5 * (ra - rc) / den, -0.5), 0.5)
+    return kb + d, best
+
+
+@kernel
+def _step_centres(prof: np.ndarray, sign: float, deltas: np.ndarray, lo: np.ndarray,
+                  hi: np.ndarray, phi: np.ndarray, gg: np.ndarray, ginv: np.ndarray,
+                  rows_ok: np.ndarray) -> tuple[np.ndarray, int]:
+    """The bead's centre on each fine profile from its two edges fitted as blurred steps
+    (see ``_STEP_SIGMAS``), NaN where either edge has no fit in range or the profile is not
+    in ``rows_ok``. The blur is the candidate whose best fits on every
+    ``_STEP_SIGMA_EVERY``-th profile have the smallest median residual. Returns the centres
+    (K,) px and the blur's index."""
+    n, m2 = prof.shape
+    m = m2 // 2
+    out = np.full(n, np.nan)
+    n_s = phi.shape[0]
+    if n == 0:
+        return out, 0
+    # rows 0..n-1 the left windows, n..2n-1 the right ones reversed: all run inwards
+    win = np.empty((2 * n, m))
+    p1 = np.zeros((2 * n, m + 1))
+    p2 = np.zeros((2 * n, m + 1))
+    for i in range(n):
+        for j in range(m):
+            win[i, j] = prof[i, j] * sign
+            win[n + i, j] = prof[i, m2 - 1 - j] * sign
+    for r in range(2 * n):
+        for j in range(m):
+            p1[r, j + 1] = p1[r, j] + win[r, j]
+            p2[r, j + 1] = p2[r, j] + win[r, j] * win[r, j]
+    scratch = np.empty(phi.shape[1])
+    # the frame's blur: on a few profiles, both sides, the coarse search only
+    sel = np.empty(2 * n)
+    best_s, best_med = 0, np.inf
+    if n_s > 1:
+        for s in range(n_s):
+            cnt = 0
+            for i in range(0, n, _STEP_SIGMA_EVERY):
+                if not rows_ok[i]:
+                    continue
+                for r in (i, n + i):
+                    k, rss = _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, False,
+                                          scratch)
+                    if np.isfinite(k):
+                        sel[cnt] = rss
+                        cnt += 1
+            if cnt:
+                med = _upper_median(sel[:cnt])
+                if med < best_med:
+                    best_med, best_s = med, s
+    s = best_s
+    de = deltas[1] - deltas[0]
+    for i in range(n):
+        if not rows_ok[i]:
+            continue
+        kl, _ = _step_search(win, p1, p2, i, phi, gg, ginv, lo, hi, s, True, scratch)
+        if not np.isfinite(kl):
+            continue
+        kr, _ = _step_search(win, p1, p2, n + i, phi, gg, ginv, lo, hi, s, True, scratch)
+        if not np.isfinite(kr):
+            continue
+        # left edge at -w/2 + δl, right one at w/2 - δr (its window runs inwards, reversed)
+        out[i] = 0.5 * (kl - kr) * de
+    return out, s
+
+
 @kernel
 def _edge_offsets(p: np.ndarray, step_px: float) -> np.ndarray:
     """Offsets (K,) px of a reference edge on each fine profile (smoothed, times the
@@ -839,6 +1024,7 @@ class _Fine:
     tpl: np.ndarray           # (K, 3, Mf, 2) float32
     r_scale: float            # the fits' turn unit (_r_scale), px
     k0: int                   # bead: the first sample searched for a rise (_bead_centres)
+    step: tuple = ()          # bead: the step model's tables (_step_tables)
 
 
 def _take(st: Stations, idx: np.ndarray) -> Stations:
@@ -971,7 +1157,8 @@ class Aligner:
         t = np.concatenate([-0.5 * width_px + win, 0.5 * width_px - win[::-1]])
         tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _BEAD_STRIP_PX)
         return _Fine(kind="bead", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
-                     r_scale=self._r_scale(sub), k0=round(_EDGE_OUT_PX / 0.5) - 2)
+                     r_scale=self._r_scale(sub), k0=round(_EDGE_OUT_PX / 0.5) - 2,
+                     step=_step_tables(win - win[0], -win[0]))
 
     def _triples(self, sub: Stations):
         """Well-conditioned triples of coarse profiles (the consensus hypotheses) and the
@@ -1013,10 +1200,10 @@ class Aligner:
         fi = self.fine
         prof = _sample(gray, fi.tpl, matrix)
         if fi.kind == "bead":
-            return _bead_centres(prof, fi.sign, fi.t_px, fi.k0)
+            rise, dep = _bead_centres(prof, fi.sign, fi.t_px, fi.k0)
+            return rise, (prof, dep)
         p = cv2.GaussianBlur(prof * fi.sign, (5, 1), 1.0, borderType=cv2.BORDER_REPLICATE)
-        off = _edge_offsets(p, float(fi.t_px[1] - fi.t_px[0]))
-        return off, off
+        return _edge_offsets(p, float(fi.t_px[1] - fi.t_px[0])), None
 
     def _fit(self, st: Stations, r_scale: float, offsets, matrix, sigma_floor=0.05,
              free_offset=False, iterations=3):
@@ -1063,19 +1250,24 @@ class Aligner:
         sigma, resid = np.inf, np.full(len(fi.st), np.nan)
         free = fi.kind == "edge" and fi.st.closed
         for it in range(2):
-            fine_off, final_off = self._measure_fine(gray, m)
+            fine_off, more = self._measure_fine(gray, m)
             m_new, resid, sigma = self._fit(fi.st, fi.r_scale, fine_off, m, free_offset=free)
             if it or _largest_move(fi.st.xy, m_new, m) < 1.5:
                 break
             m = m_new
-        if final_off is not fine_off:
-            # the bead's pose from where its footprint begins (the robust centres lean with
-            # the shading), over the profiles the robust fit kept; not if it strays from it
+        if fi.kind == "bead":
+            # the bead's pose from its edges fitted as blurred steps, over the profiles the
+            # robust fit kept (the robust centres lean with the shading); where the model
+            # fits too few of them (a flank as dark as the background has no step), from
+            # where the footprint begins, as the inspection's edge finder; not if it strays
             keep = np.abs(resid) <= _TUKEY_C * sigma          # False where NaN
-            m_dep, _, _ = self._fit(fi.st, fi.r_scale, np.where(keep, final_off, np.nan), m,
-                                    iterations=2)
-            if _largest_move(fi.st.xy, m_dep, m_new) < 1.0:
-                m_new = m_dep
+            prof, dep_off = more
+            final, _ = _step_centres(prof, fi.sign, *fi.step, keep)
+            if np.count_nonzero(np.isfinite(final)) < _STEP_MIN_FIT * np.count_nonzero(keep):
+                final = np.where(keep, dep_off, np.nan)
+            m_fin, _, _ = self._fit(fi.st, fi.r_scale, final, m, iterations=2)
+            if _largest_move(fi.st.xy, m_fin, m_new) < 1.0:
+                m_new = m_fin
         m = m_new
         agree = np.count_nonzero(np.abs(resid) <= INLIER_PX) / max(len(resid), 1)
         pose = Pose.from_matrix(m, self.center_xy, residual_px=float(sigma), inliers=agree)
