@@ -590,3 +590,86 @@ def test_dark_beads_keep_the_usual_averaging():
     assert find_edges(prof, bright=True, **kw).smooth_stations == 11
     dark = np.float32(70.0) - prof          # the same bead, darker than its surroundings
     assert find_edges(dark, bright=False, **kw).smooth_stations == 3
+
+
+def _running_median_reference(values, valid, half, closed):
+    n = len(values)
+    wrap = closed and n > 2 * half + 1
+    out = values.astype(np.float64)
+    for i in range(n):
+        idx = [(i + j) % n if wrap else i + j for j in range(-half, half + 1)]
+        w = [float(values[a]) for a in idx if 0 <= a < n and valid[a]]
+        if w:
+            out[i] = np.median(w)
+    return out
+
+
+@pytest.mark.parametrize("closed", [False, True])
+@pytest.mark.parametrize("half", [1, 2, 5, 16])
+def test_running_median_equals_reference(closed, half):
+    rng = np.random.default_rng(half + 10 * closed)
+    for n in (0, 1, 7, 33, 34, 200):
+        values = rng.normal(0.0, 1.0, n).astype(np.float32)
+        values[rng.random(n) < 0.2] = 0.5          # ties
+        valid = rng.random(n) < 0.7
+        got = E._running_median(values, valid, half, closed)
+        np.testing.assert_array_equal(got, _running_median_reference(values, valid, half, closed))
+
+
+@pytest.mark.parametrize("closed", [False, True])
+@pytest.mark.parametrize("every", [1, 2, 4])
+def test_along_median_reads_every_kth_station_and_interpolates(closed, every):
+    rng = np.random.default_rng(every + 7 * closed)
+    n, half = 203, 16
+    values = np.cumsum(rng.normal(0.0, 0.05, n)) + rng.normal(0.0, 0.3, n)
+    valid = rng.random(n) < 0.9
+    got = E._along_median(values, valid, half, closed, every)
+    if every == 1:
+        np.testing.assert_array_equal(got, _running_median_reference(values, valid, half, closed))
+        return
+    idx = np.arange(0, n, every)
+    med = _running_median_reference(values[idx], valid[idx], half // every, closed)
+    if closed:
+        want = np.interp(np.arange(n), np.append(idx, n), np.append(med, med[0]))
+    else:
+        want = np.interp(np.arange(n), idx, med)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def _shaded_bead_stations(n, noise, seed):
+    """``n`` stations of a bead with a shaded left flank (80 grey levels over the background,
+    inner slope 8 grey levels per px: a 34-level step at the left edge, 126 at the right),
+    in Gaussian noise: (M, n) float32, true edges -5.3 and +6.2 px."""
+    p = analytic_bead(-5.3, 6.2, sigma=0.9, bg=60.0, height=80.0, slope=8.0)
+    prof = np.repeat(p[:, None], n, axis=1)
+    rng = np.random.default_rng(seed)
+    return (prof + rng.normal(0.0, noise, prof.shape)).astype(np.float32)
+
+
+def test_noisy_shading_shift_is_averaged_along_the_path(monkeypatch):
+    """On a noisy frame each edge's shading shift scatters; the light and the bead change
+    slowly along the path, so the shift is taken as the median over neighbouring stations:
+    the shaded edge scatters less about the truth than with each station's own shift."""
+    prof = _shaded_bead_stations(600, 3.0, 3)
+    kw = dict(step_px=STEP, bright=True, width_px=11.5, smooth_stations=3)
+    averaged = find_edges(prof, **kw)
+    monkeypatch.setattr(E, "_SHADE_STATIONS", 1)
+    own = find_edges(prof, **kw)
+    assert averaged.found.all() and own.found.all()
+    p95 = {name: [np.percentile(np.abs(getattr(e, side) - truth), 95)
+                  for side, truth in (("left_px", -5.3), ("right_px", 6.2))]
+           for name, e in (("averaged", averaged), ("own", own))}
+    assert p95["averaged"][0] < 0.9 * p95["own"][0], p95      # the shaded flank
+    assert p95["averaged"][1] <= p95["own"][1], p95
+
+
+def test_clean_shading_shift_is_each_station_s_own(monkeypatch):
+    """Without noise the shift does not scatter: nothing is averaged, every station keeps the
+    shift read off its own profile."""
+    prof = _shaded_bead_stations(200, 0.0, 0)
+    kw = dict(step_px=STEP, bright=True, width_px=11.5, smooth_stations=3)
+    a = find_edges(prof, **kw)
+    monkeypatch.setattr(E, "_SHADE_STATIONS", 1)
+    b = find_edges(prof, **kw)
+    np.testing.assert_array_equal(a.left_px, b.left_px)
+    np.testing.assert_array_equal(a.right_px, b.right_px)
