@@ -96,11 +96,13 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
     # a dark speck (as dark as the bead) 2 px beside a dark bead's flank, at 6 stations of
     # 60: the closing that bridges the bead's specular ridge bridges the gap to the speck
     # too, and the walk would take bead and speck for one bead (the right edge ~4.4 px
-    # out); an edge found across a bridged dip is suspect, so the neighbours' edge is taken
+    # out); an edge found across a bridged dip is suspect, so the neighbours' edge is taken.
+    # The speck is exactly as dark as the bead, so the bridged profile has no shoulder below
+    # the bead's top for the walk's shoulder check to flag: this check alone catches it
     rng = np.random.default_rng(3)
     p = _rows(analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=80.0, bright=False), 60)
     p = p + rng.normal(0, 0.5, p.shape).astype(np.float32)
-    p[:, 26:32] -= (70.0 * np.exp(-0.5 * ((T - 9.5) / 0.9) ** 2)).astype(np.float32)[:, None]
+    p[:, 26:32] -= (80.0 * np.exp(-0.5 * ((T - 9.5) / 0.9) ** 2)).astype(np.float32)[:, None]
 
     def run():
         return find_edges(p, step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
@@ -110,6 +112,23 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
     assert np.abs(e.right_px - 6.0).max() <= 0.1 and np.abs(e.left_px + 6.0).max() <= 0.1
     monkeypatch.setattr(E, "_BRIDGED_ZONE", 1e6)          # no bridged dip counts
     assert np.abs(run().right_px - 6.0).max() > 3.0
+
+
+def test_dark_speck_touching_a_dark_beads_flank_is_repaired_from_the_neighbours():
+    # a dark speck (as dark as the bead) touching a dark bead's flank, no dip between, at 5
+    # stations of 60, 4.5 px across: once flipped, a shoulder beside the flank a bit above
+    # half the bead's height. The walk refuses the shoulder as background (not half way down), crosses it
+    # and takes the edge beyond the speck (~4.5 px out); the shoulder makes the edge suspect,
+    # so the neighbours' edge is taken
+    rng = np.random.default_rng(5)
+    p = _rows(analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=60.0, bright=False), 60)
+    p = p + rng.normal(0, 0.5, p.shape).astype(np.float32)
+    speck = analytic_bead(6.0, 10.5, sigma=0.8, bg=0.0, height=36.0, bright=False)
+    p[:, 28:33] += speck[:, None]
+
+    e = find_edges(p, step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.abs(e.right_px - 6.0).max() <= 0.2 and np.abs(e.left_px + 6.0).max() <= 0.2
 
 
 def ref_bridged(closed, opened, center, w_cols, row, d, dec, tol, zone):
@@ -286,7 +305,8 @@ def ref_crossing(row, center, w_cols, bg_flank, d, tol, kmax):
 
 
 def ref_suspect(row, center, w_cols, bg_flank, d, tol, kmax, ahead):
-    """Whether a dark speck may have fooled the walk: no flat background at all, or the
+    """Whether a dark speck may have fooled the walk: no flat background at all, a flat
+    shoulder passed on the way out (more than ``tol`` below the top, not half way down), the
     background is a narrow dip (the profile rises again by more than ``tol`` within
     ``ahead`` samples farther out), or the profile sinks below it by more than ``tol``
     between the edge sample and the background."""
@@ -295,14 +315,16 @@ def ref_suspect(row, center, w_cols, bg_flank, d, tol, kmax, ahead):
     q = min(max(center + d * int(np.round(0.25 * w_cols)), 0), m - 1)
     v = [row[min(max(q + d * k, 0), m - 1)] for k in range(kmax)]
     sgn0 = 1.0 if v[0] >= bg_flank else -1.0
-    top, kf = -np.inf, None
+    top, kf, shoulder = -np.inf, None, False
     for k in range(kmax - f):
         rel = sgn0 * (v[k] - bg_flank)
         top = max(top, rel)
-        if abs(v[k] - v[k + f]) <= tol and rel <= 0.5 * top:
-            kf = k
-            break
-    if kf is None:
+        if abs(v[k] - v[k + f]) <= tol:
+            if rel <= 0.5 * top:
+                kf = k
+                break
+            shoulder = shoulder or rel < top - tol
+    if kf is None or shoulder:
         return True
     bg = (v[kf] + v[kf + f // 2] + v[kf + f]) / 3.0
     if (max(v[min(k, kmax - 1)] for k in range(kf + f, kf + f + ahead + 1)) - bg) * sgn0 > tol:

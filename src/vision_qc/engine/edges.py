@@ -27,8 +27,12 @@ Per station:
    a dim, shaded flank keeps steepening towards the crest and would pull the edge inwards).
    An edge is suspect where a dark speck on or beside the flank may have fooled the walk:
    the background it took is a narrow dip (the profile rises again within 4 px farther
-   out), the profile sinks below that background between it and the edge, or there is no
-   flat background at all. A suspect edge more than 1 px from the local trend of its side's
+   out), the profile sinks below that background between it and the edge, there is no
+   flat background at all, or the walk passed a shoulder on its way out: a stretch flat by
+   its own test, below the highest point so far by more than the tolerance, refused as the
+   background only because the profile had not yet come down half way. That is the top of
+   a dark speck touching the flank with no dip between (nothing for the closing of step 2
+   to mark): the walk crosses it and takes the background beyond the speck. A suspect edge more than 1 px from the local trend of its side's
    unsuspect edges over ±10 stations (a robust line, so that an edge moving along an
    offset or width ramp is followed, not cut across by a flat median) takes that trend: the
    neighbours along the path see the edge the speck hides. On a dark bead an edge is also
@@ -292,8 +296,9 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
     ``kmax``. Returns (row, ok, suspect): suspect when the background the walk took is a
     narrow dip (the profile rises again by more than ``tol`` within ``ahead`` samples
     farther out), when the profile sinks below it by more than ``tol`` between the edge and
-    the background (a dark speck on or beside the flank either way), or when there is no
-    flat background at all."""
+    the background (a dark speck on or beside the flank either way), when there is no
+    flat background at all, or when the walk passed a flat shoulder more than ``tol`` below
+    its highest point but not yet half way down (a dark speck touching the flank)."""
     m = pc.shape[0]
     q = min(max(center + d * int(np.rint(_F32(0.25) * w)), 0), m - 1)
     for k in range(kmax):
@@ -304,20 +309,25 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
     top = _F32(-np.inf)
     bg = bg_flank
     kf = -1
+    paused = False
     for k in range(kmax - f):
         r = (v[k] - bg_flank) * sgn0
         if r > top or r != r:
             top = r
-        if abs(v[k] - v[k + f]) <= tol and r <= top * _F32(0.5):
-            bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
-            kf = k
-            break
-    suspect = kf < 0
+        if abs(v[k] - v[k + f]) <= tol:
+            if r <= top * _F32(0.5):
+                bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+                kf = k
+                break
+            # flat, but not yet half way down: a shoulder on the way out (the top of a dark
+            # speck touching the flank, which the walk then crosses to the background beyond)
+            paused = paused or r < top - tol
+    suspect = kf < 0 or paused
     if kf >= 0:
         rise = v[min(kf + f, kmax - 1)]
         for k in range(kf + f + 1, kf + f + ahead + 1):
             rise = max(rise, v[min(k, kmax - 1)])
-        suspect = (rise - bg) * sgn0 > tol
+        suspect = suspect or (rise - bg) * sgn0 > tol
     body = v[0] - bg
     sgn = _F32(1.0) if body >= 0 else _F32(-1.0)
     delta = _F32(_DEPART) * abs(body)
