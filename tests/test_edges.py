@@ -467,6 +467,37 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
         assert contrast[i] == resp
 
 
+def test_decimated_locator_holds_a_wider_box_to_the_same_margin():
+    # a bead beside a terrace (the glass between a bead and the glass edge): a box twice the
+    # nominal width over bead and terrace scores more than the nominal box, whose one flank
+    # lies on the terrace. At a located station the wider box must win by _WIDER_MARGIN;
+    # a station taking a located neighbour's centre and width is held to the same rule
+    flank, margin = E._box_sizes(STEP)
+    n = 8
+    p = np.empty((M, n), np.float32)
+    for i, terrace in enumerate(np.linspace(20.0, 70.0, n)):
+        bead = analytic_bead(-6.0, 6.0, sigma=0.8, bg=0.0, height=100.0)
+        ter = analytic_bead(-16.0, -6.0, sigma=0.8, bg=0.0, height=terrace)
+        p[:, i] = bead + ter
+    cs = E._cumsums(p, 1)[0]
+    c = (M - 1) // 2
+    nominal, wide = 12.0 / STEP, 24.0 / STEP
+    c_s = np.array([c, c - int(3 / STEP)] * (n // 4), np.int64)       # nominal, wide, ...
+    w_s = np.array([nominal, wide] * (n // 4), np.float32)
+    center, contrast, _, _, width = E._pick_kernel(cs, c_s, w_s, 2, flank, margin,
+                                                   1.25 * nominal, E._WIDER_MARGIN)
+    close = 0
+    for i in range(n):
+        a = i // 2
+        b = (a + 1) % len(c_s)
+        r = [E._response_at(cs, i, c_s[j], w_s[j], flank, margin)[0] for j in (a, b)]
+        r_nom, r_wide = (r[0], r[1]) if w_s[a] == nominal else (r[1], r[0])
+        wider_wins = r_wide > r_nom + E._WIDER_MARGIN * abs(r_nom)
+        assert (width[i] == wide) == wider_wins
+        close += r_nom < r_wide <= r_nom + E._WIDER_MARGIN * abs(r_nom)
+    assert close >= 2          # stations where the plain comparison would take the wider box
+
+
 @pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
     (40.0, 2.0, 15, 3, 1.0),      # contrast / noise exactly at the threshold: no more smoothing
     (20.0, 2.0, 15, 13, 1.0),     # half the ratio: 4 × the stations, 12 → odd 13

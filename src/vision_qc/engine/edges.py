@@ -18,9 +18,13 @@ Per station:
    bright specular ridge, which splits it in two lobes). Then a difference of boxes at a few
    widths (inner part of the bead minus the brighter of its two flanks) gives the centre and
    the bead's contrast. A step such as the glass edge or the frit's inner edge has one bright
-   flank and scores nothing. The locator searches every 2nd station; each station then
-   re-checks its two located neighbours' centres on its own profile, so the contrast (which
-   decides presence, and so the gap ends) stays per station.
+   flank and scores nothing. A box wider than nominal must beat the best narrower one by
+   half again: its far flanks can land beyond a terrace beside the bead (the glass between
+   a dark bead and the glass edge), and it then takes bead and terrace for one wide bead.
+   The locator searches every 2nd station; each station then re-checks its two located
+   neighbours' centres on its own profile, with the same margin between a wider box and a
+   narrower one, so the contrast (which decides presence, and so the gap ends) stays per
+   station.
 3. On each side, walk outwards from a quarter width inside the bead: the local background is
    where the profile turns flat, the edge sample where the profile has come down to 20 % of
    the bead's height above it. Each is refined to the gradient peak within 1 px (farther in,
@@ -263,9 +267,12 @@ def _response_at(cs, i, center, w, flank, margin):
 
 
 @kernel
-def _pick_kernel(cs, c_s, w_s, every, flank, margin):
+def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
     """Each station takes the better of its two nearest located stations' centre and width
-    (the second only where strictly better), evaluated on its own profile."""
+    (the second only where strictly better), evaluated on its own profile. As in the
+    locator, a box wider than ``wide`` rows is better than a narrower one only by the
+    margin ``wider`` (relative): taken plainly, a neighbour's wider box spread along the
+    path over stations where it had not won (bead and glass terrace read as one wide bead)."""
     n = cs.shape[1]
     k = c_s.shape[0]
     center = np.empty(n, np.int64)
@@ -280,7 +287,15 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin):
             b = 0 if n % every == 0 else a       # the last stations: wrap or repeat
         ra, la, rra = _response_at(cs, i, c_s[a], w_s[a], flank, margin)
         rb, lb, rrb = _response_at(cs, i, c_s[b], w_s[b], flank, margin)
-        if rb > ra:
+        # as in the locator, a box wider than nominal must win clearly over one that is not
+        wa, wb = w_s[a] > wide, w_s[b] > wide
+        if wa == wb:
+            better = rb > ra
+        elif wb:
+            better = rb > ra + _F32(wider) * abs(ra)
+        else:
+            better = not ra > rb + _F32(wider) * abs(rb)
+        if better:
             ra, la, rra, a = rb, lb, rrb, b
         center[i] = c_s[a]
         width[i] = w_s[a]
@@ -685,7 +700,9 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
     cs, cse = _cumsums(pc, every)
     c_s, _, _, _, w_s = _locate_cs(cse, width_px, step_px)
     flank, margin = _box_sizes(step_px)
-    return _pick_kernel(cs, c_s, w_s, every, flank, margin)
+    # the scales are 0.5, 1, 1.5, 2 × nominal: wider than 1.25 × is one of the wider ones
+    return _pick_kernel(cs, c_s, w_s, every, flank, margin, 1.25 * float(width_px) / float(step_px),
+                        _WIDER_MARGIN)
 
 
 def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX) -> tuple[int, int]:
