@@ -131,6 +131,29 @@ def test_dark_speck_touching_a_dark_beads_flank_is_repaired_from_the_neighbours(
     assert np.abs(e.right_px - 6.0).max() <= 0.2 and np.abs(e.left_px + 6.0).max() <= 0.2
 
 
+@pytest.mark.parametrize("bright", [True, False])
+@pytest.mark.parametrize("slope", [7.5, 10.0])
+def test_lower_half_of_a_bead_is_a_terrace_not_the_background(bright, slope):
+    # a bead of nominal width whose left half is a lower plateau (a lit half, or a glare ramp
+    # across the bead) that rises along a ramp to a lobe at the right edge, with the right
+    # background raised: the half-width box on the lobe wins, its left flank on the plateau,
+    # and the walk took the plateau for the background (the bead read ~6 px wide). The
+    # profile falls again within 4 px beyond the plateau: a terrace, and the walk goes on
+    A = analytic_bead
+    y = (A(-6, 6, bg=0.0, height=40.0) + A(-2, 6, bg=0.0, height=4 * slope, slope=slope)
+         + A(6.0, 40.0, bg=0.0, height=30.0))
+    p = _rows((40 + y if bright else 160 - y).astype(np.float32), 9)
+    e = find_edges(p, step_px=STEP, bright=bright, width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.abs(e.left_px + 6.0).max() <= 0.2 and np.abs(e.right_px - 6.0).max() <= 0.2
+    # a thin bead keeps its width, with a flat background or a step up 5 px beyond its edge
+    for beyond in (0.0, 35.0):
+        y = A(-3, 3, bg=0.0, height=100.0) + A(8.0, 40.0, bg=0.0, height=beyond)
+        p = _rows((40 + y if bright else 160 - y).astype(np.float32), 9)
+        e = find_edges(p, step_px=STEP, bright=bright, width_px=12.0, smooth_stations=3)
+        assert np.abs(e.left_px + 3.0).max() <= 0.2 and np.abs(e.right_px - 3.0).max() <= 0.2
+
+
 def ref_bridged(closed, opened, center, w_cols, row, d, dec, tol, zone):
     """Whether ``closed`` exceeds ``opened`` by more than ``tol`` at any sample from a
     quarter width out from ``center`` (side ``d``) to the edge's sample ``row / dec`` that

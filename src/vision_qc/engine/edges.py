@@ -44,6 +44,14 @@ Per station:
    edge farther out than the ridge lies: it bridges a dark speck just beside the flank
    (dark dust is as dark as the bead) as readily as the ridge, and the walk then runs on
    across the speck.
+   Where the locator's box is narrower than 0.75 × nominal, a background the profile
+   falls from again (by more than the tolerance) within 4 px farther out is a terrace, and
+   the walk goes on to the next flat stretch below it: a box that narrow may stand on one
+   lobe of a bead whose other half is lower (a lit half, or a glare ramp across the bead),
+   with its flank on that half, and the walk would stop there (a long "thin" call on an OK
+   bead). A thin bead with a step less than ~4 px beyond its edge (a frit or glass edge,
+   a speck) is read out to that step instead; measured, no thin defect was lost on any
+   set (thin defects run 8 mm and more).
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
@@ -104,6 +112,8 @@ _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs 
 _SIGMA_STRAY = 1.5         # a blur fit this far off the frame's median (or failed) takes the median
 _DIP_PX = 4.0              # a background the profile rises from again (by more than the noise
                            # tolerance) within this many px farther out is a dark speck's dip
+_NARROW = 0.75             # a locator box narrower than this × nominal width may stand on one
+                           # lobe of the bead: its walk goes past a terrace (see _side_edge_at)
 _REPAIR_HALF = 10          # a suspect edge is compared with its side's median over ±this many stations
 _REPAIR_PX = 1.0           # ... and replaced by it when they differ by more than this
 _FLAT_PX = 2.0             # the walk's flatness test spans this many px ...
@@ -306,14 +316,17 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
 
 
 @kernel
-def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
+def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow):
     """One side's edge at station ``i`` (see :func:`_side_edge`); ``v`` is a scratch array of
     ``kmax``. Returns (row, ok, suspect): suspect when the background the walk took is a
     narrow dip (the profile rises again by more than ``tol`` within ``ahead`` samples
     farther out), when the profile sinks below it by more than ``tol`` between the edge and
     the background (a dark speck on or beside the flank either way), when there is no
     flat background at all, or when the walk passed a flat shoulder more than ``tol`` below
-    its highest point but not yet half way down (a dark speck touching the flank)."""
+    its highest point but not yet half way down (a dark speck touching the flank).
+    ``narrow``: the locator's box is narrower than ``_NARROW`` × nominal; a background the
+    profile then falls from again (by more than ``tol``) within ``ahead`` samples beyond it
+    is a terrace inside the bead, not the background (see :func:`find_edges`)."""
     m = pc.shape[0]
     q = min(max(center + d * int(np.rint(_F32(0.25) * w)), 0), m - 1)
     for k in range(kmax):
@@ -343,6 +356,22 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v):
         for k in range(kf + f + 1, kf + f + ahead + 1):
             rise = max(rise, v[min(k, kmax - 1)])
         suspect = suspect or (rise - bg) * sgn0 > tol
+        if narrow and not suspect:
+            # a box narrower than nominal may stand on one lobe of a bead whose other half
+            # is lower (lit, or under a glare ramp): the background it took is then a terrace
+            # inside the bead, and the profile falls again within ``ahead`` samples beyond
+            # it. The background is the next flat stretch below that fall
+            ksink = -1
+            for k in range(kf + f + 1, min(kf + f + ahead + 1, kmax)):
+                if (bg - v[k]) * sgn0 > tol:
+                    ksink = k
+                    break
+            if ksink >= 0:
+                for k in range(ksink, kmax - f):
+                    if abs(v[k] - v[k + f]) <= tol:
+                        bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+                        kf = k
+                        break
     body = v[0] - bg
     sgn = _F32(1.0) if body >= 0 else _F32(-1.0)
     delta = _F32(_DEPART) * abs(body)
@@ -373,7 +402,7 @@ def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
     v = np.empty(kmax, np.float32)
     for i in range(n):
         xc[i], ok[i], suspect[i], _ = _side_edge_at(pc, i, center[i], width[i], bg[i], d, f,
-                                                    kmax, tol[i], ahead, v)
+                                                    kmax, tol[i], ahead, v, False)
     return xc, ok, suspect
 
 
@@ -522,7 +551,7 @@ def _cross_at(p, i, row, level, half):
 
 @kernel
 def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead, dec,
-                     step_px, reach, cross):
+                     step_px, reach, cross, narrow_rows):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles ``pc`` and the Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
     of the gradient peak, σ (px), fit held, edge found, edge suspect, and the walk's own row
@@ -542,7 +571,8 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
             d = 2 * s - 1
             x, ok[s, i], suspect[s, i], level = _side_edge_at(pc, i, center[i], width[i],
                                                               bg_l[i] if s == 0 else bg_r[i], d,
-                                                              f, kmax, tol, ahead, v)
+                                                              f, kmax, tol, ahead, v,
+                                                              width[i] < narrow_rows)
             # the walk's crossing on the full profile, ±2 px (used on frames short of contrast)
             walk[s, i] = _cross_at(p, i, x * dec, level, 2 * dec) if cross else x * dec
             idx = min(max(int(np.rint(x * dec)), 1), m - 2)
@@ -705,10 +735,13 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
                         _WIDER_MARGIN)
 
 
-def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX) -> tuple[int, int]:
-    """The flatness test's span and the walk's length (rows) for beads ``w_rows`` wide."""
+def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX,
+                nominal_rows: float = 0.0) -> tuple[int, int]:
+    """The flatness test's span and the walk's length (rows) for beads ``w_rows`` wide (and
+    at least ``nominal_rows``)."""
     f = max(int(round(flat_px / step_px)), 1)
     w = np.float32(w_rows.max()) if len(w_rows) else np.float32(0.0)
+    w = max(w, np.float32(nominal_rows))
     return f, int(np.ceil(np.float32(0.3) * w + np.float32(6.0 / step_px))) + f + 1
 
 
@@ -794,11 +827,15 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     # the flatness test must tell the background from a gentle flank: where averaging along
     # the path could not make up the frame's contrast-to-noise shortfall, it spans that much
     # farther (a flank rises in proportion to the span, the noise of a difference does not)
-    f, kmax = _walk_sizes(w_rows, cstep, _FLAT_PX * min(shortfall, _FLAT_STRETCH))
+    # (at least as far as for a nominal bead: a narrow box on one lobe of it walks past a
+    # terrace to the bead's far edge)
+    f, kmax = _walk_sizes(w_rows, cstep, _FLAT_PX * min(shortfall, _FLAT_STRETCH),
+                          width_px / cstep)
     reach = max(int(round(_REFINE_PX / step_px)), 1)
     rows, sigma, fit, ok, suspect, walk = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l,
                                                            bg_r, tol_px, f, kmax, _dip_rows(cstep),
-                                                           dec, float(step_px), reach, noisy)
+                                                           dec, float(step_px), reach, noisy,
+                                                           _NARROW * width_px / cstep)
     sigma = _pooled_sigma(sigma, fit, ok)
     if noisy:
         # a frame short of contrast: the gradient peak within 1 px of the walk's edge and the
