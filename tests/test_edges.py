@@ -154,6 +154,26 @@ def test_lower_half_of_a_bead_is_a_terrace_not_the_background(bright, slope):
         assert np.abs(e.left_px + 3.0).max() <= 0.2 and np.abs(e.right_px - 3.0).max() <= 0.2
 
 
+def test_glass_terrace_beside_a_dark_bead_is_the_background():
+    # once flipped, a dark bead (100 over the background on its right) with a terrace of
+    # glass 12 px wide beside its left flank (60) and the fixture beyond the glass edge
+    # (-20): the box twice the nominal width over bead and terrace wins, and its walk,
+    # starting on the terrace, ran to the glass edge (the left edge at -18 px). The terrace
+    # stays flat for 6 px: it is the background beside the bead
+    A = analytic_bead
+    y = A(-6, 6, bg=0.0, height=100.0) + A(-18, -6, bg=0.0, height=60.0) + A(-60, -18, bg=0.0,
+                                                                              height=-20.0)
+    e = find_edges(_rows((160 - y).astype(np.float32), 9), step_px=STEP, bright=False,
+                   width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.abs(e.left_px + 6.0).max() <= 0.2 and np.abs(e.right_px - 6.0).max() <= 0.2
+    # a dark bead 1.6 × nominal on a flat background keeps its width
+    y = A(-9.6, 9.6, bg=0.0, height=100.0)
+    e = find_edges(_rows((160 - y).astype(np.float32), 9), step_px=STEP, bright=False,
+                   width_px=12.0, smooth_stations=3)
+    assert np.abs(e.left_px + 9.6).max() <= 0.2 and np.abs(e.right_px - 9.6).max() <= 0.2
+
+
 def ref_bridged(closed, opened, center, w_cols, row, d, dec, tol, zone):
     """Whether ``closed`` exceeds ``opened`` by more than ``tol`` at any sample from a
     quarter width out from ``center`` (side ``d``) to the edge's sample ``row / dec`` that
