@@ -117,9 +117,9 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
 def test_dark_speck_touching_a_dark_beads_flank_is_repaired_from_the_neighbours():
     # a dark speck (as dark as the bead) touching a dark bead's flank, no dip between, at 5
     # stations of 60, 4.5 px across: once flipped, a shoulder beside the flank a bit above
-    # half the bead's height. The walk refuses the shoulder as background (not half way down), crosses it
-    # and takes the edge beyond the speck (~4.5 px out); the shoulder makes the edge suspect,
-    # so the neighbours' edge is taken
+    # half the bead's height. The walk refuses the shoulder as background (not half way
+    # down), crosses it and takes the edge beyond the speck (~4.5 px out); the shoulder makes
+    # the edge suspect, so the neighbours' edge is taken
     rng = np.random.default_rng(5)
     p = _rows(analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=60.0, bright=False), 60)
     p = p + rng.normal(0, 0.5, p.shape).astype(np.float32)

@@ -36,10 +36,11 @@ Per station:
    its own test, below the highest point so far by more than the tolerance, refused as the
    background only because the profile had not yet come down half way. That is the top of
    a dark speck touching the flank with no dip between (nothing for the closing of step 2
-   to mark): the walk crosses it and takes the background beyond the speck. A suspect edge more than 1 px from the local trend of its side's
-   unsuspect edges over ±10 stations (a robust line, so that an edge moving along an
-   offset or width ramp is followed, not cut across by a flat median) takes that trend: the
-   neighbours along the path see the edge the speck hides. On a dark bead an edge is also
+   to mark): the walk crosses it and takes the background beyond the speck. A suspect
+   edge more than 1 px from the local trend of its side's unsuspect edges over ±10
+   stations (a robust line, so that an edge moving along an offset or width ramp is
+   followed, not cut across by a flat median) takes that trend: the neighbours along the
+   path see the edge the speck hides. On a dark bead an edge is also
    suspect where the closing of step 2 raised the profile between the walk's start and the
    edge farther out than the ridge lies: it bridges a dark speck just beside the flank
    (dark dust is as dark as the bead) as readily as the ridge, and the walk then runs on
@@ -60,12 +61,12 @@ Per station:
    on the terrace, ran to the glass edge (20 mm "wide" calls on OK parts). A dark bead's own
    top is its lobes (its ridge is bridged by the closing); on a bright bead the specular
    ridge stands above the body, which is then a shoulder, so bright beads keep the plain
-   walk (with it: 3 escapes, clean bright seed 7). Cost, measured on the dark sets: the
-   widest beads (about 2 × nominal) can be read short of a flat outer band (median width
-   of 20–24 mm defects 1–6 mm lower), and 2 of 62 wide defects on hard dark seed 7 lost
-   up to 6 % of their flagged stations; none was lost. Not caught: a terrace so high (about
-   0.7 of the bead's height) that the wide box centres on the bead's edge, so that the
-   walk starts on the terrace.
+   walk (the rule on bright beads too made 3 escapes on clean bright, seed 7). Cost,
+   measured on the dark sets: the widest beads (about 2 × nominal) can be read short of a
+   flat outer band (median width of 20–24 mm defects 1–6 mm lower), and 2 of 62 wide
+   defects on hard dark seed 7 lost up to 6 % of their flagged stations; none was lost.
+   Not caught: a terrace so high (about 0.7 of the bead's height) that the wide box
+   centres on the bead's edge, so that the walk starts on the terrace.
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
    gives the edge's blur σ.
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
@@ -764,8 +765,8 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
     cs, cse = _cumsums(pc, every)
     c_s, _, _, _, w_s = _locate_cs(cse, width_px, step_px)
     flank, margin = _box_sizes(step_px)
-    return _pick_kernel(cs, c_s, w_s, every, flank, margin, _WIDE * float(width_px) / float(step_px),
-                        _WIDER_MARGIN)
+    wide = _WIDE * float(width_px) / float(step_px)
+    return _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, _WIDER_MARGIN)
 
 
 def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX,
