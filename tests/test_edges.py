@@ -96,11 +96,13 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
     # a dark speck (as dark as the bead) 2 px beside a dark bead's flank, at 6 stations of
     # 60: the closing that bridges the bead's specular ridge bridges the gap to the speck
     # too, and the walk would take bead and speck for one bead (the right edge ~4.4 px
-    # out); an edge found across a bridged dip is suspect, so the neighbours' edge is taken
+    # out); an edge found across a bridged dip is suspect, so the neighbours' edge is taken.
+    # The speck is exactly as dark as the bead, so the bridged profile has no shoulder below
+    # the bead's top for the walk's shoulder check to flag: this check alone catches it
     rng = np.random.default_rng(3)
     p = _rows(analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=80.0, bright=False), 60)
     p = p + rng.normal(0, 0.5, p.shape).astype(np.float32)
-    p[:, 26:32] -= (70.0 * np.exp(-0.5 * ((T - 9.5) / 0.9) ** 2)).astype(np.float32)[:, None]
+    p[:, 26:32] -= (80.0 * np.exp(-0.5 * ((T - 9.5) / 0.9) ** 2)).astype(np.float32)[:, None]
 
     def run():
         return find_edges(p, step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
@@ -110,6 +112,66 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
     assert np.abs(e.right_px - 6.0).max() <= 0.1 and np.abs(e.left_px + 6.0).max() <= 0.1
     monkeypatch.setattr(E, "_BRIDGED_ZONE", 1e6)          # no bridged dip counts
     assert np.abs(run().right_px - 6.0).max() > 3.0
+
+
+def test_dark_speck_touching_a_dark_beads_flank_is_repaired_from_the_neighbours():
+    # a dark speck (as dark as the bead) touching a dark bead's flank, no dip between, at 5
+    # stations of 60, 4.5 px across: once flipped, a shoulder beside the flank a bit above
+    # half the bead's height. The walk refuses the shoulder as background (not half way
+    # down), crosses it and takes the edge beyond the speck (~4.5 px out); the shoulder makes
+    # the edge suspect, so the neighbours' edge is taken
+    rng = np.random.default_rng(5)
+    p = _rows(analytic_bead(-6.0, 6.0, sigma=0.8, bg=120.0, height=60.0, bright=False), 60)
+    p = p + rng.normal(0, 0.5, p.shape).astype(np.float32)
+    speck = analytic_bead(6.0, 10.5, sigma=0.8, bg=0.0, height=36.0, bright=False)
+    p[:, 28:33] += speck[:, None]
+
+    e = find_edges(p, step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.abs(e.right_px - 6.0).max() <= 0.2 and np.abs(e.left_px + 6.0).max() <= 0.2
+
+
+@pytest.mark.parametrize("bright", [True, False])
+@pytest.mark.parametrize("slope", [7.5, 10.0])
+def test_lower_half_of_a_bead_is_a_terrace_not_the_background(bright, slope):
+    # a bead of nominal width whose left half is a lower plateau (a lit half, or a glare ramp
+    # across the bead) that rises along a ramp to a lobe at the right edge, with the right
+    # background raised: the half-width box on the lobe wins, its left flank on the plateau,
+    # and the walk took the plateau for the background (the bead read ~6 px wide). The
+    # profile falls again within 4 px beyond the plateau: a terrace, and the walk goes on
+    A = analytic_bead
+    y = (A(-6, 6, bg=0.0, height=40.0) + A(-2, 6, bg=0.0, height=4 * slope, slope=slope)
+         + A(6.0, 40.0, bg=0.0, height=30.0))
+    p = _rows((40 + y if bright else 160 - y).astype(np.float32), 9)
+    e = find_edges(p, step_px=STEP, bright=bright, width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.abs(e.left_px + 6.0).max() <= 0.2 and np.abs(e.right_px - 6.0).max() <= 0.2
+    # a thin bead keeps its width, with a flat background or a step up 5 px beyond its edge
+    for beyond in (0.0, 35.0):
+        y = A(-3, 3, bg=0.0, height=100.0) + A(8.0, 40.0, bg=0.0, height=beyond)
+        p = _rows((40 + y if bright else 160 - y).astype(np.float32), 9)
+        e = find_edges(p, step_px=STEP, bright=bright, width_px=12.0, smooth_stations=3)
+        assert np.abs(e.left_px + 3.0).max() <= 0.2 and np.abs(e.right_px - 3.0).max() <= 0.2
+
+
+def test_glass_terrace_beside_a_dark_bead_is_the_background():
+    # once flipped, a dark bead (100 over the background on its right) with a terrace of
+    # glass 12 px wide beside its left flank (60) and the fixture beyond the glass edge
+    # (-20): the box twice the nominal width over bead and terrace wins, and its walk,
+    # starting on the terrace, ran to the glass edge (the left edge at -18 px). The terrace
+    # stays flat for 6 px: it is the background beside the bead
+    A = analytic_bead
+    y = A(-6, 6, bg=0.0, height=100.0) + A(-18, -6, bg=0.0, height=60.0) + A(-60, -18, bg=0.0,
+                                                                              height=-20.0)
+    e = find_edges(_rows((160 - y).astype(np.float32), 9), step_px=STEP, bright=False,
+                   width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.abs(e.left_px + 6.0).max() <= 0.2 and np.abs(e.right_px - 6.0).max() <= 0.2
+    # a dark bead 1.6 × nominal on a flat background keeps its width
+    y = A(-9.6, 9.6, bg=0.0, height=100.0)
+    e = find_edges(_rows((160 - y).astype(np.float32), 9), step_px=STEP, bright=False,
+                   width_px=12.0, smooth_stations=3)
+    assert np.abs(e.left_px + 9.6).max() <= 0.2 and np.abs(e.right_px - 9.6).max() <= 0.2
 
 
 def ref_bridged(closed, opened, center, w_cols, row, d, dec, tol, zone):
@@ -286,7 +348,8 @@ def ref_crossing(row, center, w_cols, bg_flank, d, tol, kmax):
 
 
 def ref_suspect(row, center, w_cols, bg_flank, d, tol, kmax, ahead):
-    """Whether a dark speck may have fooled the walk: no flat background at all, or the
+    """Whether a dark speck may have fooled the walk: no flat background at all, a flat
+    shoulder passed on the way out (more than ``tol`` below the top, not half way down), the
     background is a narrow dip (the profile rises again by more than ``tol`` within
     ``ahead`` samples farther out), or the profile sinks below it by more than ``tol``
     between the edge sample and the background."""
@@ -295,14 +358,16 @@ def ref_suspect(row, center, w_cols, bg_flank, d, tol, kmax, ahead):
     q = min(max(center + d * int(np.round(0.25 * w_cols)), 0), m - 1)
     v = [row[min(max(q + d * k, 0), m - 1)] for k in range(kmax)]
     sgn0 = 1.0 if v[0] >= bg_flank else -1.0
-    top, kf = -np.inf, None
+    top, kf, shoulder = -np.inf, None, False
     for k in range(kmax - f):
         rel = sgn0 * (v[k] - bg_flank)
         top = max(top, rel)
-        if abs(v[k] - v[k + f]) <= tol and rel <= 0.5 * top:
-            kf = k
-            break
-    if kf is None:
+        if abs(v[k] - v[k + f]) <= tol:
+            if rel <= 0.5 * top:
+                kf = k
+                break
+            shoulder = shoulder or rel < top - tol
+    if kf is None or shoulder:
         return True
     bg = (v[kf] + v[kf + f // 2] + v[kf + f]) / 3.0
     if (max(v[min(k, kmax - 1)] for k in range(kf + f, kf + f + ahead + 1)) - bg) * sgn0 > tol:
@@ -469,6 +534,37 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
         # the contrast is the response at that centre on this station's own profile
         resp = E._response_at(E._cumsums(p, 1)[0], i, center[i], w[i], 4, 3)[0]
         assert contrast[i] == resp
+
+
+def test_decimated_locator_holds_a_wider_box_to_the_same_margin():
+    # a bead beside a terrace (the glass between a bead and the glass edge): a box twice the
+    # nominal width over bead and terrace scores more than the nominal box, whose one flank
+    # lies on the terrace. At a located station the wider box must win by _WIDER_MARGIN;
+    # a station taking a located neighbour's centre and width is held to the same rule
+    flank, margin = E._box_sizes(STEP)
+    n = 8
+    p = np.empty((M, n), np.float32)
+    for i, terrace in enumerate(np.linspace(20.0, 70.0, n)):
+        bead = analytic_bead(-6.0, 6.0, sigma=0.8, bg=0.0, height=100.0)
+        ter = analytic_bead(-16.0, -6.0, sigma=0.8, bg=0.0, height=terrace)
+        p[:, i] = bead + ter
+    cs = E._cumsums(p, 1)[0]
+    c = (M - 1) // 2
+    nominal, wide = 12.0 / STEP, 24.0 / STEP
+    c_s = np.array([c, c - int(3 / STEP)] * (n // 4), np.int64)       # nominal, wide, ...
+    w_s = np.array([nominal, wide] * (n // 4), np.float32)
+    center, contrast, _, _, width = E._pick_kernel(cs, c_s, w_s, 2, flank, margin,
+                                                   1.25 * nominal, E._WIDER_MARGIN)
+    close = 0
+    for i in range(n):
+        a = i // 2
+        b = (a + 1) % len(c_s)
+        r = [E._response_at(cs, i, c_s[j], w_s[j], flank, margin)[0] for j in (a, b)]
+        r_nom, r_wide = (r[0], r[1]) if w_s[a] == nominal else (r[1], r[0])
+        wider_wins = r_wide > r_nom + E._WIDER_MARGIN * abs(r_nom)
+        assert (width[i] == wide) == wider_wins
+        close += r_nom < r_wide <= r_nom + E._WIDER_MARGIN * abs(r_nom)
+    assert close >= 2          # stations where the plain comparison would take the wider box
 
 
 @pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
