@@ -230,8 +230,14 @@ def _judge_ref(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, presen
               "offset": [max_offset_mm - x for x in o]}
     limit = {"gap": width_min_mm, "thin": width_min_mm, "wide": width_max_mm, "offset": max_offset_mm}
     out = []
+    width_codes = (STATUS_CODES["thin"], STATUS_CODES["wide"])
     for name in ("gap", "thin", "wide", "offset"):
-        mask = _merge_ref([s == STATUS_CODES[name] for s in status], closed, merge_stations)
+        hits = [s == STATUS_CODES[name] for s in status]
+        if name == "offset":
+            # a thin or wide stretch off the path is reported as an offset too
+            hits = [h or (s in width_codes and p and x > max_offset_mm)
+                    for h, s, p, x in zip(hits, status, present, o)]
+        mask = _merge_ref(hits, closed, merge_stations)
         for i0, i1 in _runs_ref(mask, closed):
             a0 = _crossing_ref(arc_mm, margin[name], i0 - 1, i0, length_mm, closed)
             a1 = _crossing_ref(arc_mm, margin[name], i1 + 1, i1, length_mm, closed)
@@ -311,3 +317,31 @@ def test_judge_one_station_and_whole_loops():
     # a gap all the way round a loop is one defect over its whole length
     (d,) = _judge(np.full(30, np.nan), closed=True)
     assert (d.type, d.start_mm, d.end_mm, d.length_mm) == ("gap", 0.0, 30.0, 30.0)
+
+
+def test_a_wide_stretch_off_the_path_is_reported_as_both():
+    """A bead laid off its path onto something as dark as itself is measured too wide there as
+    well as off centre: both limits are broken and both are reported (the station status, the
+    overlay's colour, keeps the first: wide)."""
+    n = 100
+    width = np.full(n, 10.0)
+    offset = np.zeros(n)
+    width[40:60] = 14.0
+    offset[40:60] = 6.0
+    present = np.ones(n, bool)
+    status = station_status(present, width, offset, **LIMITS)
+    assert set(status[40:60].tolist()) == {STATUS_CODES["wide"]}
+    arc = np.arange(n) * 1.0
+    got = judge(status, arc_mm=arc, length_mm=float(n), closed=True, width_mm=width,
+                offset_mm=offset, present=present, xy_px=np.stack([arc, arc], 1),
+                min_defect_mm=3.0, **LIMITS)
+    assert sorted(d.type for d in got) == ["offset", "wide"]
+    for d in got:       # each end where its own value crosses its limit, between two stations
+        assert 39.0 < d.start_mm < 40.0 and 59.0 < d.end_mm < 60.0
+        assert d.worst_mm == (14.0 if d.type == "wide" else 6.0)
+    # centred, the same wide stretch is wide only
+    offset[40:60] = 0.0
+    got = judge(status, arc_mm=arc, length_mm=float(n), closed=True, width_mm=width,
+                offset_mm=offset, present=present, xy_px=np.stack([arc, arc], 1),
+                min_defect_mm=3.0, **LIMITS)
+    assert [d.type for d in got] == ["wide"]

@@ -20,6 +20,7 @@ __all__ = ["find_runs", "station_status", "merge_runs", "judge"]
 # judge's defect types, in the order their runs are listed (the order of DEFECT_TYPES)
 _TYPES = ("gap", "thin", "wide", "offset")
 _CODES = np.array([STATUS_CODES[t] for t in _TYPES], np.int8)
+_OFFSET = _TYPES.index("offset")
 _F64_MAX = float(np.finfo(np.float64).max)
 
 
@@ -246,19 +247,22 @@ def _worst(kind, i0, count, present, width, offset):
 
 @kernel
 def _judge_kernel(status, codes, arc, length, closed, present, width, offset, width_min,
-                  width_max, max_offset, min_defect, merge_stations, spacing):
+                  width_max, max_offset, min_defect, merge_stations, spacing, off_status):
     """The defects of :func:`judge` as parallel arrays (kind, start, end, length, worst,
-    middle station), kinds in ``codes`` order, each kind's runs in find_runs order."""
+    middle station), kinds in ``codes`` order, each kind's runs in find_runs order; offset
+    runs are found on ``off_status`` (see :func:`_offset_status`)."""
     n = status.shape[0]
-    kinds = np.empty(n, np.int64)
-    starts = np.empty(n)
-    ends = np.empty(n)
-    lengths = np.empty(n)
-    worsts = np.empty(n)
-    mids = np.empty(n, np.int64)
+    # a station lies in at most two runs (thin or wide, and offset)
+    kinds = np.empty(2 * n, np.int64)
+    starts = np.empty(2 * n)
+    ends = np.empty(2 * n)
+    lengths = np.empty(2 * n)
+    worsts = np.empty(2 * n)
+    mids = np.empty(2 * n, np.int64)
     k = 0
     for kind in range(codes.shape[0]):
-        mask, any_station = _merged_runs_mask(status, codes[kind], closed, merge_stations)
+        mask, any_station = _merged_runs_mask(off_status if kind == _OFFSET else status,
+                                              codes[kind], closed, merge_stations)
         if not any_station:
             continue
         runs = _find_runs_kernel(mask, closed)
@@ -290,6 +294,22 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
     return kinds[:k], starts[:k], ends[:k], lengths[:k], worsts[:k], mids[:k]
 
 
+def _offset_status(status, codes, present, offset_mm, max_offset_mm):
+    """``status`` with the thin and wide stations whose centre is also off the path by more
+    than ``max_offset_mm`` marked offset: the status code keeps one type per station (the
+    overlay's colour), but a stretch that breaks two limits is reported under both (a bead
+    laid off its path onto a dark frit or fixture is measured too wide as well: reported as
+    wide only, the offset went unreported)."""
+    offset_mm = np.asarray(offset_mm)
+    off = np.abs(_float_array(offset_mm)) > _limit_as_compared(offset_mm.dtype, max_offset_mm)
+    extra = ((status == codes[1]) | (status == codes[2])) & np.asarray(present, bool) & off
+    if not extra.any():
+        return status
+    out = status.copy()
+    out[extra] = codes[_OFFSET]
+    return out
+
+
 def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy_px,
           width_min_mm, width_max_mm, max_offset_mm, min_defect_mm, merge_stations=2):
     """Defect segments from per-station status.
@@ -297,7 +317,9 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
     Runs of one type separated by at most ``merge_stations`` stations are merged; runs shorter
     than ``min_defect_mm`` (from end to end, sub-station) are dropped. The ends of a run are
     placed where the measured value crosses its limit, interpolated between stations; gap ends
-    half way between the last station with bead and the first without.
+    half way between the last station with bead and the first without. A stretch too thin or
+    too wide whose centre is also off the path beyond ``max_offset_mm`` is reported as an
+    offset as well (the status keeps one type per station, the defects every limit broken).
 
     Parameters
     ----------
@@ -334,7 +356,8 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
         status, codes, np.asarray(arc_mm, np.float64), float(length_mm), bool(closed),
         np.asarray(present, bool), _float_array(width_mm), _float_array(offset_mm),
         float(width_min_mm), float(width_max_mm), float(max_offset_mm), float(min_defect_mm),
-        int(merge_stations), float(spacing))
+        int(merge_stations), float(spacing),
+        _offset_status(status, codes, present, offset_mm, max_offset_mm))
     out = [Defect(type=_TYPES[k], start_mm=s, end_mm=e, length_mm=g,
                   center_px=(float(xy_px[m, 0]), float(xy_px[m, 1])), worst_mm=v,
                   limit_mm=float(limit[k]))
