@@ -1125,6 +1125,16 @@ def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
     return p, pc, po
 
 
+def load_frame_dependent_kernels() -> None:
+    """Call once, on tiny inputs of the hot path's types, the kernels that only some frames
+    reach (the shading shift's median along the path runs on noisy frames only), so that a
+    process warmed on one clean frame has every kernel loaded (the batch's forkserver)."""
+    values = np.zeros(16)
+    valid = np.ones(16, bool)
+    for every in (1, 2):
+        _along_median(values, valid, 4, True, every)
+
+
 def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
     """How many stations to average profiles over so that a bead's edge stands out of the
     noise as well as it does over ``smooth_stations`` with a contrast ``_SNR_SMOOTH`` times

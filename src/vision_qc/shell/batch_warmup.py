@@ -61,7 +61,7 @@ def warm_part():
 
 def warm_up() -> list[str]:
     """Inspect :func:`warm_part` without and with alignment, so that the kernels of both are
-    loaded in this process.
+    loaded in this process, and load those that only a noisy frame reaches.
 
     Returns
     -------
@@ -84,6 +84,13 @@ def warm_up() -> list[str]:
             Inspector(recipe.replace(align=align)).inspect(frame)
         except Exception as exc:     # FrameError included: the part should have been found
             failed.append(f"align={align}: {type(exc).__name__}: {exc}")
+    try:
+        # what only a noisy frame runs (the warm-up part is clean)
+        from ..engine.edges import load_frame_dependent_kernels
+
+        load_frame_dependent_kernels()
+    except Exception as exc:
+        failed.append(f"frame-dependent kernels: {type(exc).__name__}: {exc}")
     return failed
 
 
