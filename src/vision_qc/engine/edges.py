@@ -150,6 +150,7 @@ _SNR_SMOOTH = 20.0         # below this ratio of the frame's typical bead contra
 _SHADE_SCATTER = 0.01      # px: a shading shift that scatters more than this from one station to the
                            # next is averaged along the path (median over k ∝ scatter² stations) ...
 _SHADE_STATIONS = 33       # ... over at most this many stations (see find_edges, step 5),
+_SCATTER_SAMPLES = 512     # ... the scatter read off this many pairs of neighbouring stations
 _SHADE_SAMPLES = 4         # ... reading every station, or so many fewer that a half window holds this many
 
 
@@ -744,44 +745,42 @@ def _along_median(values, valid, half, closed, every):
         ok[j] = valid[j * every]
     med = _running_median(v, ok, max(half // every, 1), closed)
     out = np.empty(n, np.float64)
-    for i in range(n):
-        j = i // every
-        f = (i - j * every) / every
+    for j in range(m):
+        a = med[j]
+        i0 = j * every
+        span = min(every, n - i0)
         if j + 1 < m:
-            nxt = med[j + 1]
-            span = every
+            b = med[j + 1]
         elif closed:
-            nxt = med[0]
-            span = n - j * every
-            f = (i - j * every) / span
+            b = med[0]
         else:
-            nxt = med[j]
-        out[i] = med[j] + (nxt - med[j]) * f
+            b = a
+        step = (b - a) / (every if j + 1 < m else max(span, 1))
+        for q in range(span):
+            out[i0 + q] = a + step * q
     return out
 
 
 @kernel
 def _shift_scatter(shift, valid, step_px):
-    """How much the shading shift (rows of ``step_px``; (2, N)) scatters from one valid edge
-    to the next along the path, px: robust σ (1.4826 × the median absolute deviation) of
-    their differences over √2, the mean over the sides that have more than 8 of them. The
+    """How much the shading shift (rows of ``step_px``; (2, N)) scatters from one station to
+    the next along the path, px: robust σ (1.4826 × the median absolute deviation) of the
+    differences between neighbouring valid edges at about ``_SCATTER_SAMPLES`` places spread
+    over the path, over √2; the mean over the sides that have more than 8 of them. The
     shading itself varies slowly along the path; this is its estimate's noise."""
     n = shift.shape[1]
     d = np.empty(max(n - 1, 1), np.float64)
     total = 0.0
     sides = 0
+    # a few hundred differences tell the scatter as well as all of them, at a fraction of
+    # the cost of the two medians
+    every = max(n // _SCATTER_SAMPLES, 1)
     for s in range(2):
         cnt = 0
-        last = 0.0
-        have = False
-        for i in range(n):
-            if valid[s, i]:
-                x = np.float64(shift[s, i]) * step_px
-                if have:
-                    d[cnt] = x - last
-                    cnt += 1
-                last = x
-                have = True
+        for i in range(every, n, every):
+            if valid[s, i] and valid[s, i - 1]:
+                d[cnt] = (np.float64(shift[s, i]) - np.float64(shift[s, i - 1])) * step_px
+                cnt += 1
         if cnt > 8:
             med = np.median(d[:cnt])
             for j in range(cnt):
