@@ -160,3 +160,29 @@ def test_smoothing_keeps_steps_and_skips_invalid():
     assert _smooth_valid(v, np.ones(8, bool), 5, True)[0] == 5
     assert _smooth_valid(v, np.ones(8, bool), 5, False)[0] == 0
     assert _smooth_valid(v[:0], np.zeros(0, bool), 5, True).shape == (0,)
+
+
+def test_overlay_labels_two_defects_in_one_place_one_under_the_other():
+    """A stretch that is both too wide and off the path gives two defects with one centre: both
+    labels stay readable (each in its type's colour), not one drawn over the other."""
+    import dataclasses
+
+    from vision_qc.overlay import STATUS_COLORS_BGR, _free_row, draw_overlay
+    from vision_qc.results import STATUS_CODES, Defect
+
+    placed = [(100, 80, 200, 104)]
+    y = _free_row(placed, 102, 100, 96, 16, 500)
+    assert y != 100 and (y - 16 - 4 >= 104 or y + 4 <= 80)
+    assert _free_row([], 102, 100, 96, 16, 500) == 100
+
+    scene = SceneRenderer(sample_scene(4, size_wh=(640, 512), ng_fraction=0.0)).render()
+    res = Inspector(scene.recipe).inspect(scene.image)
+    c = tuple(float(v) for v in res.xy_px[len(res.xy_px) // 3])
+    both = tuple(Defect(type=t, start_mm=10.0, end_mm=30.0, length_mm=20.0, center_px=c,
+                        worst_mm=w, limit_mm=lim)
+                 for t, w, lim in (("wide", 14.0, 12.5), ("offset", 6.0, 4.0)))
+    img = draw_overlay(scene.image, dataclasses.replace(res, defects=both, verdict="NG"),
+                       scene.recipe)
+    for t in ("wide", "offset"):
+        colour = np.array(STATUS_COLORS_BGR[STATUS_CODES[t]], np.uint8)
+        assert np.all(img == colour, axis=2).sum() > 20, t

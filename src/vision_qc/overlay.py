@@ -68,6 +68,21 @@ def _reduce(frame: np.ndarray, k: int) -> np.ndarray:
     return cv2.resize(frame, ((w // k), (h // k)), interpolation=cv2.INTER_AREA)
 
 
+def _free_row(placed, tx, ty, tw, tht, h) -> int:
+    """The baseline nearest ``ty`` (first below, then above) at which a label box
+    ``[tx - 2, tx + tw + 2]`` wide and ``tht + 8`` high overlaps none of ``placed``."""
+    def clear(y):
+        x0, y0, x1, y1 = tx - 2, y - tht - 4, tx + tw + 2, y + 4
+        return all(x1 <= a or x0 >= c or y1 <= b or y0 >= e for a, b, c, e in placed)
+
+    pitch = tht + 10
+    for k in range(len(placed) + 1):
+        for y in (ty + k * pitch, ty - k * pitch):
+            if tht + 2 <= y <= h - 4 and clear(y):
+                return y
+    return ty
+
+
 def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
                  judged: np.ndarray | None = None, status_text: str | None = None,
                  thickness: int | None = None, max_width: int | None = None) -> np.ndarray:
@@ -124,6 +139,7 @@ def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
             color = _NOT_JUDGED if key[a] < 0 else STATUS_COLORS_BGR[int(key[a])]
             cv2.polylines(img, [pts[idx]], False, color, th, cv2.LINE_AA, _SHIFT)
     font = cv2.FONT_HERSHEY_SIMPLEX
+    placed: list[tuple[int, int, int, int]] = []     # label boxes drawn so far
     for d in result.defects:
         cx, cy = ((c - (k - 1) / 2.0) / k for c in d.center_px)
         color = STATUS_COLORS_BGR[STATUS_CODES[d.type]]
@@ -134,6 +150,10 @@ def draw_overlay(frame: np.ndarray, result: InspectionResult, recipe=None, *,
         (tw, tht), _ = cv2.getTextSize(label, font, fs, th)
         tx = int(np.clip(cx + r + 4, 2, w - tw - 2))
         ty = int(np.clip(cy - r - 4, tht + 2, h - 4))
+        # a stretch that breaks two limits (wide and offset) has two defects in one place:
+        # their labels go one under the other instead of on top of each other
+        ty = _free_row(placed, tx, ty, tw, tht, h)
+        placed.append((tx - 2, ty - tht - 4, tx + tw + 2, ty + 4))
         cv2.rectangle(img, (tx - 2, ty - tht - 4), (tx + tw + 2, ty + 4), (0, 0, 0), -1)
         cv2.putText(img, label, (tx, ty), font, fs, color, th, cv2.LINE_AA)
     ok = result.verdict == "OK"
