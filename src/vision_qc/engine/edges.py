@@ -98,8 +98,11 @@ Per station:
    ``_STEP_MOVE_PX``), from tables built once per sample step. The blur is the frame's: the
    vertex of the median residual over six candidates, read on the flatter half of the flanks
    of ~``_STEP_SIGMA_STATIONS`` stations (where the model is closest to exact; an edge moves
-   ~0.7 px per px of blur error). Suspect edges, and edges whose background (beyond 2.5 σ
-   out) is not flat by the walk's tolerance (a speck beside the flank), keep step 5's edge.
+   ~0.7 px per px of blur error). Suspect edges, edges whose background (beyond 2.5 σ
+   out) is not flat by the walk's tolerance (a speck beside the flank), and edges of a bead
+   narrower than twice the model's inner reach (its flank would span the crest: a 10 mm bead
+   7 px wide at 1.4 mm/px; the taught and the inspected width of one part then differed by
+   0.18 mm for 0.06 before) keep step 5's edge.
    Measured per edge against the generator's truth (12 frames per set, seed 7; median error,
    outwards positive, then |error| median / p95, px): clean bright -0.053, 0.076 / 0.312 →
    -0.037, 0.053 / 0.228; normal bright -0.000, 0.126 / 0.486 → -0.001, 0.099 / 0.376; clean
@@ -1313,9 +1316,13 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         sigmas, k0, _, solve4, basis4, used, span = _step_tables(step_px)
         med = _step_sigma(p, shaded, valid, shift, sigmas, k0, solve4, basis4, used, span,
                           max(n // _STEP_SIGMA_STATIONS, 1))
-        sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (_step_blur(sigmas, med),))
-        rows = _step_kernel(p, shaded, valid, 0, sigmas, k0, solve, span, float(step_px),
-                            _STEP_MOVE_PX, tol_px, contrast)
+        blur = _step_blur(sigmas, med)
+        sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
+        # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
+        # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays
+        roomy = (shaded[1] - shaded[0]) * (0.5 * step_px) >= _STEP_IN_SIGMAS * blur
+        rows = _step_kernel(p, shaded, valid & roomy, 0, sigmas, k0, solve, span,
+                            float(step_px), _STEP_MOVE_PX, tol_px, contrast)
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
     if po is not pc:
         # the closing that bridges a dark bead's ridge also bridges the bead to a dark speck
