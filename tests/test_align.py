@@ -533,15 +533,20 @@ def test_ridge_offsets_equal_the_numpy_reference(kernel_cases):
     assert np.isnan(_ridge_offsets(np.full((2, 9), 7, np.uint8), 1.0, *_ridge_boxes(4.0), t)).all()
 
 
+def _fine_profiles(kernel_cases, kind):
+    """(fine stage, its profiles) of the kernel cases whose fine stage is ``kind``."""
+    from vision_qc.engine.align import _sample
+
+    for al, frame, m in kernel_cases:
+        if al.fine.kind == kind:
+            yield al.fine, _sample(frame, al.fine.tpl, m)
+
+
 def test_bead_centres_equal_the_numpy_reference(kernel_cases):
-    from vision_qc.engine.align import _bead_centres, _sample
+    from vision_qc.engine.align import _bead_centres
 
     checked = 0
-    for al, frame, m in kernel_cases:
-        fi = al.fine
-        if fi.kind != "bead":
-            continue
-        prof = _sample(frame, fi.tpl, m)
+    for fi, prof in _fine_profiles(kernel_cases, "bead"):
         got = _bead_centres(prof, fi.sign, fi.t_px, fi.k0)
         for g, r in zip(got, _ref_bead_centres(prof * fi.sign, fi.t_px)):
             np.testing.assert_array_equal(g, r)
@@ -558,14 +563,10 @@ def test_step_centres_equal_the_numpy_reference(kernel_cases):
     equals the step model fitted directly to every candidate: the same profiles, blur and
     candidates; the centres to 1e-4 px (the kernel's residual, Σp² − c·b from running sums,
     rounds otherwise than lstsq's, and the parabola's second difference magnifies that)."""
-    from vision_qc.engine.align import _sample, _step_centres
+    from vision_qc.engine.align import _step_centres
 
     checked = 0
-    for al, frame, m in kernel_cases:
-        fi = al.fine
-        if fi.kind != "bead":
-            continue
-        prof = _sample(frame, fi.tpl, m)
+    for fi, prof in _fine_profiles(kernel_cases, "bead"):
         ok = np.ones(len(prof), bool)
         ok[5::7] = False                               # profiles left out stay NaN
         got, s = _step_centres(prof, fi.sign, *fi.step, ok)
