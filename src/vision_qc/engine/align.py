@@ -62,6 +62,7 @@ import numpy as np
 
 from ..geometry import Stations, build_stations, rigid_transform
 from ._jit import kernel
+from .edges import step_basis
 from .sampling import ProfileMaps
 
 __all__ = [
@@ -772,8 +773,6 @@ def _step_tables(x_px: np.ndarray, x_nom_px: float):
     basis columns Φ and σG on them (0 beyond, and below ``lo``, 4σ outside ``e``, where
     they are below 1e-4) and the inverse of the 3×3 Gram matrix of ``[1, Φ, σG]``. Returns
     ``(deltas (E,), lo, hi (S, E) int, phi (S, E, M), gg (S, E, M), ginv (S, E, 3, 3))``."""
-    from scipy.special import ndtr
-
     n_e = round(2 * _STEP_REACH_PX / _STEP_DE_PX) + 1
     deltas = -_STEP_REACH_PX + _STEP_DE_PX * np.arange(n_e)
     sig = np.asarray(_STEP_SIGMAS, dtype=np.float64)
@@ -781,9 +780,7 @@ def _step_tables(x_px: np.ndarray, x_nom_px: float):
     use = x_px[None, :] <= e[:, None] + _STEP_INNER_PX + 1e-9                   # (E, M)
     hi = np.broadcast_to(use.sum(axis=1) - 1, (len(sig), n_e)).astype(np.int64).copy()
     u = (x_px[None, None, :] - e[None, :, None]) / sig[:, None, None]           # (S, E, M)
-    phi_u = np.exp(-0.5 * u * u) / math.sqrt(2 * math.pi)
-    big_phi = ndtr(u)
-    gg = sig[:, None, None] * (u * big_phi + phi_u)
+    big_phi, gg, _ = step_basis(u, sig[:, None, None])
     near = use[None] & (u >= -4.0)
     lo = np.argmax(near, axis=2).astype(np.int64)
     big_phi = np.where(near, big_phi, 0.0)

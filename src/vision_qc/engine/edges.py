@@ -381,6 +381,13 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
 
 
 @kernel
+def _flat_level(v, k, f):
+    """The level of a flat stretch ``v[k .. k + f]`` the walk takes for a background: the
+    mean of its two ends and its middle."""
+    return (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+
+
+@kernel
 def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow, wide):
     """One side's edge at station ``i`` (see :func:`_side_edge`); ``v`` is a scratch array of
     ``kmax``. Returns (row, ok, suspect): suspect when the background the walk took is a
@@ -412,7 +419,7 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow,
             top = r
         if abs(v[k] - v[k + f]) <= tol:
             if r <= top * _F32(0.5):
-                bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+                bg = _flat_level(v, k, f)
                 kf = k
                 break
             # flat, but not yet half way down: a shoulder on the way out (the top of a dark
@@ -425,7 +432,7 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow,
                             long_flat = False
                             break
                 if long_flat:
-                    bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+                    bg = _flat_level(v, k, f)
                     kf = k
                     break
                 paused = True
@@ -448,7 +455,7 @@ def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow,
             if ksink >= 0:
                 for k in range(ksink, kmax - f):
                     if abs(v[k] - v[k + f]) <= tol:
-                        bg = (v[k] + v[k + f // 2] + v[k + f]) * _F32(1.0 / 3.0)
+                        bg = _flat_level(v, k, f)
                         kf = k
                         break
     body = v[0] - bg
@@ -675,6 +682,17 @@ def _shade_kernel(p, rows, sigma, step_px):
     return out
 
 
+def step_basis(u: np.ndarray, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The blurred step model's functions at ``u = (x - e) / σ``: the step ``Φ(u)``, the
+    shading ramp ``σ G(u)`` (``G`` Φ's integral, ``u Φ + φ``) and the step's derivative along
+    e, ``φ(u)`` (also used by the alignment's bead fit)."""
+    from scipy.special import ndtr
+
+    small_phi = np.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
+    big_phi = ndtr(u)
+    return big_phi, sigma * (u * big_phi + small_phi), small_phi
+
+
 def _step_tables(step_px: float, sigmas: tuple = _STEP_SIGMAS):
     """The step model's tables for samples ``step_px`` apart (see :func:`find_edges`, step 6),
     per blur σ of ``sigmas``, on a window of samples ``j = 0 … K-1`` round the
@@ -691,17 +709,13 @@ def _step_tables(step_px: float, sigmas: tuple = _STEP_SIGMAS):
 
 @lru_cache(maxsize=64)
 def _step_tables_cached(step_px: float, sigmas: tuple):
-    from scipy.special import ndtr
-
     sig = np.asarray(sigmas, np.float64)
     k0 = int(np.floor(_STEP_OUT_PX / step_px + 1e-9))
     k1 = int(np.floor(_STEP_IN_SIGMAS * sig.max() / step_px + 1e-9))
     x = np.arange(-k0, k1 + 1) * step_px
     u = x[None, :] / sig[:, None]                                                 # (S, K)
     used = (x[None, :] <= _STEP_IN_SIGMAS * sig[:, None] + 1e-9) & (x[None, :] >= -_STEP_OUT_PX - 1e-9)
-    small_phi = np.exp(-0.5 * u * u) / np.sqrt(2.0 * np.pi)
-    big_phi = ndtr(u)
-    gg = sig[:, None] * (u * big_phi + small_phi)
+    big_phi, gg, small_phi = step_basis(u, sig[:, None])
     basis = np.stack([np.ones_like(u), big_phi, gg, small_phi], 1) * used[:, None, :]  # (S, 4, K)
     solve = np.linalg.pinv(np.swapaxes(basis, 1, 2))                # (S, 4, K)
     span = np.stack([np.argmax(used, 1), used.shape[1] - 1 - np.argmax(used[:, ::-1], 1)],
