@@ -61,6 +61,18 @@ def test_taught_path_follows_the_true_centre_line(good_scenes, polarity, open_pa
     assert recipe.width_mm == pytest.approx(insp.stats["width_mean_mm"], abs=0.15)
 
 
+@pytest.mark.parametrize("polarity", ["bright", "dark"])
+def test_an_open_bead_is_taught_from_end_cap_to_end_cap(good_scenes, polarity):
+    """The taught line of an open bead ends where the generator's path ends (the centres of
+    the rounded end caps), not where the skeleton stopped: before, 1-10 px short or over, so
+    the bead's last centimetre went uninspected or a bare stretch was read as a gap."""
+    sc = good_scenes[polarity, True]
+    recipe, _ = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+    true_pts = sc.recipe.points_xy
+    for taught, true in ((recipe.points_xy[0], true_pts[0]), (recipe.points_xy[-1], true_pts[-1])):
+        assert np.hypot(*(taught - true)) <= 1.0
+
+
 def test_taught_width_matches_the_truth_at_the_generators_size():
     spec = sample_scene(2, preset="normal", size_wh=(2048, 1536), ng_fraction=0.0, polarity="dark")
     sc = SceneRenderer(spec).render()

@@ -18,7 +18,8 @@
    line is then moved to the midpoint of the bead's sub-pixel edges
    (:func:`~vision_qc.engine.edges.find_edges` along its normals; runs much wider than the
    typical one are the bead merged with a neighbour and are dropped), robustly smoothed
-   along the path, twice; the nominal width is the median measured width. More images of
+   along the path, twice; the nominal width is the median measured width. An open line is
+   then ended at the centres of the bead's rounded end caps. More images of
    good parts: each is aligned to the first (:class:`~vision_qc.engine.align.Aligner`),
    measured along the same stations, and the offsets and widths are averaged.
 5. Reference for alignment (loops only): the strongest step (the glass or frit edge) that
@@ -569,6 +570,119 @@ def refine_centre_line(gray: np.ndarray, points_xy: np.ndarray, *, closed: bool,
     return st.xy, m
 
 
+def _line_samples(gray: np.ndarray, origin, along, across, s: np.ndarray, t: np.ndarray):
+    """Grey levels (len(s), len(t)) float32 at ``origin + s·along + t·across`` (bilinear, on a
+    float copy of the patch they fall in, so levels keep their fractions)."""
+    xy = (np.asarray(origin, np.float64)[None, None, :] + s[:, None, None] * along[None, None, :]
+          + t[None, :, None] * across[None, None, :])
+    h, w = gray.shape
+    lo = np.clip(np.floor(xy.reshape(-1, 2).min(axis=0)).astype(int) - 1, 0, [w - 1, h - 1])
+    hi = np.clip(np.ceil(xy.reshape(-1, 2).max(axis=0)).astype(int) + 2, 1, [w, h])
+    patch = gray[lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
+    m = (xy - lo[None, None, :]).astype(np.float32)
+    return cv2.remap(patch, m, None, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def _crossing(v: np.ndarray, level: float, sign: float, run: int) -> float | None:
+    """Index (fractional) where ``v`` leaves the bead for good: the first sample from which
+    ``run`` samples in a row lie on the background's side of ``level`` (``sign``: +1 when the
+    background is above it), interpolated with the sample before. None when ``v`` does not
+    start on the bead's side or never leaves it."""
+    out = sign * (v - level) > 0
+    if out[0]:
+        return None
+    ok = np.convolve(out.astype(np.int32), np.ones(run, np.int32), "valid") == run
+    j = int(np.argmax(ok)) if ok.any() else -1
+    if j <= 0:
+        return None
+    a, b = float(v[j - 1]), float(v[j])
+    return j - 1 + (level - a) / (b - a) if b != a else float(j)
+
+
+def _end_cap_centre(gray: np.ndarray, pts: np.ndarray, *, bright: bool, width_px: float,
+                    step: float = 0.25) -> float | None:
+    """How far beyond the line's last point (px along its tangent; negative: before it) the
+    bead's rounded end cap is centred — where a robot starts or stops laying it, and where
+    the footprint ends half a width farther on.
+
+    A cap is the bead's cross-section turned about the end, so every grey level runs round it
+    on a circle whose radius is that level's half-width across the bead. Measured: the
+    profile across the bead just before the end, averaged over a width of path (its level
+    half-way between the bead and the background, and that level's half-width h); then
+    along two lines parallel to the path at ±0.4 h (clear of a dark bead's bright crest) where
+    that level is crossed beyond the end, x; the centre is x - √(h² - y²) back. Levels and
+    crossings are read at the same grey level, so the shading that sets the edge finder's
+    bias does not enter. None: no clear cap (the line runs on into something else)."""
+    w = float(width_px)
+    k = int(min(max(round(w), 3), len(pts) - 1))
+    if k < 3:
+        return None
+    tangent = pts[-1] - pts[-1 - k]
+    norm = float(np.hypot(*tangent))
+    if norm < 1e-9:
+        return None
+    tangent = tangent / norm
+    normal = np.array([-tangent[1], tangent[0]])
+    # across, just before the end (the straight bead, not the cap)
+    t = np.arange(-1.6 * w, 1.6 * w + step / 2, step)
+    across = _line_samples(gray, pts[-1], tangent, normal, np.arange(-1.5 * w, -0.5 * w, 1.0), t)
+    c = across.mean(axis=0)
+    core = np.abs(t) <= 0.3 * w
+    side = np.abs(t) >= 1.1 * w
+    bead_level = float(np.median(c[core]))
+    bg = float(np.median(c[side]))
+    sign = -1.0 if bright else 1.0          # the background's side of the level
+    if sign * (bg - bead_level) <= 0:
+        return None
+    level = 0.5 * (bead_level + bg)
+    run = max(round(0.25 * w / step), 2)
+    mid = len(t) // 2
+    right = _crossing(c[mid:], level, sign, run)
+    left = _crossing(c[mid::-1], level, sign, run)
+    if right is None or left is None:
+        return None
+    h = 0.5 * (right + left) * step
+    if not 0.2 * w <= h <= 0.8 * w:
+        return None
+    # along the path, on both sides of the axis, from a width before the end to 5 widths on
+    y = 0.4 * h
+    s = np.arange(-w, 5.0 * w + step / 2, step)
+    along = _line_samples(gray, pts[-1], normal, tangent, np.array([-y, y]), s)
+    xs = [_crossing(v, level, sign, run) for v in along]
+    if any(x is None for x in xs):
+        return None
+    x = float(np.mean(xs)) * step - w
+    centre = x - float(np.sqrt(h * h - y * y))
+    return centre if -w <= centre <= 4.0 * w else None
+
+
+def _place_ends(gray: np.ndarray, pts: np.ndarray, *, bright: bool, width_px: float) -> np.ndarray:
+    """An open line (1 px apart) ended at the centres of the bead's end caps
+    (:func:`_end_cap_centre`). The skeleton's ends stop short of them (thinning eats into a
+    rounded end, and the smoothing along the path pulls the ends in: by up to 10 px on a 12 px
+    bead, which left the last centimetre of the bead uninspected), and the last width of the
+    line, refined across the cap rather than the bead, may hook or fold back. So the last
+    width is dropped and the line runs on along its own curve to the cap's centre. An
+    end without a clear cap stays as it was."""
+    out = np.asarray(pts, dtype=np.float64)
+    k = int(max(round(width_px), 3))
+    for _ in range(2):                      # the last end, then (reversed) the first
+        if len(out) > 4 * k:
+            cut = out[:-k]
+            c = _end_cap_centre(gray, cut, bright=bright, width_px=width_px)
+            if c is not None and c > 0:
+                # on along the line's own curve (a quadratic in arc length over its last three
+                # widths): a straight run-on from a corner's bend strays by κc²/2
+                u = np.arange(3 * k, dtype=np.float64)
+                fit = np.polyfit(u, cut[-3 * k:], 2)
+                steps = 3 * k - 1 + np.append(np.arange(1.0, c, 1.0), c)
+                ext = np.stack([np.polyval(fit[:, j], steps) for j in range(2)], axis=1)
+                out = np.vstack([cut, ext])
+        out = out[::-1]
+    return out
+
+
 # ----------------------------------------------------------------------------------------
 # 5. Reference edge
 
@@ -852,6 +966,8 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
     if not good.any():
         raise TeachError("no bead found: no edges along the candidate line")
     w = float(np.median(m.width_px[good]))
+    if not closed:
+        pts = _place_ends(gray, pts, bright=cand.bright, width_px=w)
     spread = 1.4826 * float(np.median(np.abs(m.width_px[good] - w)))
     typical = float(np.median(m.contrast[good]))
     score = _score(typical, coverage, m)
