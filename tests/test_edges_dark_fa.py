@@ -22,11 +22,12 @@ def _frame(terrace_px: float, *, fixture: float = 110.0, n: int = 64, seed: int 
     return (y[:, None] + rng.normal(0.0, 0.7, (len(y), n))).astype(np.float32)
 
 
-@pytest.mark.parametrize("terrace_px", [3.0, 4.0])
+@pytest.mark.parametrize("terrace_px", [2.5, 3.0, 4.0])
 def test_frit_terrace_beside_a_dark_bead_is_its_background(terrace_px):
-    # the walk ran down the terrace and on over the glass edge to the fixture, the level it
-    # found flat: the left edge landed on the glass edge, 3-4 px out (a "wide" call on an
-    # offset stretch). The profile pauses at the frit's level, the background on the right
+    # the walk ran down the terrace (too short to be flat) and on over the glass edge to the
+    # fixture, the level it found flat: the left edge landed on the glass edge, 2.5-4 px out
+    # (a "wide" call on an offset stretch). The frit's level, the background on the right,
+    # is the left edge's background too
     e = find_edges(_frame(terrace_px), step_px=STEP, bright=False, width_px=12.0,
                    smooth_stations=3)
     assert e.found.all()
@@ -34,9 +35,12 @@ def test_frit_terrace_beside_a_dark_bead_is_its_background(terrace_px):
     assert np.median(np.abs(e.right_px - 6.0)) <= 0.3
 
 
-def test_dark_bead_on_the_glass_edge_keeps_its_edge():
-    # no terrace: the bead's left flank falls straight to the fixture; the edge stays the
-    # bead's (where the profile leaves the fixture's level), not moved by the rule
-    e = find_edges(_frame(0.0), step_px=STEP, bright=False, width_px=12.0, smooth_stations=3)
+@pytest.mark.parametrize("fixture", [80.0, 110.0])
+def test_dark_bead_on_the_glass_edge_keeps_its_edge(fixture):
+    # no terrace: the bead's left flank falls straight to the fixture, past the frit's level
+    # on the right; the crossing moves along the same flank and the edge stays
+    e = find_edges(_frame(0.0, fixture=fixture), step_px=STEP, bright=False, width_px=12.0,
+                   smooth_stations=3)
     assert e.found.all()
     assert np.median(np.abs(e.left_px + 6.0)) <= 0.3
+    assert np.median(np.abs(e.right_px - 6.0)) <= 0.3
