@@ -17,11 +17,12 @@ import numpy as np
 from .engine.align import AlignError, Aligner, move_maps
 from .engine._jit import finite, kernel
 from .engine.edges import find_edges
+from .engine.gap_ends import gap_end_tips
 from .engine.judge import judge, station_status
 from .engine.sampling import ProfileMaps, build_maps, sample_profiles
 from .geometry import Stations, build_stations
 from .recipe import Recipe
-from .results import InspectionResult
+from .results import Defect, InspectionResult
 
 __all__ = ["Inspector", "FrameError", "PartNotFoundError", "to_gray"]
 
@@ -351,6 +352,70 @@ def _stats_kernel(width_mm, offset_mm, present, judged):
     return widths[:m], w_min, w_max, o_max, m, n_judged
 
 
+def _measured_gap_ends(defects, gray, prof, *, stations, t_px, edges, present, bright,
+                       width_px, mm_per_px, min_defect_mm) -> tuple:
+    """``defects`` with each gap's ends moved to where the bead's rounded ends meet the
+    surface, measured on the image along the path (:func:`~.engine.gap_ends.gap_end_tips`);
+    an end that cannot be measured stays where presence put it. Gaps whose measured ends
+    meet or cross have no bead between them and become one; a gap that comes out shorter
+    than ``min_defect_mm`` is dropped, as the judge drops a short run."""
+    gaps = [d for d in defects if d.type == "gap"]
+    if not gaps:
+        return defects
+    length_px = stations.length_px
+    closed = stations.closed
+    old = np.array([(d.start_mm, d.end_mm) for d in gaps]) / mm_per_px
+    seg = np.array([d.length_mm for d in gaps]) / mm_per_px
+    tips = gap_end_tips(gray, prof, stations=stations, t_px=t_px, present=present,
+                        left_px=edges.left_px, right_px=edges.right_px, tips_px=old.ravel(),
+                        into=np.tile([1.0, -1.0], len(gaps)), far_px=np.repeat(0.5 * seg, 2),
+                        bright=bright, width_px=width_px,
+                        smooth_stations=SMOOTH_STATIONS).reshape(-1, 2)
+    new = np.where(np.isfinite(tips), tips, old)
+    if not closed:
+        new = np.clip(new, 0.0, length_px)
+    # each end's move along the path (wrapped on a loop): the gap gains what its start moves
+    # back and its end moves on
+    move = new - old
+    if closed:
+        move = (move + 0.5 * length_px) % length_px - 0.5 * length_px
+    # (start, length, worst) along the path, the start in [0, length) on a loop
+    runs = sorted(zip(new[:, 0].tolist(), (seg - move[:, 0] + move[:, 1]).tolist(),
+                      [d.worst_mm for d in gaps]))
+    merged = [list(runs[0])]
+    for a0, sg, worst in runs[1:]:
+        last = merged[-1]
+        if a0 <= last[0] + last[1]:
+            last[1] = max(last[1], a0 + sg - last[0])
+            last[2] = min(last[2], worst)
+        else:
+            merged.append([a0, sg, worst])
+    if closed and len(merged) > 1 and merged[0][0] + length_px <= merged[-1][0] + merged[-1][1]:
+        # the last runs on through the start into the first
+        last = merged.pop()
+        first = merged[0]
+        merged[0] = [last[0], max(last[1], first[0] + length_px + first[1] - last[0]),
+                     min(last[2], first[2])]
+    spacing = stations.spacing_px
+    n = len(stations)
+    limit = gaps[0].limit_mm
+    out = [d for d in defects if d.type != "gap"]
+    for a0, sg, worst in merged:
+        if sg * mm_per_px < min_defect_mm:
+            continue
+        if closed and sg >= length_px:
+            a0, sg = 0.0, length_px
+        a1 = (a0 + sg) % length_px if closed and sg < length_px else a0 + sg
+        mid = np.rint((a0 + 0.5 * sg) / spacing)
+        mid_i = int(mid) % n if closed else int(min(max(mid, 0.0), n - 1.0))
+        out.append(Defect(type="gap", start_mm=float(a0 * mm_per_px), end_mm=float(a1 * mm_per_px),
+                          length_mm=float(sg * mm_per_px),
+                          center_px=(float(stations.xy[mid_i, 0]), float(stations.xy[mid_i, 1])),
+                          worst_mm=worst, limit_mm=limit))
+    out.sort(key=lambda d: d.start_mm)
+    return tuple(out)
+
+
 def _stats(width_mm, offset_mm, present, judged) -> dict:
     """The result record's stats (DESIGN §5) over the present, judged stations."""
     widths, w_min, w_max, o_max, n_sel, n_judged = _stats_kernel(width_mm, offset_mm, present,
@@ -479,6 +544,10 @@ class Inspector:
                         xy_px=stations.xy, width_min_mm=r.width_min_mm,
                         width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
                         min_defect_mm=r.min_defect_mm)
+        defects = _measured_gap_ends(defects, gray, prof, stations=stations,
+                                     t_px=self.maps.t_px, edges=edges, present=present,
+                                     bright=r.polarity == "bright", width_px=r.width_mm / mm,
+                                     mm_per_px=mm, min_defect_mm=r.min_defect_mm)
         if upto_mm is not None:
             defects = tuple(d for d in defects if d.start_mm <= upto_mm)
         stats = _stats(width_mm, offset_mm, present, judged)

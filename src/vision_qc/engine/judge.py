@@ -317,7 +317,8 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
     Runs of one type separated by at most ``merge_stations`` stations are merged; runs shorter
     than ``min_defect_mm`` (from end to end, sub-station) are dropped. The ends of a run are
     placed where the measured value crosses its limit, interpolated between stations; gap ends
-    half way between the last station with bead and the first without. A stretch too thin or
+    half way between the last station with bead and the first without (the inspector then
+    measures them on the image: :mod:`.gap_ends`). A stretch too thin or
     too wide whose centre is also off the path beyond ``max_offset_mm`` is reported as an
     offset as well (the status keeps one type per station, the defects every limit broken).
 

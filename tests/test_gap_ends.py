@@ -1,0 +1,163 @@
+"""Gap ends: measured where the bead's rounded end meets the surface, not where its contrast
+crosses the presence threshold."""
+
+import cv2
+import numpy as np
+import pytest
+
+from vision_qc import inspector
+from vision_qc.engine.gap_ends import _frame_block, _row_medians
+from vision_qc.geometry import build_stations
+from vision_qc.inspector import Inspector
+from vision_qc.recipe import recipe_from_dict
+from vision_qc.results import Defect
+from vision_qc.synth import SceneRenderer, sample_scene
+
+
+def _gap_end_errors_px(scene):
+    """Signed error (found - truth, px along the path) of every matched gap end."""
+    res = Inspector(scene.recipe).inspect(scene.image)
+    mm = scene.truth["mm_per_px"]
+    out = []
+    for t in scene.truth["defects"]:
+        if t["type"] != "gap":
+            continue
+        f = min((d for d in res.defects if d.type == "gap"),
+                key=lambda d: abs(d.start_mm - t["start_mm"]))
+        out += [(f.start_mm - t["start_mm"]) / mm, (f.end_mm - t["end_mm"]) / mm]
+    return out
+
+
+@pytest.fixture(scope="module")
+def gap_scenes():
+    out = {}
+    for pol in ("bright", "dark"):
+        scenes = []
+        for seed in (11, 12):
+            spec = sample_scene(seed, preset="clean", ng_fraction=1.0, polarity=pol,
+                                defect_kinds=("gap",), max_defects=2)
+            scenes.append(SceneRenderer(spec).render())
+        out[pol] = scenes
+    return out
+
+
+@pytest.mark.parametrize("polarity", ["bright", "dark"])
+def test_gap_ends_on_clean_scenes_within_a_third_of_a_pixel(gap_scenes, polarity):
+    # where presence alone put them: a bright bead's gaps ~0.4 px too long at each end (its
+    # dim rim fades below the threshold inside the tip), a dark bead's 0.1-0.2 px too short,
+    # and ±0.5 px of station grid on top (clean sets: up to 1.07 px)
+    errs = [e for sc in gap_scenes[polarity] for e in _gap_end_errors_px(sc)]
+    assert len(errs) >= 4
+    assert np.max(np.abs(errs)) <= 1 / 3
+
+
+def _straight_bead_image(tips_x, *, y=60.0, half_px=6.0, size_wh=(240, 120), bead=150.0,
+                         ground=40.0, blur_px=0.8, scale=8):
+    """A flat bead along y = ``y`` from x = 10 to 230 with a gap between ``tips_x``, its ends
+    rounded (radius ``half_px``); each pixel the part of it the bead covers (``scale``² points
+    per pixel), then blurred. Coordinates: pixel (i, j) covers [j, j + 1) × [i, i + 1)."""
+    w, h = size_wh
+    x0, x1 = tips_x
+    sub = (np.arange(w * scale) + 0.5) / scale
+    rows = (np.arange(h * scale) + 0.5) / scale
+    xx, yy = np.meshgrid(sub, rows[np.abs(rows - y) <= half_px + 1], sparse=True)
+    dy = np.abs(yy - y)
+    inside = (dy <= half_px) & (((xx >= 10) & (xx <= x0 - half_px))
+                                | ((xx >= x1 + half_px) & (xx <= 230)))
+    inside |= np.hypot(xx - (x0 - half_px), dy) <= half_px
+    inside |= np.hypot(xx - (x1 + half_px), dy) <= half_px
+    big = np.zeros((h * scale, w * scale), np.float32)
+    big[np.abs(rows - y) <= half_px + 1] = inside
+    cover = big.reshape(h, scale, w, scale).mean(axis=(1, 3))
+    img = cv2.GaussianBlur(ground + (bead - ground) * cover, (0, 0), blur_px)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("tips", [(100.3, 112.8), (97.0, 118.5), (140.55, 150.2)])
+def test_gap_ends_of_a_drawn_rounded_end_land_on_its_tips(tips):
+    r = recipe_from_dict({
+        "image_size": [240, 120], "mm_per_px": 1.0, "polarity": "bright",
+        # the frame's pixel (i, j) has its centre at (j, i), the drawing's at (j + 0.5, i + 0.5)
+        "path": {"closed": False, "points": [[0.0, 59.5], [239.0, 59.5]]},
+        "bead": {"width_mm": 12.0, "width_tol_mm": 3.0, "max_offset_mm": 4.0,
+                 "min_defect_mm": 3.0, "search_mm": 16.0}})
+    img = _straight_bead_image(tips)
+    res = Inspector(r).inspect(img)
+    gaps = [d for d in res.defects if d.type == "gap" and 50 < d.start_mm < 200]
+    assert len(gaps) == 1
+    # arc length a lies at the drawing's x = a + 0.5
+    start, end = gaps[0].start_mm + 0.5, gaps[0].end_mm + 0.5
+    assert start == pytest.approx(tips[0], abs=0.25)
+    assert end == pytest.approx(tips[1], abs=0.25)
+    assert gaps[0].length_mm == pytest.approx(gaps[0].end_mm - gaps[0].start_mm)
+
+
+def test_a_gap_over_the_whole_path_keeps_its_ends():
+    r = recipe_from_dict({
+        "image_size": [200, 120], "mm_per_px": 0.5, "polarity": "bright",
+        "path": {"closed": True, "points": [[40, 30], [160, 30], [160, 90], [40, 90]]},
+        "bead": {"width_mm": 4.0, "width_tol_mm": 1.0, "max_offset_mm": 2.0,
+                 "min_defect_mm": 2.0, "search_mm": 8.0}})
+    insp = Inspector(r)
+    res = insp.inspect(np.full((120, 200), 40, np.uint8))
+    assert [(d.type, d.start_mm, d.end_mm) for d in res.defects] == [("gap", 0.0, insp.length_mm)]
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([[1.0, 2.0, 3.0, np.nan]], [2.0]),
+    ([[np.nan, np.nan]], [np.nan]),
+    ([[4.0, 1.0, np.nan, 2.0, 3.0]], [2.5]),
+    ([[5.0]], [5.0]),
+])
+def test_row_medians_are_nanmedians(values, expected):
+    np.testing.assert_array_equal(_row_medians(np.array(values)), expected)
+
+
+@pytest.mark.parametrize("present, size, expected", [
+    ([1, 1, 0, 1, 1, 1, 0], 3, slice(3, 6)),
+    ([0, 0, 0, 0], 2, slice(0, 2)),
+    ([1, 1], 4, slice(0, 2)),
+    ([1, 1, 1], 3, slice(0, 3)),
+])
+def test_frame_block_is_the_first_run_with_bead(present, size, expected):
+    assert _frame_block(np.array(present, bool), size) == expected
+
+
+def _judged_gaps(runs_mm):
+    return tuple(Defect(type="gap", start_mm=a, end_mm=b, length_mm=g, center_px=(0.0, 0.0),
+                        worst_mm=0.0, limit_mm=7.5) for a, b, g in runs_mm)
+
+
+@pytest.mark.parametrize("closed, judged, tips, expected", [
+    # ends measured: moved; one not measured (NaN): stays
+    (False, [(10.0, 20.0, 10.0)], [9.6, 20.3], [(9.6, 20.3, 10.7)]),
+    (False, [(10.0, 20.0, 10.0)], [np.nan, 20.3], [(10.0, 20.3, 10.3)]),
+    # two gaps whose ends cross: no bead between them, one gap
+    (False, [(10.0, 20.0, 10.0), (22.0, 30.0, 8.0)], [10.0, 22.5, 21.5, 30.0],
+     [(10.0, 30.0, 20.0)]),
+    # ... and whose ends do not: two
+    (False, [(10.0, 20.0, 10.0), (22.0, 30.0, 8.0)], [10.0, 20.5, 21.5, 30.0],
+     [(10.0, 20.5, 10.5), (21.5, 30.0, 8.5)]),
+    # shorter than min_defect_mm (3) once measured: dropped
+    (False, [(10.0, 13.5, 3.5)], [10.4, 13.2], []),
+    # on a loop (length 100): an end moved across the start
+    (True, [(0.5, 8.0, 7.5)], [99.7, 8.0], [(99.7, 8.0, 8.3)]),
+    # ... and a gap running on through the start into the first one
+    (True, [(2.0, 10.0, 8.0), (90.0, 1.5, 11.5)], [1.0, 10.0, 90.0, 2.5],
+     [(90.0, 10.0, 20.0)]),
+])
+def test_measured_gap_ends_move_merge_and_drop(monkeypatch, closed, judged, tips, expected):
+    pts = ([[0, 0], [25, 0], [25, 25], [0, 25]] if closed else [[0, 0], [100, 0]])
+    stations = build_stations(np.array(pts, float), closed=closed, spacing_px=0.5,
+                              interpolation="linear")
+    assert stations.length_px == pytest.approx(100.0)
+    monkeypatch.setattr(inspector, "gap_end_tips", lambda *a, **k: np.array(tips, float))
+    out = inspector._measured_gap_ends(_judged_gaps(judged), None, None, stations=stations,
+                                       t_px=None, edges=type("E", (), {"left_px": None,
+                                                                       "right_px": None}),
+                                       present=None, bright=True, width_px=12.0,
+                                       mm_per_px=1.0, min_defect_mm=3.0)
+    got = [(d.start_mm, d.end_mm, d.length_mm) for d in out]
+    assert len(got) == len(expected)
+    for g, e in zip(got, expected):
+        assert g == pytest.approx(e)
