@@ -796,13 +796,13 @@ def _step_rss(win: np.ndarray, p1: np.ndarray, p2: np.ndarray, r: int, phi: np.n
               gg: np.ndarray, ginv: np.ndarray, lo: np.ndarray, hi: np.ndarray, s: int,
               k_from: int, k_to: int, k_step: int, out: np.ndarray) -> None:
     """``out[k]``: the mean squared residual of the step model with candidate (blur ``s``,
-    edge ``k``) on window ``r`` (``p1``, ``p2``: running sums of its samples and their
-    squares), inf where the model's step is not positive; for ``k`` in
-    ``range(k_from, k_to, k_step)`` (one call per range: a call per candidate costs more
-    than the candidate)."""
+    edge ``k``) on window ``r`` (``p1``, ``p2`` (M + 1, R): running sums of the windows'
+    samples and their squares, a row per sample), inf where the model's step is not
+    positive; for ``k`` in ``range(k_from, k_to, k_step)`` (one call per range: a call per
+    candidate costs more than the candidate)."""
     for k in range(k_from, k_to, k_step):
         h = hi[s, k]
-        b0 = p1[r, h + 1]
+        b0 = p1[h + 1, r]
         b1 = 0.0
         b2 = 0.0
         for j in range(lo[s, k], h + 1):
@@ -812,27 +812,66 @@ def _step_rss(win: np.ndarray, p1: np.ndarray, p2: np.ndarray, r: int, phi: np.n
         c0 = ginv[s, k, 0, 0] * b0 + ginv[s, k, 0, 1] * b1 + ginv[s, k, 0, 2] * b2
         c1 = ginv[s, k, 1, 0] * b0 + ginv[s, k, 1, 1] * b1 + ginv[s, k, 1, 2] * b2
         c2 = ginv[s, k, 2, 0] * b0 + ginv[s, k, 2, 1] * b1 + ginv[s, k, 2, 2] * b2
-        out[k] = (p2[r, h + 1] - (c0 * b0 + c1 * b1 + c2 * b2)) / (h + 1) if c1 > 0 else np.inf
+        out[k] = (p2[h + 1, r] - (c0 * b0 + c1 * b1 + c2 * b2)) / (h + 1) if c1 > 0 else np.inf
 
 
 @kernel
-def _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, fine: bool,
-                 rss: np.ndarray) -> tuple[float, float]:
+def _step_rss_coarse(wt: np.ndarray, p1: np.ndarray, p2: np.ndarray, phi: np.ndarray,
+                     gg: np.ndarray, ginv: np.ndarray, lo: np.ndarray, hi: np.ndarray, s: int,
+                     out: np.ndarray) -> None:
+    """``out[c, r]``: :func:`_step_rss` of the coarse candidate ``k = c _STEP_COARSE`` on
+    every window ``r`` at once (``wt`` (M, R): the windows, a row per sample). The coarse
+    candidates are the same on every window, so the windows are the inner loop: each
+    window's sums still add their terms in the same order (the same floats as one window at
+    a time), and the windows side by side fill the vector registers."""
+    n_r = wt.shape[1]
+    b1 = np.empty(n_r)
+    b2 = np.empty(n_r)
+    for c in range(out.shape[0]):
+        k = c * _STEP_COARSE
+        for r in range(n_r):
+            b1[r] = 0.0
+            b2[r] = 0.0
+        for j in range(lo[s, k], hi[s, k] + 1):
+            f1 = phi[s, k, j]
+            f2 = gg[s, k, j]
+            wj = wt[j]
+            for r in range(n_r):
+                b1[r] += wj[r] * f1
+                b2[r] += wj[r] * f2
+        h = hi[s, k]
+        g00, g01, g02 = ginv[s, k, 0, 0], ginv[s, k, 0, 1], ginv[s, k, 0, 2]
+        g10, g11, g12 = ginv[s, k, 1, 0], ginv[s, k, 1, 1], ginv[s, k, 1, 2]
+        g20, g21, g22 = ginv[s, k, 2, 0], ginv[s, k, 2, 1], ginv[s, k, 2, 2]
+        q1 = p1[h + 1]
+        q2 = p2[h + 1]
+        oc = out[c]
+        for r in range(n_r):
+            b0 = q1[r]
+            c0 = g00 * b0 + g01 * b1[r] + g02 * b2[r]
+            c1 = g10 * b0 + g11 * b1[r] + g12 * b2[r]
+            c2 = g20 * b0 + g21 * b1[r] + g22 * b2[r]
+            oc[r] = (q2[r] - (c0 * b0 + c1 * b1[r] + c2 * b2[r])) / (h + 1) if c1 > 0 else np.inf
+
+
+@kernel
+def _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, rss: np.ndarray,
+                 coarse: np.ndarray) -> tuple[float, float]:
     """The candidate edge (index, fractional; NaN where none) whose step model fits window
-    ``r`` best with a positive step, and its residual: every ``_STEP_COARSE``-th candidate;
-    then (``fine``) the ``2 _STEP_FINE + 1`` round the coarse parabola's vertex, the best
-    refined by a parabola. ``rss``: scratch (E,)."""
+    ``r`` best with a positive step, and its residual: every ``_STEP_COARSE``-th candidate
+    (their residuals on every window, ``coarse``, from :func:`_step_rss_coarse`); then the
+    ``2 _STEP_FINE + 1`` round the coarse parabola's vertex, the best refined by a
+    parabola. ``rss``: scratch (E,)."""
     n_e = phi.shape[1]
     c = _STEP_COARSE
-    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, 0, n_e, c, rss)
+    for k in range(0, n_e, c):
+        rss[k] = coarse[k // c, r]
     best, kb = np.inf, -1
     for k in range(0, n_e, c):
         if rss[k] < best:
             best, kb = rss[k], k
     if kb <= 0 or kb >= n_e - 1:                       # none, or at the end of the range
         return np.nan, best
-    if not fine:
-        return float(kb), best
     ra, rc = rss[kb - c], rss[kb + c]
     v = float(kb)
     den = ra - 2.0 * best + rc
@@ -872,46 +911,75 @@ def _step_centres(prof: np.ndarray, sign: float, deltas: np.ndarray, lo: np.ndar
     if n == 0:
         return out, 0
     # rows 0..n-1 the left windows, n..2n-1 the right ones reversed: all run inwards
+    # (and sample-major, wt: the coarse search runs over all windows at once); running sums
+    # of the samples and their squares, a row per sample
     win = np.empty((2 * n, m))
-    p1 = np.zeros((2 * n, m + 1))
-    p2 = np.zeros((2 * n, m + 1))
+    wt = np.empty((m, 2 * n))
     for i in range(n):
         for j in range(m):
             win[i, j] = prof[i, j] * sign
             win[n + i, j] = prof[i, m2 - 1 - j] * sign
     for r in range(2 * n):
         for j in range(m):
-            p1[r, j + 1] = p1[r, j] + win[r, j]
-            p2[r, j + 1] = p2[r, j] + win[r, j] * win[r, j]
+            wt[j, r] = win[r, j]
+    p1 = np.zeros((m + 1, 2 * n))
+    p2 = np.zeros((m + 1, 2 * n))
+    for j in range(m):
+        for r in range(2 * n):
+            p1[j + 1, r] = p1[j, r] + wt[j, r]
+            p2[j + 1, r] = p2[j, r] + wt[j, r] * wt[j, r]
     scratch = np.empty(phi.shape[1])
-    # the frame's blur: on a few profiles, both sides, the coarse search only
-    sel = np.empty(2 * n)
+    # the frame's blur: on a few profiles, both sides, the coarse search only (all of
+    # them at once, as the final pass's below)
+    n_e = phi.shape[1]
+    n_c = (n_e - 1) // _STEP_COARSE + 1
     best_s, best_med = 0, np.inf
     if n_s > 1:
+        few = np.empty(2 * n, np.int64)
+        n_few = 0
+        for i in range(0, n, _STEP_SIGMA_EVERY):
+            if rows_ok[i]:
+                few[n_few], few[n_few + 1] = i, n + i
+                n_few += 2
+        few = few[:n_few]
+        wt_few = np.empty((m, n_few))
+        p1_few = np.empty((m + 1, n_few))
+        p2_few = np.empty((m + 1, n_few))
+        for q in range(n_few):
+            for j in range(m):
+                wt_few[j, q] = wt[j, few[q]]
+            for j in range(m + 1):
+                p1_few[j, q] = p1[j, few[q]]
+                p2_few[j, q] = p2[j, few[q]]
+        rss_few = np.empty((n_c, n_few))
+        sel = np.empty(n_few)
         for s in range(n_s):
+            _step_rss_coarse(wt_few, p1_few, p2_few, phi, gg, ginv, lo, hi, s, rss_few)
             cnt = 0
-            for i in range(0, n, _STEP_SIGMA_EVERY):
-                if not rows_ok[i]:
-                    continue
-                for r in (i, n + i):
-                    k, rss = _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, False,
-                                          scratch)
-                    if np.isfinite(k):
-                        sel[cnt] = rss
-                        cnt += 1
+            for q in range(n_few):
+                # as _step_search's coarse pick: none, or at the end of the range, not fitted
+                best, kb = np.inf, -1
+                for c in range(n_c):
+                    if rss_few[c, q] < best:
+                        best, kb = rss_few[c, q], c * _STEP_COARSE
+                if 0 < kb < n_e - 1:
+                    sel[cnt] = best
+                    cnt += 1
             if cnt:
                 med = _upper_median(sel[:cnt])
                 if med < best_med:
                     best_med, best_s = med, s
     s = best_s
+    coarse = np.empty((n_c, 2 * n))
+    _step_rss_coarse(wt, p1, p2, phi, gg, ginv, lo, hi, s, coarse)
     de = deltas[1] - deltas[0]
     for i in range(n):
         if not rows_ok[i]:
             continue
-        kl, _ = _step_search(win, p1, p2, i, phi, gg, ginv, lo, hi, s, True, scratch)
+        kl, _ = _step_search(win, p1, p2, i, phi, gg, ginv, lo, hi, s, scratch, coarse)
         if not np.isfinite(kl):
             continue
-        kr, _ = _step_search(win, p1, p2, n + i, phi, gg, ginv, lo, hi, s, True, scratch)
+        kr, _ = _step_search(win, p1, p2, n + i, phi, gg, ginv, lo, hi, s, scratch, coarse)
         if not np.isfinite(kr):
             continue
         # left edge at -w/2 + δl, right one at w/2 - δr (its window runs inwards, reversed)
