@@ -1,6 +1,7 @@
 """Alignment's speed-ups give the same floats as the plain computation they replace: the
-step model's coarse search over all windows at once equals it one window at a time, and the
-bead's step centres equal a search window by window, candidate by candidate."""
+step model fitted to many windows at once equals it fitted to one window at a time, term by
+term, and the bead's step centres equal a search window by window, candidate by
+candidate."""
 
 import dataclasses
 
@@ -15,7 +16,6 @@ from vision_qc.engine.align import (
     _sample,
     _step_centres,
     _step_rss,
-    _step_rss_coarse,
     _upper_median,
     pose_matrix,
 )
@@ -50,22 +50,41 @@ def _windows(prof, sign):
     for j in range(m):
         p1[j + 1] = p1[j] + win[:, j]
         p2[j + 1] = p2[j] + win[:, j] * win[:, j]
-    return np.ascontiguousarray(win), p1, p2
+    return win, p1, p2
 
 
-def test_coarse_search_over_all_windows_equals_one_window_at_a_time(fine_case):
+def _rss_one(win, p1, p2, r, tables, s, k):
+    """The step model's mean squared residual of one candidate on one window, term by term
+    in plain floats (the computation the kernels must equal to the bit)."""
+    _, lo, hi, phi, gg, ginv = tables
+    h = int(hi[s, k])
+    b0 = float(p1[h + 1, r])
+    b1 = b2 = 0.0
+    for j in range(lo[s, k], h + 1):
+        v = float(win[r, j])
+        b1 += v * float(phi[s, k, j])
+        b2 += v * float(gg[s, k, j])
+    g = ginv[s, k].tolist()
+    c0 = g[0][0] * b0 + g[0][1] * b1 + g[0][2] * b2
+    c1 = g[1][0] * b0 + g[1][1] * b1 + g[1][2] * b2
+    c2 = g[2][0] * b0 + g[2][1] * b1 + g[2][2] * b2
+    return (float(p2[h + 1, r]) - (c0 * b0 + c1 * b1 + c2 * b2)) / (h + 1) if c1 > 0 else np.inf
+
+
+def test_step_rss_over_many_windows_equals_one_window_at_a_time(fine_case):
     fi, prof = fine_case
-    deltas, lo, hi, phi, gg, ginv = fi.step
     win, p1, p2 = _windows(prof, fi.sign)
-    n_e = len(deltas)
-    n_c = (n_e - 1) // _STEP_COARSE + 1
-    one = np.empty(n_e)
-    for s in range(phi.shape[0]):
-        every = np.empty((n_c, len(win)))
-        _step_rss_coarse(np.ascontiguousarray(win.T), p1, p2, phi, gg, ginv, lo, hi, s, every)
-        for r in range(len(win)):
-            _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, 0, n_e, _STEP_COARSE, one)
-            np.testing.assert_array_equal(every[:, r], one[::_STEP_COARSE])
+    deltas, lo, hi, phi, gg, ginv = fi.step
+    wt = np.ascontiguousarray(win.T)
+    for s, k_first, k_step, n_k, r_from, r_to in [(0, 0, _STEP_COARSE, 11, 0, len(win)),
+                                                   (2, 37, 1, 9, 5, 61), (4, 92, 1, 9, 60, 61)]:
+        out = np.full((n_k, len(win)), -1.0)
+        _step_rss(wt, p1, p2, phi, gg, ginv, lo, hi, s, k_first, k_step, r_from, r_to, out)
+        for c in range(n_k):
+            want = [_rss_one(win, p1, p2, r, fi.step, s, k_first + c * k_step)
+                    for r in range(r_from, r_to)]
+            np.testing.assert_array_equal(out[c, r_from:r_to], want)
+        assert (out[:, :r_from] == -1.0).all() and (out[:, r_to:] == -1.0).all()
 
 
 def _parabola(ra, rb, rc):
@@ -76,12 +95,12 @@ def _parabola(ra, rb, rc):
 
 
 def _search(win, p1, p2, r, tables, s, fine):
-    """The step search on one window, as it was before the coarse search ran over all
-    windows at once: every candidate's residual from :func:`_step_rss` on this window."""
-    deltas, lo, hi, phi, gg, ginv = tables
-    n_e, c = len(deltas), _STEP_COARSE
-    rss = np.empty(n_e)
-    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, 0, n_e, c, rss)
+    """The step search on one window, candidate by candidate (as before the candidates were
+    fitted to many windows at once)."""
+    n_e, c = len(tables[0]), _STEP_COARSE
+    rss = np.full(n_e, np.inf)
+    for k in range(0, n_e, c):
+        rss[k] = _rss_one(win, p1, p2, r, tables, s, k)
     kb = -1
     best = np.inf
     for k in range(0, n_e, c):
@@ -94,7 +113,8 @@ def _search(win, p1, p2, r, tables, s, fine):
     v = kb + c * _parabola(rss[kb - c], best, rss[kb + c])
     f = _STEP_FINE
     k0 = min(max(int(np.floor(v + 0.5)) - f, 0), n_e - 2 * f - 1)
-    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, k0, k0 + 2 * f + 1, 1, rss)
+    for k in range(k0, k0 + 2 * f + 1):
+        rss[k] = _rss_one(win, p1, p2, r, tables, s, k)
     kb = k0 + int(np.argmin(rss[k0:k0 + 2 * f + 1]))
     best = rss[kb]
     if not best < np.inf:
