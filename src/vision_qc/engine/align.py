@@ -491,11 +491,17 @@ def _strip_mean(prof: np.ndarray, s: int) -> np.ndarray:
     out = np.empty((k, m), np.float32)
     inv = np.float32(1.0 / s)
     for i in range(k):
+        # a row at a time (vectorised), the same sums in the same order
+        acc = out[i]
+        first = prof[i * s]
         for j in range(m):
-            acc = np.float32(prof[i * s, j])
-            for r in range(1, s):
-                acc += np.float32(prof[i * s + r, j])
-            out[i, j] = acc * inv
+            acc[j] = np.float32(first[j])
+        for r in range(1, s):
+            row = prof[i * s + r]
+            for j in range(m):
+                acc[j] += np.float32(row[j])
+        for j in range(m):
+            acc[j] *= inv
     return out
 
 
@@ -535,16 +541,22 @@ def _ridge_offsets(prof: np.ndarray, sign: float, h: int, o: int, f: int,
         for j in range(m):
             acc += np.float32(prof[i, j]) * sg
             cs[j + 1] = acc
+        # the response (vectorised: slices from 0), then its strongest sample
+        n_c = hi - lo
+        a_in, b_in = cs[lo + h + 1:hi + h + 1], cs[lo - h:hi - h]
+        a_l, b_l = cs[lo - o + 1:hi - o + 1], cs[lo - o - f + 1:hi - o - f + 1]
+        a_r, b_r = cs[lo + o + f:hi + o + f], cs[lo + o:hi + o]
+        rc = resp[lo:hi]
+        for c in range(n_c):
+            inner = (a_in[c] - b_in[c]) * s_inner
+            left = (a_l[c] - b_l[c]) * s_flank
+            right = (a_r[c] - b_r[c]) * s_flank
+            rc[c] = inner - max(left, right)
         best = np.float32(-np.inf)
         k = lo
         for c in range(lo, hi):
-            inner = (cs[c + h + 1] - cs[c - h]) * s_inner
-            left = (cs[c - o + 1] - cs[c - o - f + 1]) * s_flank
-            right = (cs[c + o + f] - cs[c + o]) * s_flank
-            v = inner - max(left, right)
-            resp[c] = v
-            if v > best:
-                best = v
+            if resp[c] > best:
+                best = resp[c]
                 k = c
         d = np.float32(0.0)
         if k - 1 >= lo and k + 1 < hi:
