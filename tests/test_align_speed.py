@@ -74,7 +74,7 @@ def _rss_one(win, p1, p2, r, tables, s, k):
 def test_step_rss_over_many_windows_equals_one_window_at_a_time(fine_case):
     fi, prof = fine_case
     win, p1, p2 = _windows(prof, fi.sign)
-    deltas, lo, hi, phi, gg, ginv = fi.step
+    _, lo, hi, phi, gg, ginv = fi.step
     wt = np.ascontiguousarray(win.T)
     for s, k_first, k_step, n_k, r_from, r_to in [(0, 0, _STEP_COARSE, 11, 0, len(win)),
                                                    (2, 37, 1, 9, 5, 61), (4, 92, 1, 9, 60, 61)]:
