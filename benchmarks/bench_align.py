@@ -95,3 +95,22 @@ def test_move_maps(benchmark, posed_scene):
     m = pose_matrix(*POSE, center_xy=np.array(sc.recipe.image_size_wh) / 2.0)
     moved = benchmark(move_maps, insp.maps, m)
     assert moved.map1.shape == insp.maps.map1.shape
+
+
+def test_bead_step_fit(benchmark, posed_scene):
+    """The bead track's final step: both edges of every fine profile fitted as blurred steps
+    (the blur chosen, then the coarse and fine candidate searches), on the fine profiles at
+    the found pose."""
+    from vision_qc.engine.align import _sample, _step_centres
+
+    _, sc = posed_scene
+    r = sc.recipe
+    st = build_stations(r.points_xy, closed=r.closed, spacing_px=1.0)
+    al = Aligner(st, size_wh=r.image_size_wh, bright=r.polarity == "bright",
+                 width_px=r.width_mm / r.mm_per_px)
+    fi = al.fine
+    prof = _sample(sc.image, fi.tpl, al.estimate(sc.image).matrix)
+    keep = np.ones(len(prof), bool)
+    centres, _ = benchmark(_step_centres, prof, fi.sign, *fi.step, keep)
+    assert np.count_nonzero(np.isfinite(centres)) >= 0.85 * len(prof)
+    benchmark.extra_info.update(size=list(r.image_size_wh), profiles=len(prof))

@@ -491,11 +491,17 @@ def _strip_mean(prof: np.ndarray, s: int) -> np.ndarray:
     out = np.empty((k, m), np.float32)
     inv = np.float32(1.0 / s)
     for i in range(k):
+        # a row at a time (vectorised), the same sums in the same order
+        acc = out[i]
+        first = prof[i * s]
         for j in range(m):
-            acc = np.float32(prof[i * s, j])
-            for r in range(1, s):
-                acc += np.float32(prof[i * s + r, j])
-            out[i, j] = acc * inv
+            acc[j] = np.float32(first[j])
+        for r in range(1, s):
+            row = prof[i * s + r]
+            for j in range(m):
+                acc[j] += np.float32(row[j])
+        for j in range(m):
+            acc[j] *= inv
     return out
 
 
@@ -535,16 +541,22 @@ def _ridge_offsets(prof: np.ndarray, sign: float, h: int, o: int, f: int,
         for j in range(m):
             acc += np.float32(prof[i, j]) * sg
             cs[j + 1] = acc
+        # the response (vectorised: slices from 0), then its strongest sample
+        n_c = hi - lo
+        a_in, b_in = cs[lo + h + 1:hi + h + 1], cs[lo - h:hi - h]
+        a_l, b_l = cs[lo - o + 1:hi - o + 1], cs[lo - o - f + 1:hi - o - f + 1]
+        a_r, b_r = cs[lo + o + f:hi + o + f], cs[lo + o:hi + o]
+        rc = resp[lo:hi]
+        for c in range(n_c):
+            inner = (a_in[c] - b_in[c]) * s_inner
+            left = (a_l[c] - b_l[c]) * s_flank
+            right = (a_r[c] - b_r[c]) * s_flank
+            rc[c] = inner - max(left, right)
         best = np.float32(-np.inf)
         k = lo
         for c in range(lo, hi):
-            inner = (cs[c + h + 1] - cs[c - h]) * s_inner
-            left = (cs[c - o + 1] - cs[c - o - f + 1]) * s_flank
-            right = (cs[c + o + f] - cs[c + o]) * s_flank
-            v = inner - max(left, right)
-            resp[c] = v
-            if v > best:
-                best = v
+            if resp[c] > best:
+                best = resp[c]
                 k = c
         d = np.float32(0.0)
         if k - 1 >= lo and k + 1 < hi:
@@ -792,68 +804,77 @@ def _step_tables(x_px: np.ndarray, x_nom_px: float):
 
 
 @kernel
-def _step_rss(win: np.ndarray, p1: np.ndarray, p2: np.ndarray, r: int, phi: np.ndarray,
+def _step_rss(wt: np.ndarray, p1: np.ndarray, p2: np.ndarray, phi: np.ndarray,
               gg: np.ndarray, ginv: np.ndarray, lo: np.ndarray, hi: np.ndarray, s: int,
-              k_from: int, k_to: int, k_step: int, out: np.ndarray) -> None:
-    """``out[k]``: the mean squared residual of the step model with candidate (blur ``s``,
-    edge ``k``) on window ``r`` (``p1``, ``p2``: running sums of its samples and their
-    squares), inf where the model's step is not positive; for ``k`` in
-    ``range(k_from, k_to, k_step)`` (one call per range: a call per candidate costs more
-    than the candidate)."""
-    for k in range(k_from, k_to, k_step):
+              k_first: int, k_step: int, r_from: int, r_to: int, out: np.ndarray) -> None:
+    """``out[c, r]``: the mean squared residual of the step model with candidate (blur ``s``,
+    edge ``k = k_first + c k_step``, ``c < len(out)``) on window ``r`` (``r_from`` to
+    ``r_to``), inf where the model's step is not positive. ``wt`` (M, R): the windows, a
+    row per sample; ``p1``, ``p2`` (M + 1, R): their running sums of samples and squares.
+
+    The same candidates on many windows, the windows innermost: each window's sums still
+    add their terms in the window's order (the same floats as one window at a time), and
+    the windows side by side fill the vector registers."""
+    # slices, each loop from 0: the compiler then knows the indices in range and vectorises
+    nr = r_to - r_from
+    b1 = np.empty(nr)
+    b2 = np.empty(nr)
+    for c in range(out.shape[0]):
+        k = k_first + c * k_step
+        for r in range(nr):
+            b1[r] = 0.0
+            b2[r] = 0.0
+        for j in range(lo[s, k], hi[s, k] + 1):
+            f1 = phi[s, k, j]
+            f2 = gg[s, k, j]
+            wj = wt[j, r_from:r_to]
+            for r in range(nr):
+                b1[r] += wj[r] * f1
+                b2[r] += wj[r] * f2
         h = hi[s, k]
-        b0 = p1[r, h + 1]
-        b1 = 0.0
-        b2 = 0.0
-        for j in range(lo[s, k], h + 1):
-            v = win[r, j]
-            b1 += v * phi[s, k, j]
-            b2 += v * gg[s, k, j]
-        c0 = ginv[s, k, 0, 0] * b0 + ginv[s, k, 0, 1] * b1 + ginv[s, k, 0, 2] * b2
-        c1 = ginv[s, k, 1, 0] * b0 + ginv[s, k, 1, 1] * b1 + ginv[s, k, 1, 2] * b2
-        c2 = ginv[s, k, 2, 0] * b0 + ginv[s, k, 2, 1] * b1 + ginv[s, k, 2, 2] * b2
-        out[k] = (p2[r, h + 1] - (c0 * b0 + c1 * b1 + c2 * b2)) / (h + 1) if c1 > 0 else np.inf
+        g00, g01, g02 = ginv[s, k, 0, 0], ginv[s, k, 0, 1], ginv[s, k, 0, 2]
+        g10, g11, g12 = ginv[s, k, 1, 0], ginv[s, k, 1, 1], ginv[s, k, 1, 2]
+        g20, g21, g22 = ginv[s, k, 2, 0], ginv[s, k, 2, 1], ginv[s, k, 2, 2]
+        q1 = p1[h + 1, r_from:r_to]
+        q2 = p2[h + 1, r_from:r_to]
+        oc = out[c, r_from:r_to]
+        for r in range(nr):
+            b0 = q1[r]
+            c0 = g00 * b0 + g01 * b1[r] + g02 * b2[r]
+            c1 = g10 * b0 + g11 * b1[r] + g12 * b2[r]
+            c2 = g20 * b0 + g21 * b1[r] + g22 * b2[r]
+            oc[r] = (q2[r] - (c0 * b0 + c1 * b1[r] + c2 * b2[r])) / (h + 1) if c1 > 0 else np.inf
 
 
 @kernel
-def _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, fine: bool,
-                 rss: np.ndarray) -> tuple[float, float]:
-    """The candidate edge (index, fractional; NaN where none) whose step model fits window
-    ``r`` best with a positive step, and its residual: every ``_STEP_COARSE``-th candidate;
-    then (``fine``) the ``2 _STEP_FINE + 1`` round the coarse parabola's vertex, the best
-    refined by a parabola. ``rss``: scratch (E,)."""
-    n_e = phi.shape[1]
-    c = _STEP_COARSE
-    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, 0, n_e, c, rss)
-    best, kb = np.inf, -1
-    for k in range(0, n_e, c):
-        if rss[k] < best:
-            best, kb = rss[k], k
-    if kb <= 0 or kb >= n_e - 1:                       # none, or at the end of the range
-        return np.nan, best
-    if not fine:
-        return float(kb), best
-    ra, rc = rss[kb - c], rss[kb + c]
-    v = float(kb)
-    den = ra - 2.0 * best + rc
-    if ra < np.inf and rc < np.inf and den > 0:
-        v = kb + c * min(max(0.5 * (ra - rc) / den, -0.5), 0.5)
-    f = _STEP_FINE
-    k0 = min(max(int(np.floor(v + 0.5)) - f, 0), n_e - 2 * f - 1)
-    _step_rss(win, p1, p2, r, phi, gg, ginv, lo, hi, s, k0, k0 + 2 * f + 1, 1, rss)
-    best, kb = np.inf, -1
-    for k in range(k0, k0 + 2 * f + 1):
-        if rss[k] < best:
-            best, kb = rss[k], k
-    if kb < 0:
-        return np.nan, best
+def _columns(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[:, idx]``, row by row (each row's gather stays in the nearest cache)."""
+    out = np.empty((a.shape[0], len(idx)))
+    for j in range(a.shape[0]):
+        row = a[j]
+        for q in range(len(idx)):
+            out[j, q] = row[idx[q]]
+    return out
+
+
+@kernel
+def _step_pick(rss: np.ndarray, r: int, k_step: int, k_first: int):
+    """The candidate ``k_first + c k_step`` with the smallest residual ``rss[c, r]`` (the
+    first of equals; -1 where all are inf) and the parabola's vertex through it and its
+    neighbours, in candidates from it (0 at either end or where the parabola has no
+    minimum). Returns ``(k, residual, vertex)``."""
+    best, cb = np.inf, -1
+    n_c = rss.shape[0]
+    for c in range(n_c):
+        if rss[c, r] < best:
+            best, cb = rss[c, r], c
     d = 0.0
-    if k0 < kb < k0 + 2 * f:
-        ra, rc = rss[kb - 1], rss[kb + 1]
+    if 0 < cb < n_c - 1:
+        ra, rc = rss[cb - 1, r], rss[cb + 1, r]
         den = ra - 2.0 * best + rc
         if ra < np.inf and rc < np.inf and den > 0:
             d = min(max(0.5 * (ra - rc) / den, -0.5), 0.5)
-    return kb + d, best
+    return (k_first + cb * k_step if cb >= 0 else -1), best, d * k_step
 
 
 @kernel
@@ -864,58 +885,115 @@ def _step_centres(prof: np.ndarray, sign: float, deltas: np.ndarray, lo: np.ndar
     (see ``_STEP_SIGMAS``), NaN where either edge has no fit in range or the profile is not
     in ``rows_ok``. The blur is the candidate whose best fits on every
     ``_STEP_SIGMA_EVERY``-th profile have the smallest median residual. Returns the centres
-    (K,) px and the blur's index."""
+    (K,) px and the blur's index.
+
+    Each edge's window is searched on every ``_STEP_COARSE``-th candidate; then on the
+    ``2 _STEP_FINE + 1`` round the coarse parabola's vertex, the best refined by a
+    parabola; a coarse best at either end of the range (or none with a positive step) is
+    no edge. The coarse candidates are the same on every window, and so are the fine ones
+    on windows whose coarse vertex rounds to the same candidate: each set is fitted to all
+    its windows at once (:func:`_step_rss`)."""
     n, m2 = prof.shape
     m = m2 // 2
     out = np.full(n, np.nan)
     n_s = phi.shape[0]
     if n == 0:
         return out, 0
-    # rows 0..n-1 the left windows, n..2n-1 the right ones reversed: all run inwards
-    win = np.empty((2 * n, m))
-    p1 = np.zeros((2 * n, m + 1))
-    p2 = np.zeros((2 * n, m + 1))
-    for i in range(n):
-        for j in range(m):
-            win[i, j] = prof[i, j] * sign
-            win[n + i, j] = prof[i, m2 - 1 - j] * sign
-    for r in range(2 * n):
-        for j in range(m):
-            p1[r, j + 1] = p1[r, j] + win[r, j]
-            p2[r, j + 1] = p2[r, j] + win[r, j] * win[r, j]
-    scratch = np.empty(phi.shape[1])
+    # windows 0..n-1 the left ones, n..2n-1 the right ones reversed: all run inwards; a row
+    # per sample, and the running sums of the samples and their squares
+    nw = 2 * n
+    wt = np.empty((m, nw))
+    for j in range(m):
+        for i in range(n):
+            wt[j, i] = prof[i, j] * sign
+            wt[j, n + i] = prof[i, m2 - 1 - j] * sign
+    p1 = np.zeros((m + 1, nw))
+    p2 = np.zeros((m + 1, nw))
+    for j in range(m):
+        for r in range(nw):
+            p1[j + 1, r] = p1[j, r] + wt[j, r]
+            p2[j + 1, r] = p2[j, r] + wt[j, r] * wt[j, r]
+    n_e = phi.shape[1]
+    cs = _STEP_COARSE
+    n_c = (n_e - 1) // cs + 1
     # the frame's blur: on a few profiles, both sides, the coarse search only
-    sel = np.empty(2 * n)
     best_s, best_med = 0, np.inf
     if n_s > 1:
+        few = np.empty(nw, np.int64)
+        n_few = 0
+        for i in range(0, n, _STEP_SIGMA_EVERY):
+            if rows_ok[i]:
+                few[n_few], few[n_few + 1] = i, n + i
+                n_few += 2
+        wt_few = _columns(wt, few[:n_few])
+        p1_few = _columns(p1, few[:n_few])
+        p2_few = _columns(p2, few[:n_few])
+        rss_few = np.empty((n_c, n_few))
+        sel = np.empty(n_few)
         for s in range(n_s):
+            _step_rss(wt_few, p1_few, p2_few, phi, gg, ginv, lo, hi, s, 0, cs, 0, n_few,
+                      rss_few)
             cnt = 0
-            for i in range(0, n, _STEP_SIGMA_EVERY):
-                if not rows_ok[i]:
-                    continue
-                for r in (i, n + i):
-                    k, rss = _step_search(win, p1, p2, r, phi, gg, ginv, lo, hi, s, False,
-                                          scratch)
-                    if np.isfinite(k):
-                        sel[cnt] = rss
-                        cnt += 1
+            for q in range(n_few):
+                kb, best, _ = _step_pick(rss_few, q, cs, 0)
+                if 0 < kb < n_e - 1:
+                    sel[cnt] = best
+                    cnt += 1
             if cnt:
                 med = _upper_median(sel[:cnt])
                 if med < best_med:
                     best_med, best_s = med, s
     s = best_s
+    # the coarse search on every window (the profiles not kept too: picking the kept ones
+    # out would cost more), then the picks on the kept ones
+    use = np.empty(nw, np.int64)
+    n_use = 0
+    for i in range(n):
+        if rows_ok[i]:
+            use[n_use], use[n_use + 1] = i, n + i
+            n_use += 2
+    coarse = np.empty((n_c, nw))
+    _step_rss(wt, p1, p2, phi, gg, ginv, lo, hi, s, 0, cs, 0, nw, coarse)
+    # ... then the fine one, on the windows grouped by their first fine candidate
+    f = 2 * _STEP_FINE + 1
+    first = np.full(nw, -1)
+    count = np.zeros(n_e + 1, np.int64)
+    for q in range(n_use):
+        r = use[q]
+        kb, _, d = _step_pick(coarse, r, cs, 0)
+        if 0 < kb < n_e - 1:
+            k0 = min(max(int(np.floor(kb + d + 0.5)) - _STEP_FINE, 0), n_e - f)
+            first[r] = k0
+            count[k0 + 1] += 1
+    for k in range(n_e):
+        count[k + 1] += count[k]                       # where each group starts
+    n_fine = count[n_e]
+    at = count[:n_e].copy()
+    order = np.empty(n_fine, np.int64)
+    for q in range(n_use):
+        r = use[q]
+        if first[r] >= 0:
+            order[at[first[r]]] = r
+            at[first[r]] += 1
+    wt_g = _columns(wt, order)
+    p1_g = _columns(p1, order)
+    p2_g = _columns(p2, order)
+    fine = np.empty((f, n_fine))
+    edge = np.full(nw, np.nan)                         # the best candidate, fractional
+    for k0 in range(n_e - f + 1):
+        a, b = count[k0], count[k0 + 1]
+        if a == b:
+            continue
+        _step_rss(wt_g, p1_g, p2_g, phi, gg, ginv, lo, hi, s, k0, 1, a, b, fine)
+        for q in range(a, b):
+            kb, _, d = _step_pick(fine, q, 1, k0)
+            if kb >= 0:
+                edge[order[q]] = kb + d
     de = deltas[1] - deltas[0]
     for i in range(n):
-        if not rows_ok[i]:
-            continue
-        kl, _ = _step_search(win, p1, p2, i, phi, gg, ginv, lo, hi, s, True, scratch)
-        if not np.isfinite(kl):
-            continue
-        kr, _ = _step_search(win, p1, p2, n + i, phi, gg, ginv, lo, hi, s, True, scratch)
-        if not np.isfinite(kr):
-            continue
-        # left edge at -w/2 + δl, right one at w/2 - δr (its window runs inwards, reversed)
-        out[i] = 0.5 * (kl - kr) * de
+        if rows_ok[i] and np.isfinite(edge[i]) and np.isfinite(edge[n + i]):
+            # left edge at -w/2 + δl, right one at w/2 - δr (its window runs inwards, reversed)
+            out[i] = 0.5 * (edge[i] - edge[n + i]) * de
     return out, s
 
 
