@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_edges import STEP, analytic_bead
 
 from vision_qc.engine.edges import find_edges
-
-from test_edges import STEP, analytic_bead
 
 
 def _frame(terrace_px: float, *, fixture: float = 110.0, n: int = 64, seed: int = 0):

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_edges import STEP, analytic_bead
 
 from vision_qc.engine.edges import find_edges
-
-from test_edges import STEP, analytic_bead
 
 
 def _frame(add, a: int, b: int, *, n: int = 80, seed: int = 0):
