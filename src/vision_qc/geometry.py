@@ -70,15 +70,23 @@ class Stations:
 
     def at_arc(self, arc_px: np.ndarray | float) -> np.ndarray:
         """Positions (…, 2) on the path at the given arc lengths, px (wrapping when closed)."""
+        return self._interp_at_arc(arc_px, self.xy)
+
+    def normal_at_arc(self, arc_px: np.ndarray | float) -> np.ndarray:
+        """Normals (…, 2) at the given arc lengths, linear between the stations' (not
+        renormalised; wrapping when closed)."""
+        return self._interp_at_arc(arc_px, self.normal_xy)
+
+    def _interp_at_arc(self, arc_px, values: np.ndarray) -> np.ndarray:
         arc = np.asarray(arc_px, dtype=np.float64)
         if self.closed:
             arc = np.mod(arc, self.length_px)
             xp = np.append(self.arc_px, self.length_px)
-            x = np.append(self.xy[:, 0], self.xy[0, 0])
-            y = np.append(self.xy[:, 1], self.xy[0, 1])
+            values = np.vstack([values, values[:1]])
         else:
-            xp, x, y = self.arc_px, self.xy[:, 0], self.xy[:, 1]
-        return np.stack([np.interp(arc, xp, x), np.interp(arc, xp, y)], axis=-1)
+            xp = self.arc_px
+        return np.stack([np.interp(arc, xp, values[:, 0]), np.interp(arc, xp, values[:, 1])],
+                        axis=-1)
 
 
 def _clean_points(points_xy: np.ndarray, closed: bool) -> np.ndarray:

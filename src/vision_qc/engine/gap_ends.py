@@ -46,27 +46,6 @@ _INNER_FROM, _INNER_TO = 3, 12
 _FRAME_STATIONS = 256
 
 
-def _along(stations, arc_px: np.ndarray):
-    """Positions and normals (x, y, nx, ny, each shaped as ``arc_px``) on the path at arc
-    lengths ``arc_px``, linear between the (equally spaced) stations; wrapping on a closed
-    path, clamped to the ends of an open one."""
-    n = len(stations)
-    pos = np.asarray(arc_px, np.float64) / stations.spacing_px
-    if stations.closed:
-        pos = np.mod(pos, n)
-        i = np.minimum(pos.astype(np.int64), n - 1)
-        j = (i + 1) % n
-    else:
-        pos = np.clip(pos, 0.0, n - 1.0)
-        i = np.minimum(pos.astype(np.int64), max(n - 2, 0))
-        j = np.minimum(i + 1, n - 1)
-    f = pos - i
-    g = 1.0 - f
-    xy, nrm = stations.xy, stations.normal_xy
-    return (g * xy[i, 0] + f * xy[j, 0], g * xy[i, 1] + f * xy[j, 1],
-            g * nrm[i, 0] + f * nrm[j, 0], g * nrm[i, 1] + f * nrm[j, 1])
-
-
 def _row_medians(values: np.ndarray) -> np.ndarray:
     """Median of the finite values in each row of ``values`` (K, R); NaN where none is."""
     ok = np.isfinite(values)
@@ -158,7 +137,8 @@ def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarr
     cap = tips - into_u * radius
     reach = radius + far
     arc = cap[None, :] + into_u[None, :] * np.minimum(np.abs(t_px)[:, None], reach[None, :])
-    x, y, nx, ny = _along(stations, arc)
+    x, y = np.moveaxis(stations.at_arc(arc), -1, 0)
+    nx, ny = np.moveaxis(stations.normal_at_arc(arc), -1, 0)
     rows = np.broadcast_to(_ROWS_PX, (ku, r_n))
     off = (centre[:, None] + rows)[None, :, :]
     map_x = (x[:, :, None] + off * nx[:, :, None]).reshape(m, ku * r_n).astype(np.float32)
