@@ -141,14 +141,20 @@ def test_tiny_frames(size_hw):
         _check(gray, st, half=2.0, step=0.5, matrix=matrix)
 
 
-def test_non_contiguous_frame_is_sampled_as_its_copy():
+def test_views_are_sampled_as_their_copies():
+    # a window of a larger image (rows farther apart than its width: read in place), a
+    # flipped and a strided one (copied first)
     rng = np.random.default_rng(5)
-    big = rng.integers(0, 256, (80, 130), dtype=np.uint8)
-    view = big[5:70, 7:120]
+    big = rng.integers(0, 256, (140, 130), dtype=np.uint8)
     st = _random_stations(rng, 300, (113, 65), reach=3.0)
     s = build_sampler(st, half_width_px=4.0)
-    np.testing.assert_array_equal(sample_stations(view, s), sample_stations(view.copy(), s))
-    np.testing.assert_array_equal(sample_stations(view, s), _by_maps(view, st, 4.0, 0.5, None))
+    m = rigid_transform(shift_xy=(1.5, -0.5), angle_deg=2.0, center_xy=(56, 32))
+    for view in (big[5:70, 7:120], big[70:5:-1, 7:120], big[5:135:2, 7:120]):
+        assert view.shape == (65, 113)
+        for matrix in (None, m):
+            want = _by_maps(view.copy(), st, 4.0, 0.5, matrix)
+            np.testing.assert_array_equal(sample_stations(view, s, matrix), want)
+            np.testing.assert_array_equal(_by_maps(view, st, 4.0, 0.5, matrix), want)
 
 
 def test_bad_input_is_refused():

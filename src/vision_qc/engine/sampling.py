@@ -156,9 +156,9 @@ _BLOCK = 256
 
 
 @kernel
-def _sample_kernel(g, w, h, x_px, y_px, nx, ny, t, mat, pose, out):
-    """Profiles ``out`` (M, N) uint8 of the frame ``g`` (H·W,) uint8, row after row, at
-    ``(x, y) + t n`` moved by ``mat`` (6,) float32 as ``pose`` says.
+def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
+    """Profiles ``out`` (M, N) uint8 of the frame ``g``, W × H uint8 pixels whose rows start
+    ``step`` bytes apart, at ``(x, y) + t n`` moved by ``mat`` (6,) float32 as ``pose`` says.
 
     Exactly ``cv2.remap(gray, cv2.transform(build_maps(...).map1, matrix), None,
     INTER_LINEAR, borderMode=BORDER_REPLICATE)``, step by step:
@@ -198,7 +198,7 @@ def _sample_kernel(g, w, h, x_px, y_px, nx, ny, t, mat, pose, out):
     y_hi = np.float32(h - 1)
     magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
     m0, m1, m2, m3, m4, m5 = mat[0], mat[1], mat[2], mat[3], mat[4], mat[5]
-    row = np.int32(w)
+    row = np.int32(step)
     one = np.uint64(1)
     sx = np.empty(_BLOCK, np.float32)
     sy = np.empty(_BLOCK, np.float32)
@@ -291,8 +291,14 @@ def sample_stations(gray: np.ndarray, sampler: ProfileSampler,
     if h < 2 or w < 2:
         return _sample_by_remap(gray, sampler, matrix_2x3)
     out = np.empty((len(sampler.t_px), len(sampler.x_px)), np.uint8)
-    _sample_kernel(np.ascontiguousarray(gray).reshape(-1), w, h, sampler.x_px, sampler.y_px,
-                   sampler.nx, sampler.ny, sampler.t_px, mat, pose, out)
+    step, unit = gray.strides
+    if unit != 1 or step < w:
+        gray = np.ascontiguousarray(gray)
+        step = w
+    # the rows as one run of bytes, the padding between them included (a view, not a copy)
+    g = np.lib.stride_tricks.as_strided(gray, shape=((h - 1) * step + w,), strides=(1,))
+    _sample_kernel(g, w, h, step, sampler.x_px, sampler.y_px, sampler.nx, sampler.ny,
+                   sampler.t_px, mat, pose, out)
     return out
 
 
