@@ -1,5 +1,7 @@
 """Path geometry: stations, arc length, normals, transforms; answers worked out by hand."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -124,6 +126,31 @@ def test_transformed_stations_move_positions_and_turn_directions():
     np.testing.assert_allclose(moved.xy, np.stack([-st.xy[:, 1] + 3, st.xy[:, 0] + 4], axis=1), atol=1e-9)
     np.testing.assert_allclose(moved.tangent_xy, [[0.0, 1.0]] * len(st), atol=1e-12)
     np.testing.assert_allclose(moved.arc_px, st.arc_px)
+
+
+def test_transformed_rounds_as_the_matmul_it_replaced():
+    # each coordinate is x r0 + y r1 with the first product rounded and the second fused with
+    # it (one rounding), then the shift added: what numpy's matmul gives through OpenBLAS's
+    # FMA kernels, which the inspection's results were made with
+    st = build_stations(circle_xy(40, r=700.0, center=(1224.0, 1024.0)), closed=True,
+                        spacing_px=0.83)
+    m = rigid_transform(shift_xy=(12.3, -40.7), angle_deg=2.9, center_xy=(1224.0, 1024.0),
+                        scale=1.013)
+    moved = st.transformed(m)
+
+    def row(a, r):
+        return float(Fraction(a[1]) * Fraction(r[1]) + Fraction(float(a[0] * r[0])))
+
+    some = np.linspace(0, len(st) - 1, 300).astype(int)
+    for got, src, shift in ((moved.xy, st.xy, m[:, 2]), (moved.tangent_xy, st.tangent_xy, None),
+                            (moved.normal_xy, st.normal_xy, None)):
+        ref = np.array([[row(src[i], m[j, :2]) for j in range(2)] for i in some])
+        if shift is not None:
+            ref = ref + shift
+        np.testing.assert_array_equal(got[some], ref)
+        # ... and within a hair of the plain product
+        plain = src @ m[:, :2].T + (0.0 if shift is None else shift)
+        np.testing.assert_allclose(got, plain, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("points, closed, kwargs, match", [

@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 from scipy.interpolate import CubicSpline
+
+from .engine._jit import kernel
 
 __all__ = ["Stations", "build_stations", "rigid_transform"]
 
@@ -19,6 +24,43 @@ __all__ = ["Stations", "build_stations", "rigid_transform"]
 # many times per input segment (and at least every 0.25 px), so that the arc length of the
 # dense polyline matches the curve's to far below a thousandth of a pixel.
 _DENSE_PER_PX = 4.0
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (LLVM's fma)."""
+    sig = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, signature, args):
+        d = ir.DoubleType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@kernel
+def _moved(xy, tangent, normal, m):
+    """``xy @ R.T + t``, ``tangent @ R.T`` and ``normal @ R.T`` for ``m = [R | t]``, in one
+    pass. The products as numpy's matmul gives them through OpenBLAS here (each row's first
+    product rounded, the second fused with it: an FMA), the shift added after, as before."""
+    n = xy.shape[0]
+    r00, r01, t0 = m[0, 0], m[0, 1], m[0, 2]
+    r10, r11, t1 = m[1, 0], m[1, 1], m[1, 2]
+    out_xy = np.empty((n, 2))
+    out_t = np.empty((n, 2))
+    out_n = np.empty((n, 2))
+    for i in range(n):
+        x, y = xy[i, 0], xy[i, 1]
+        out_xy[i, 0] = _fma(y, r01, x * r00) + t0
+        out_xy[i, 1] = _fma(y, r11, x * r10) + t1
+        x, y = tangent[i, 0], tangent[i, 1]
+        out_t[i, 0] = _fma(y, r01, x * r00)
+        out_t[i, 1] = _fma(y, r11, x * r10)
+        x, y = normal[i, 0], normal[i, 1]
+        out_n[i, 0] = _fma(y, r01, x * r00)
+        out_n[i, 1] = _fma(y, r11, x * r10)
+    return out_xy, out_t, out_n
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,14 +97,16 @@ class Stations:
         n = len(self.arc_px)
         return self.length_px / (n if self.closed else max(n - 1, 1))
 
-    def transformed(self, matrix_2x3: np.ndarray) -> "Stations":
+    def transformed(self, matrix_2x3: np.ndarray) -> Stations:
         """The same stations moved by a rigid transform ``[R | t]`` (2×3, px)."""
-        m = np.asarray(matrix_2x3, dtype=np.float64)
-        rot = m[:, :2]
+        # one compiled pass instead of three matmuls and a broadcast add: 0.097 -> 0.017 ms
+        # at 7,509 stations (thread time, warm); the same floats (see _moved)
+        xy, tangent, normal = _moved(self.xy, self.tangent_xy, self.normal_xy,
+                                     np.asarray(matrix_2x3, dtype=np.float64))
         return Stations(
-            xy=self.xy @ rot.T + m[:, 2],
-            tangent_xy=self.tangent_xy @ rot.T,
-            normal_xy=self.normal_xy @ rot.T,
+            xy=xy,
+            tangent_xy=tangent,
+            normal_xy=normal,
             arc_px=self.arc_px,
             length_px=self.length_px,
             closed=self.closed,
