@@ -5,7 +5,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vision_qc.geometry import build_stations, rigid_transform
+from vision_qc.geometry import _on_path, build_stations, rigid_transform
 
 
 def circle_xy(n, r=100.0, center=(500.0, 400.0), start_deg=0.0):
@@ -110,6 +110,22 @@ def test_at_arc_wraps_on_a_closed_path_and_clamps_on_an_open_one():
     np.testing.assert_allclose(closed.at_arc(-5.0), closed.at_arc(closed.length_px - 5.0), atol=1e-9)
     line = build_stations([[0.0, 0.0], [10.0, 0.0]], closed=False)
     np.testing.assert_allclose(line.at_arc([-3.0, 2.5, 99.0]), [[0, 0], [2.5, 0], [10, 0]], atol=1e-12)
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_compiled_interpolation_equals_at_arc(closed):
+    # the gap ends' compiled interpolation gives at_arc's (np.interp's) floats bit for bit:
+    # between stations, on them, at and beyond the ends, round a loop either way, NaN
+    st = build_stations(circle_xy(25, r=80.0) if closed else circle_xy(25, r=80.0)[:14],
+                        closed=closed, spacing_px=0.7)
+    rng = np.random.default_rng(4)
+    arc = np.concatenate([rng.uniform(-2 * st.length_px, 3 * st.length_px, 2000),
+                          st.arc_px[::7], [0.0, st.length_px, -0.0, np.nextafter(0.0, -1.0),
+                                           np.nextafter(st.length_px, 0.0), np.nan]])
+    for values, ref in ((st.xy, st.at_arc(arc)), (st.normal_xy, st.normal_at_arc(arc))):
+        got = np.array([_on_path(a, st.arc_px, values, st.length_px, closed) for a in arc])
+        np.testing.assert_array_equal(got, ref)
+        assert np.array_equal(np.signbit(got), np.signbit(ref))
 
 
 def test_rigid_transform_turns_about_its_centre_then_shifts():

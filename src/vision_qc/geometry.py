@@ -63,6 +63,52 @@ def _moved(xy, tangent, normal, m):
     return out_xy, out_t, out_n
 
 
+@kernel
+def _on_path(a, arc_px, values, length, closed):
+    """``values`` (N, 2) at arc length ``a``, linear between the stations at ``arc_px``,
+    wrapping round a loop: np.interp's arithmetic (as ``np.mod`` and ``np.interp`` on the
+    stations and the loop's end), both columns at once."""
+    n = arc_px.shape[0]
+    if np.isnan(a):
+        return a, a
+    if closed:
+        a = a % length
+    # the stations' arc lengths, and a loop's end (at ``length``, the first station again)
+    last = n if closed else n - 1
+    if a < arc_px[0]:
+        return values[0, 0], values[0, 1]
+    end = length if closed else arc_px[n - 1]
+    if a >= end:
+        i = last % n
+        return values[i, 0], values[i, 1]
+    # the stations are evenly spaced: guess, then step to arc_px[j] <= a < arc_px[j + 1]
+    j = min(max(int(a / (end / last)), 0), last - 1)
+    while j > 0 and arc_px[j] > a:
+        j -= 1
+    while j + 1 < last and arc_px[j + 1] <= a:
+        j += 1
+    x0 = arc_px[j]
+    if x0 == a:
+        return values[j, 0], values[j, 1]
+    j1 = (j + 1) % n
+    x1 = arc_px[j + 1] if j + 1 < n else length
+    out0 = _lerp(values[j, 0], values[j1, 0], x0, x1, a)
+    out1 = _lerp(values[j, 1], values[j1, 1], x0, x1, a)
+    return out0, out1
+
+
+@kernel
+def _lerp(y0, y1, x0, x1, a):
+    """np.interp between (x0, y0) and (x1, y1) at ``a``, NaN fallbacks included."""
+    slope = (y1 - y0) / (x1 - x0)
+    out = slope * (a - x0) + y0
+    if np.isnan(out):
+        out = slope * (a - x1) + y1
+        if np.isnan(out) and y0 == y1:
+            out = y0
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Stations:
     """Stations along a path, equally spaced in arc length.
@@ -122,6 +168,8 @@ class Stations:
         return self._interp_at_arc(arc_px, self.normal_xy)
 
     def _interp_at_arc(self, arc_px, values: np.ndarray) -> np.ndarray:
+        # the gap ends' sampling maps interpolate the same way in compiled code (_on_path:
+        # the same floats, see the tests)
         arc = np.asarray(arc_px, dtype=np.float64)
         if self.closed:
             arc = np.mod(arc, self.length_px)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..geometry import _on_path
 from ._jit import kernel
 from .edges import find_edges
 
@@ -124,55 +125,11 @@ def _cap_rows(left_px, right_px, tips_px, into, spacing, closed):
 
 
 @kernel
-def _on_path(a, arc_px, values, length, closed):
-    """``values`` (N, 2) at arc length ``a``, linear between stations, wrapping round a loop:
-    np.interp's arithmetic (``Stations.at_arc``), both columns at once."""
-    n = arc_px.shape[0]
-    if np.isnan(a):
-        return a, a
-    if closed:
-        a = a % length
-    # the stations' arc lengths, and a loop's end (at ``length``, the first station again)
-    last = n if closed else n - 1
-    if a < arc_px[0]:
-        return values[0, 0], values[0, 1]
-    end = length if closed else arc_px[n - 1]
-    if a >= end:
-        i = last % n
-        return values[i, 0], values[i, 1]
-    # the stations are evenly spaced: guess, then step to arc_px[j] <= a < arc_px[j + 1]
-    j = min(max(int(a / (end / last)), 0), last - 1)
-    while j > 0 and arc_px[j] > a:
-        j -= 1
-    while j + 1 < last and arc_px[j + 1] <= a:
-        j += 1
-    x0 = arc_px[j]
-    if x0 == a:
-        return values[j, 0], values[j, 1]
-    j1 = (j + 1) % n
-    x1 = arc_px[j + 1] if j + 1 < n else length
-    out0 = _lerp(values[j, 0], values[j1, 0], x0, x1, a)
-    out1 = _lerp(values[j, 1], values[j1, 1], x0, x1, a)
-    return out0, out1
-
-
-@kernel
-def _lerp(y0, y1, x0, x1, a):
-    """np.interp between (x0, y0) and (x1, y1) at ``a``, NaN fallbacks included."""
-    slope = (y1 - y0) / (x1 - x0)
-    out = slope * (a - x0) + y0
-    if np.isnan(out):
-        out = slope * (a - x1) + y1
-        if np.isnan(out) and y0 == y1:
-            out = y0
-    return out
-
-
-@kernel
 def _end_maps(cap, into, reach, centre, t_px, rows, xy, normal, arc_px, length, closed):
     """The sampling maps (M, K·R) float32 of the ends' profiles: sample i of end q at offset
     ``rows[r]`` from its centre line lies at arc length ``cap + into · min(|t_i|, reach)``
-    (mirrored about the cap's centre, held at the gap's middle beyond it)."""
+    (mirrored about the cap's centre, held at the gap's middle beyond it); positions and
+    normals there as ``Stations.at_arc`` and ``normal_at_arc`` give them."""
     m = t_px.shape[0]
     k = cap.shape[0]
     r_n = rows.shape[0]
