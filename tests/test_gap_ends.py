@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from vision_qc import inspector
-from vision_qc.engine.gap_ends import _frame_block, _row_medians
+from vision_qc.engine import gap_ends
+from vision_qc.engine.edges import find_edges
+from vision_qc.engine.gap_ends import _frame_block, _median_finite, gap_end_tips
 from vision_qc.geometry import build_stations
 from vision_qc.inspector import Inspector
 from vision_qc.recipe import recipe_from_dict
@@ -104,13 +106,141 @@ def test_a_gap_over_the_whole_path_keeps_its_ends():
 
 
 @pytest.mark.parametrize("values, expected", [
-    ([[1.0, 2.0, 3.0, np.nan]], [2.0]),
-    ([[np.nan, np.nan]], [np.nan]),
-    ([[4.0, 1.0, np.nan, 2.0, 3.0]], [2.5]),
-    ([[5.0]], [5.0]),
+    ([1.0, 2.0, 3.0], 2.0),
+    ([], np.nan),
+    ([4.0, 1.0, 2.0, 3.0], 2.5),
+    ([5.0], 5.0),
+    ([3.0, 3.0, -1.0, 7.5, 0.25], 3.0),
 ])
-def test_row_medians_are_nanmedians(values, expected):
-    np.testing.assert_array_equal(_row_medians(np.array(values)), expected)
+def test_median_finite_is_np_median(values, expected):
+    buf = np.array(values + [99.0])
+    np.testing.assert_array_equal(_median_finite(buf, len(values)), expected)
+
+
+def _row_medians(values: np.ndarray) -> np.ndarray:
+    """Median of the finite values in each row of ``values`` (K, R); NaN where none is."""
+    ok = np.isfinite(values)
+    count = ok.sum(1)
+    srt = np.sort(np.where(ok, values, np.inf), axis=1)
+    rows = np.arange(len(values))
+    lo = srt[rows, np.maximum(count - 1, 0) // 2]
+    hi = srt[rows, np.maximum(count, 1) // 2 - (count == 0)]
+    return np.where(count > 0, 0.5 * (lo + hi), np.nan)
+
+
+def _interp_at_arc_ref(stations, arc, values):
+    """Stations.at_arc / normal_at_arc as np.interp (the loop closed by its first station)."""
+    if stations.closed:
+        arc = np.mod(arc, stations.length_px)
+        xp = np.append(stations.arc_px, stations.length_px)
+        values = np.vstack([values, values[:1]])
+    else:
+        xp = stations.arc_px
+    return np.stack([np.interp(arc, xp, values[:, 0]), np.interp(arc, xp, values[:, 1])],
+                    axis=-1)
+
+
+def _reference_gap_end_tips(gray, prof, *, stations, t_px, present, left_px, right_px, tips_px,
+                            into, far_px, bright, width_px, smooth_stations):
+    """gap_end_tips in whole-array numpy, as it was before its kernels."""
+    k = len(tips_px)
+    n = len(stations)
+    if k == 0 or n == 0:
+        return np.full(k, np.nan)
+    i0 = np.rint(tips_px / stations.spacing_px).astype(np.int64)
+    steps = np.arange(gap_ends._INNER_FROM, gap_ends._INNER_TO)
+    inner = i0[:, None] - into[:, None].astype(np.int64) * steps[None, :]
+    if stations.closed:
+        inner %= n
+        usable = np.ones(k, bool)
+    else:
+        usable = (inner >= 0).all(1) & (inner < n).all(1)
+        inner = np.clip(inner, 0, n - 1)
+    lo = left_px[inner].astype(np.float64)
+    hi = right_px[inner].astype(np.float64)
+    usable &= (np.isfinite(lo) & np.isfinite(hi)).sum(1) >= len(steps) // 2
+    radius = 0.5 * _row_medians(hi - lo)
+    centre = 0.5 * _row_medians(hi + lo)
+    usable &= np.isfinite(radius) & (radius > 0)
+    out = np.full(k, np.nan)
+    if not usable.any():
+        return out
+    tips, into_u, far = tips_px[usable], into[usable].astype(np.float64), far_px[usable]
+    radius, centre = radius[usable], centre[usable]
+    rows_px = gap_ends._ROWS_PX
+    ku, r_n, m = len(tips), len(rows_px), len(t_px)
+    cap = tips - into_u * radius
+    reach = radius + far
+    arc = cap[None, :] + into_u[None, :] * np.minimum(np.abs(t_px)[:, None], reach[None, :])
+    x, y = np.moveaxis(_interp_at_arc_ref(stations, arc, stations.xy), -1, 0)
+    nx, ny = np.moveaxis(_interp_at_arc_ref(stations, arc, stations.normal_xy), -1, 0)
+    rows = np.broadcast_to(rows_px, (ku, r_n))
+    off = (centre[:, None] + rows)[None, :, :]
+    map_x = (x[:, :, None] + off * nx[:, :, None]).reshape(m, ku * r_n).astype(np.float32)
+    map_y = (y[:, :, None] + off * ny[:, :, None]).reshape(m, ku * r_n).astype(np.float32)
+    ends = cv2.remap(gray, map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+    block = prof[:, _frame_block(np.asarray(present, bool), gap_ends._FRAME_STATIONS)]
+    nb = block.shape[1]
+    both = np.concatenate([block, ends.astype(block.dtype, copy=False)], axis=1)
+    edges = find_edges(both, step_px=float(t_px[1] - t_px[0]), bright=bright, width_px=width_px,
+                       smooth_stations=smooth_stations, closed=False)
+    half = 0.5 * (edges.right_px[nb:] - edges.left_px[nb:]).astype(np.float64)
+    inset = radius[:, None] - np.sqrt(np.maximum(radius[:, None] ** 2 - rows ** 2, 0.0))
+    half = np.where(np.abs(rows) <= gap_ends._ROWS_REACH * radius[:, None],
+                    half.reshape(ku, r_n), np.nan)
+    tip = cap + into_u * _row_medians(half + inset)
+    tip = np.where(np.abs(tip - tips) <= radius, tip, np.nan)
+    if stations.closed:
+        tip = np.mod(tip, stations.length_px)
+    out[usable] = tip
+    return out
+
+
+def _gap_end_calls(monkeypatch, inspector_and_images):
+    """The arguments of every gap_end_tips call the inspector makes on these frames."""
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append((args, kwargs))
+        return gap_end_tips(*args, **kwargs)
+
+    monkeypatch.setattr(inspector, "gap_end_tips", record)
+    for insp, img in inspector_and_images:
+        insp.inspect(img)
+    return calls
+
+
+def test_gap_end_tips_equal_their_numpy_reference(monkeypatch, gap_scenes):
+    # the kernels must give the reference's floats bit for bit: on the ends the judge found,
+    # and on ends anywhere along the path, either way, beyond an open path's ends too
+    straight = recipe_from_dict({
+        "image_size": [240, 120], "mm_per_px": 1.0, "polarity": "bright",
+        "path": {"closed": False, "points": [[0.0, 59.5], [239.0, 59.5]]},
+        "bead": {"width_mm": 12.0, "width_tol_mm": 3.0, "max_offset_mm": 4.0,
+                 "min_defect_mm": 3.0, "search_mm": 16.0}})
+    frames = [(Inspector(sc.recipe), sc.image) for pol in ("bright", "dark")
+              for sc in gap_scenes[pol]]
+    frames += [(Inspector(straight), _straight_bead_image(t)) for t in ((100.3, 112.8),
+                                                                       (20.0, 31.0))]
+    calls = _gap_end_calls(monkeypatch, frames)
+    assert len(calls) >= 6
+    rng = np.random.default_rng(3)
+    n_finite = 0
+    for args, kw in calls:
+        length = kw["stations"].length_px
+        tries = [kw]
+        for _ in range(3):
+            tips = np.concatenate([kw["tips_px"], rng.uniform(-15.0, length + 15.0, 6)])
+            tries.append(dict(kw, tips_px=tips, into=rng.choice([1.0, -1.0], len(tips)),
+                              far_px=rng.uniform(0.0, 30.0, len(tips))))
+        for t in tries:
+            got = gap_end_tips(*args, **t)
+            ref = _reference_gap_end_tips(*args, **t)
+            np.testing.assert_array_equal(got, ref)
+            assert np.array_equal(np.signbit(got), np.signbit(ref))
+            n_finite += int(np.isfinite(ref).sum())
+    assert n_finite >= 20
 
 
 @pytest.mark.parametrize("present, size, expected", [

@@ -1,9 +1,11 @@
 """Path geometry: stations, arc length, normals, transforms; answers worked out by hand."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
-from vision_qc.geometry import build_stations, rigid_transform
+from vision_qc.geometry import _on_path, build_stations, rigid_transform
 
 
 def circle_xy(n, r=100.0, center=(500.0, 400.0), start_deg=0.0):
@@ -110,6 +112,22 @@ def test_at_arc_wraps_on_a_closed_path_and_clamps_on_an_open_one():
     np.testing.assert_allclose(line.at_arc([-3.0, 2.5, 99.0]), [[0, 0], [2.5, 0], [10, 0]], atol=1e-12)
 
 
+@pytest.mark.parametrize("closed", [False, True])
+def test_compiled_interpolation_equals_at_arc(closed):
+    # the gap ends' compiled interpolation gives at_arc's (np.interp's) floats bit for bit:
+    # between stations, on them, at and beyond the ends, round a loop either way, NaN
+    st = build_stations(circle_xy(25, r=80.0) if closed else circle_xy(25, r=80.0)[:14],
+                        closed=closed, spacing_px=0.7)
+    rng = np.random.default_rng(4)
+    arc = np.concatenate([rng.uniform(-2 * st.length_px, 3 * st.length_px, 2000),
+                          st.arc_px[::7], [0.0, st.length_px, -0.0, np.nextafter(0.0, -1.0),
+                                           np.nextafter(st.length_px, 0.0), np.nan]])
+    for values, ref in ((st.xy, st.at_arc(arc)), (st.normal_xy, st.normal_at_arc(arc))):
+        got = np.array([_on_path(a, st.arc_px, values, st.length_px, closed) for a in arc])
+        np.testing.assert_array_equal(got, ref)
+        assert np.array_equal(np.signbit(got), np.signbit(ref))
+
+
 def test_rigid_transform_turns_about_its_centre_then_shifts():
     m = rigid_transform(shift_xy=(5.0, -2.0), angle_deg=90.0, center_xy=(10.0, 10.0))
     # (20, 10) is 10 px right of the centre; +90° (x towards y, clockwise on screen) puts it below
@@ -124,6 +142,31 @@ def test_transformed_stations_move_positions_and_turn_directions():
     np.testing.assert_allclose(moved.xy, np.stack([-st.xy[:, 1] + 3, st.xy[:, 0] + 4], axis=1), atol=1e-9)
     np.testing.assert_allclose(moved.tangent_xy, [[0.0, 1.0]] * len(st), atol=1e-12)
     np.testing.assert_allclose(moved.arc_px, st.arc_px)
+
+
+def test_transformed_rounds_as_the_matmul_it_replaced():
+    # each coordinate is x r0 + y r1 with the first product rounded and the second fused with
+    # it (one rounding), then the shift added: what numpy's matmul gives through OpenBLAS's
+    # FMA kernels, which the inspection's results were made with
+    st = build_stations(circle_xy(40, r=700.0, center=(1224.0, 1024.0)), closed=True,
+                        spacing_px=0.83)
+    m = rigid_transform(shift_xy=(12.3, -40.7), angle_deg=2.9, center_xy=(1224.0, 1024.0),
+                        scale=1.013)
+    moved = st.transformed(m)
+
+    def row(a, r):
+        return float(Fraction(a[1]) * Fraction(r[1]) + Fraction(float(a[0] * r[0])))
+
+    some = np.linspace(0, len(st) - 1, 300).astype(int)
+    for got, src, shift in ((moved.xy, st.xy, m[:, 2]), (moved.tangent_xy, st.tangent_xy, None),
+                            (moved.normal_xy, st.normal_xy, None)):
+        ref = np.array([[row(src[i], m[j, :2]) for j in range(2)] for i in some])
+        if shift is not None:
+            ref = ref + shift
+        np.testing.assert_array_equal(got[some], ref)
+        # ... and within a hair of the plain product
+        plain = src @ m[:, :2].T + (0.0 if shift is None else shift)
+        np.testing.assert_allclose(got, plain, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("points, closed, kwargs, match", [

@@ -24,6 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..geometry import _on_path
+from ._jit import kernel
 from .edges import find_edges
 
 __all__ = ["gap_end_tips"]
@@ -46,15 +48,32 @@ _INNER_FROM, _INNER_TO = 3, 12
 _FRAME_STATIONS = 256
 
 
-def _row_medians(values: np.ndarray) -> np.ndarray:
-    """Median of the finite values in each row of ``values`` (K, R); NaN where none is."""
-    ok = np.isfinite(values)
-    count = ok.sum(1)
-    srt = np.sort(np.where(ok, values, np.inf), axis=1)
-    rows = np.arange(len(values))
-    lo = srt[rows, np.maximum(count - 1, 0) // 2]
-    hi = srt[rows, np.maximum(count, 1) // 2 - (count == 0)]
-    return np.where(count > 0, 0.5 * (lo + hi), np.nan)
+@kernel
+def _median_finite(buf, cnt):
+    """The median of ``buf[:cnt]`` (finite values; reordered), NaN when ``cnt`` is 0: the
+    mean of the two middle values of an even count, as np.median."""
+    for i in range(1, cnt):
+        x = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > x:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = x
+    if cnt == 0:
+        return np.nan
+    return 0.5 * (buf[(cnt - 1) // 2] + buf[cnt // 2])
+
+
+@kernel
+def _frame_start(present, size):
+    """The first station of the first ``size`` consecutive ones that all have bead (0 when
+    there are none)."""
+    run = 0
+    for i in range(present.shape[0]):
+        run = run + 1 if present[i] else 0
+        if run >= size:
+            return i - size + 1
+    return 0
 
 
 def _frame_block(present: np.ndarray, size: int) -> slice:
@@ -63,10 +82,101 @@ def _frame_block(present: np.ndarray, size: int) -> slice:
     n = len(present)
     if n <= size:
         return slice(0, n)
-    absent = np.concatenate([[0], np.cumsum(~present)])
-    ok = np.flatnonzero(absent[size:] == absent[:-size])
-    b = int(ok[0]) if len(ok) else 0
+    b = _frame_start(present, size)
     return slice(b, b + size)
+
+
+@kernel
+def _cap_rows(left_px, right_px, tips_px, into, spacing, closed):
+    """Per end: whether it can be measured (its inner stations on the path, edges found at
+    enough of them, a positive width), and the bead's half width (the cap's radius) and
+    centre there, px: the medians over the stations ``_INNER_FROM`` to ``_INNER_TO`` inside
+    the end."""
+    k = tips_px.shape[0]
+    n = left_px.shape[0]
+    usable = np.empty(k, np.bool_)
+    radius = np.empty(k)
+    centre = np.empty(k)
+    widths = np.empty(_INNER_TO - _INNER_FROM)
+    sums = np.empty(_INNER_TO - _INNER_FROM)
+    for q in range(k):
+        i0 = np.int64(np.rint(tips_px[q] / spacing))
+        step = np.int64(into[q])
+        inside = True
+        cnt = 0
+        for s in range(_INNER_FROM, _INNER_TO):
+            i = i0 - step * s
+            if closed:
+                i %= n
+            elif i < 0 or i >= n:
+                inside = False
+                i = min(max(i, 0), n - 1)
+            lo = np.float64(left_px[i])
+            hi = np.float64(right_px[i])
+            if np.isfinite(lo) and np.isfinite(hi):
+                widths[cnt] = hi - lo
+                sums[cnt] = hi + lo
+                cnt += 1
+        r = 0.5 * _median_finite(widths, cnt)
+        radius[q] = r
+        centre[q] = 0.5 * _median_finite(sums, cnt)
+        usable[q] = inside and cnt >= (_INNER_TO - _INNER_FROM) // 2 and np.isfinite(r) and r > 0
+    return usable, radius, centre
+
+
+@kernel
+def _end_maps(cap, into, reach, centre, t_px, rows, xy, normal, arc_px, length, closed):
+    """The sampling maps (M, K·R) float32 of the ends' profiles: sample i of end q at offset
+    ``rows[r]`` from its centre line lies at arc length ``cap + into · min(|t_i|, reach)``
+    (mirrored about the cap's centre, held at the gap's middle beyond it); positions and
+    normals there as ``Stations.at_arc`` and ``normal_at_arc`` give them."""
+    m = t_px.shape[0]
+    k = cap.shape[0]
+    r_n = rows.shape[0]
+    map_x = np.empty((m, k * r_n), np.float32)
+    map_y = np.empty((m, k * r_n), np.float32)
+    for i in range(m):
+        t = abs(t_px[i])
+        for q in range(k):
+            a = cap[q] + into[q] * min(t, reach[q])
+            x, y = _on_path(a, arc_px, xy, length, closed)
+            nx, ny = _on_path(a, arc_px, normal, length, closed)
+            for r in range(r_n):
+                off = centre[q] + rows[r]
+                map_x[i, q * r_n + r] = np.float32(x + off * nx)
+                map_y[i, q * r_n + r] = np.float32(y + off * ny)
+    return map_x, map_y
+
+
+@kernel
+def _tip_arcs(left_px, right_px, radius, cap, into, tips, rows, length, closed):
+    """Each end's tip, px along the path, from the edges found on its profiles (``left_px``,
+    ``right_px``: R per end): the median over the offsets within ``_ROWS_REACH`` of the
+    cap's radius of the edge's distance from the cap's centre plus the outline's inset there;
+    NaN where none, or where the tip lies farther than the radius from ``tips``."""
+    k = cap.shape[0]
+    r_n = rows.shape[0]
+    out = np.empty(k)
+    buf = np.empty(r_n)
+    for q in range(k):
+        rq = radius[q]
+        cnt = 0
+        for r in range(r_n):
+            j = q * r_n + r
+            t = rows[r]
+            if not abs(t) <= _ROWS_REACH * rq:
+                continue
+            half = 0.5 * np.float64(right_px[j] - left_px[j])
+            # the outline at offset t from the centre line lies that much farther in
+            v = half + (rq - np.sqrt(max(rq * rq - t * t, 0.0)))
+            if np.isfinite(v):
+                buf[cnt] = v
+                cnt += 1
+        tip = cap[q] + into[q] * _median_finite(buf, cnt)
+        if not abs(tip - tips[q]) <= rq:
+            tip = np.nan
+        out[q] = tip % length if closed else tip
+    return out
 
 
 def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarray,
@@ -110,39 +220,24 @@ def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarr
     n = len(stations)
     if k == 0 or n == 0:
         return np.full(k, np.nan)
-    spacing = stations.spacing_px
-    i0 = np.rint(tips_px / spacing).astype(np.int64)
-    steps = np.arange(_INNER_FROM, _INNER_TO)
-    inner = i0[:, None] - into[:, None].astype(np.int64) * steps[None, :]
-    if stations.closed:
-        inner %= n
-        usable = np.ones(k, bool)
-    else:
-        usable = (inner >= 0).all(1) & (inner < n).all(1)
-        inner = np.clip(inner, 0, n - 1)
-    lo = left_px[inner].astype(np.float64)
-    hi = right_px[inner].astype(np.float64)
-    usable &= (np.isfinite(lo) & np.isfinite(hi)).sum(1) >= (_INNER_TO - _INNER_FROM) // 2
-    radius = 0.5 * _row_medians(hi - lo)
-    centre = 0.5 * _row_medians(hi + lo)
-    usable &= np.isfinite(radius) & (radius > 0)
+    # the per-end arithmetic in compiled kernels: on a frame with a gap, the few dozen small
+    # numpy calls it took cost 0.4 ms, as much as the edge finder's call on the profiles
+    tips_px = np.asarray(tips_px, np.float64)
+    into = np.asarray(into, np.float64)
+    usable, radius, centre = _cap_rows(left_px, right_px, tips_px, into, stations.spacing_px,
+                                       stations.closed)
     out = np.full(k, np.nan)
     if not usable.any():
         return out
-    tips, into_u, far = tips_px[usable], into[usable].astype(np.float64), far_px[usable]
+    tips, into_u, far = tips_px[usable], into[usable], far_px[usable]
     radius, centre = radius[usable], centre[usable]
-    ku, r_n, m = len(tips), len(_ROWS_PX), len(t_px)
     # the cap's centre, and the samples' arc lengths: mirrored about it, and held at the gap's
     # middle beyond it
     cap = tips - into_u * radius
     reach = radius + far
-    arc = cap[None, :] + into_u[None, :] * np.minimum(np.abs(t_px)[:, None], reach[None, :])
-    x, y = np.moveaxis(stations.at_arc(arc), -1, 0)
-    nx, ny = np.moveaxis(stations.normal_at_arc(arc), -1, 0)
-    rows = np.broadcast_to(_ROWS_PX, (ku, r_n))
-    off = (centre[:, None] + rows)[None, :, :]
-    map_x = (x[:, :, None] + off * nx[:, :, None]).reshape(m, ku * r_n).astype(np.float32)
-    map_y = (y[:, :, None] + off * ny[:, :, None]).reshape(m, ku * r_n).astype(np.float32)
+    map_x, map_y = _end_maps(cap, into_u, reach, centre, np.asarray(t_px, np.float64), _ROWS_PX,
+                             stations.xy, stations.normal_xy, stations.arc_px,
+                             float(stations.length_px), stations.closed)
     ends = cv2.remap(gray, map_x, map_y, interpolation=cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
     block = prof[:, _frame_block(np.asarray(present, bool), _FRAME_STATIONS)]
@@ -151,16 +246,6 @@ def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarr
     step_px = float(t_px[1] - t_px[0])
     edges = find_edges(both, step_px=step_px, bright=bright, width_px=width_px,
                        smooth_stations=smooth_stations, closed=False)
-    half = 0.5 * (edges.right_px[nb:] - edges.left_px[nb:]).astype(np.float64)
-    # the outline at offset t from the centre line lies that much farther in than the tip
-    inset = radius[:, None] - np.sqrt(np.maximum(radius[:, None] ** 2 - rows ** 2, 0.0))
-    half = np.where(np.abs(rows) <= _ROWS_REACH * radius[:, None], half.reshape(ku, r_n), np.nan)
-    dist = _row_medians(half + inset)
-    tip = cap + into_u * dist
-    # an edge farther from where presence put the end than the cap's radius is not the cap's
-    # (the contrast fades within the cap): a speck or glare in the gap; the end stays unmeasured
-    tip = np.where(np.abs(tip - tips) <= radius, tip, np.nan)
-    if stations.closed:
-        tip = np.mod(tip, stations.length_px)
-    out[usable] = tip
+    out[usable] = _tip_arcs(edges.left_px[nb:], edges.right_px[nb:], radius, cap, into_u, tips,
+                            _ROWS_PX, float(stations.length_px), stations.closed)
     return out

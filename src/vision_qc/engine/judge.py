@@ -247,11 +247,40 @@ def _worst(kind, i0, count, present, width, offset):
 
 @kernel
 def _judge_kernel(status, codes, arc, length, closed, present, width, offset, width_min,
-                  width_max, max_offset, min_defect, merge_stations, spacing, off_status):
+                  width_max, max_offset, min_defect, merge_stations, spacing, off_limit):
     """The defects of :func:`judge` as parallel arrays (kind, start, end, length, worst,
-    middle station), kinds in ``codes`` order, each kind's runs in find_runs order; offset
-    runs are found on ``off_status`` (see :func:`_offset_status`)."""
+    middle station), kinds in ``codes`` order, each kind's runs in find_runs order.
+
+    Offset runs are found on the status with the thin and wide stations whose centre is also
+    off the path by more than ``off_limit`` (rounded as :func:`_limit_as_compared`) marked
+    offset: the status code keeps one type per station (the overlay's colour), but a stretch
+    that breaks two limits is reported under both (a bead laid off its path onto a dark frit
+    or fixture is measured too wide as well: reported as wide only, the offset went
+    unreported)."""
     n = status.shape[0]
+    # one pass for which kinds have a station at all (the others' runs are not looked for)
+    # and whether any thin or wide station is off the path too: judge 0.045 -> 0.027 ms on
+    # the benchmark frame (7,509 stations), 0.026 -> 0.010 on a frame without defects
+    c_gap, c_thin, c_wide, c_off = codes[0], codes[1], codes[2], codes[_OFFSET]
+    h_gap = h_thin = h_wide = h_off = extra = False
+    for i in range(n):
+        c = status[i]
+        h_gap |= c == c_gap
+        h_thin |= c == c_thin
+        h_wide |= c == c_wide
+        h_off |= c == c_off
+        extra |= ((c == c_thin) | (c == c_wide)) & present[i] & (
+            abs(np.float64(offset[i])) > off_limit)
+    off_status = status
+    if extra:
+        off_status = status.copy()
+        for i in range(n):
+            c = status[i]
+            if (((c == c_thin) | (c == c_wide)) & present[i]
+                    & (abs(np.float64(offset[i])) > off_limit)):
+                off_status[i] = c_off
+        h_off = True
+    has = (h_gap, h_thin, h_wide, h_off)
     # a station lies in at most two runs (thin or wide, and offset)
     kinds = np.empty(2 * n, np.int64)
     starts = np.empty(2 * n)
@@ -260,7 +289,9 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
     worsts = np.empty(2 * n)
     mids = np.empty(2 * n, np.int64)
     k = 0
-    for kind in range(codes.shape[0]):
+    for kind in range(4):
+        if not has[kind]:
+            continue
         mask, any_station = _merged_runs_mask(off_status if kind == _OFFSET else status,
                                               codes[kind], closed, merge_stations)
         if not any_station:
@@ -292,22 +323,6 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
             mids[k] = mid_i
             k += 1
     return kinds[:k], starts[:k], ends[:k], lengths[:k], worsts[:k], mids[:k]
-
-
-def _offset_status(status, codes, present, offset_mm, max_offset_mm):
-    """``status`` with the thin and wide stations whose centre is also off the path by more
-    than ``max_offset_mm`` marked offset: the status code keeps one type per station (the
-    overlay's colour), but a stretch that breaks two limits is reported under both (a bead
-    laid off its path onto a dark frit or fixture is measured too wide as well: reported as
-    wide only, the offset went unreported)."""
-    offset_mm = np.asarray(offset_mm)
-    off = np.abs(_float_array(offset_mm)) > _limit_as_compared(offset_mm.dtype, max_offset_mm)
-    extra = ((status == codes[1]) | (status == codes[2])) & np.asarray(present, bool) & off
-    if not extra.any():
-        return status
-    out = status.copy()
-    out[extra] = codes[_OFFSET]
-    return out
 
 
 def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy_px,
@@ -358,7 +373,7 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
         np.asarray(present, bool), _float_array(width_mm), _float_array(offset_mm),
         float(width_min_mm), float(width_max_mm), float(max_offset_mm), float(min_defect_mm),
         int(merge_stations), float(spacing),
-        _offset_status(status, codes, present, offset_mm, max_offset_mm))
+        _limit_as_compared(np.asarray(offset_mm).dtype, max_offset_mm))
     out = [Defect(type=_TYPES[k], start_mm=s, end_mm=e, length_mm=g,
                   center_px=(float(xy_px[m, 0]), float(xy_px[m, 1])), worst_mm=v,
                   limit_mm=float(limit[k]))
