@@ -9,6 +9,7 @@ calls; the median is compared with :data:`vision_qc.engine.align.ALIGN_AIM_MS` o
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 
@@ -75,7 +76,7 @@ def test_align_after_a_frame(benchmark, posed_scene, track):
 
 
 def test_inspect_aligned_whole_frame(benchmark, posed_scene):
-    """The whole inspection with ``align: true`` (alignment, moved maps, sampling, edges,
+    """The whole inspection with ``align: true`` (alignment, sampling at the moved stations, edges,
     judging): compare with bench_inspect's unaligned whole frame."""
     spec, sc = posed_scene
     insp = Inspector(sc.recipe.replace(align=True, reference=_reference(spec, sc.recipe)))
@@ -86,15 +87,18 @@ def test_inspect_aligned_whole_frame(benchmark, posed_scene):
     benchmark(insp.inspect, sc.image)
 
 
-def test_move_maps(benchmark, posed_scene):
-    """Moving every profile's sampling positions by the pose (one cv2.transform)."""
+def test_sample_posed(benchmark, posed_scene):
+    """Sampling every profile at the stations moved by the pose (the inspector's compiled
+    sampler), checked outside the timed call against one cv2.remap of the moved maps."""
     from vision_qc.engine.align import move_maps, pose_matrix
+    from vision_qc.engine.sampling import sample_profiles, sample_stations
 
     _, sc = posed_scene
     insp = Inspector(sc.recipe)
     m = pose_matrix(*POSE, center_xy=np.array(sc.recipe.image_size_wh) / 2.0)
-    moved = benchmark(move_maps, insp.maps, m)
-    assert moved.map1.shape == insp.maps.map1.shape
+    gray = sc.image if sc.image.ndim == 2 else cv2.cvtColor(sc.image, cv2.COLOR_BGR2GRAY)
+    prof = benchmark(sample_stations, gray, insp.sampler, m)
+    assert (prof == sample_profiles(gray, move_maps(insp.maps, m))).all()
 
 
 def test_bead_step_fit(benchmark, posed_scene):

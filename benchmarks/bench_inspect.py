@@ -10,7 +10,7 @@ machines are noisy).
 from vision_qc.budget import FRAME_BUDGET_MS
 from vision_qc.engine.edges import find_edges
 from vision_qc.engine.judge import judge, station_status
-from vision_qc.engine.sampling import sample_profiles
+from vision_qc.engine.sampling import sample_profiles, sample_stations
 from vision_qc.benchmark import naive_profile_ms
 from vision_qc.inspector import SMOOTH_STATIONS, to_gray
 
@@ -27,16 +27,26 @@ def test_inspect_whole_frame(benchmark, case, cv_threads, request):
 
 
 def test_stage_sample(benchmark, case):
+    """Sampling as the inspector does it: one compiled pass from the stations."""
+    insp = case.inspector
+    gray = to_gray(case.frame)
+    prof = benchmark(sample_stations, gray, insp.sampler)
+    assert prof.shape == (len(insp.maps.t_px), len(insp))
+
+
+def test_stage_sample_remap(benchmark, case):
+    """The same bytes by one cv2.remap of the maps built at init (what the inspector did
+    before the compiled sampler): the comparison for test_stage_sample."""
     insp = case.inspector
     gray = to_gray(case.frame)
     prof = benchmark(sample_profiles, gray, insp.maps)
-    assert prof.shape == (len(insp.maps.t_px), len(insp))
+    assert (prof == sample_stations(gray, insp.sampler)).all()
 
 
 def test_stage_edges(benchmark, case):
     insp = case.inspector
     r = insp.recipe
-    prof = sample_profiles(to_gray(case.frame), insp.maps)
+    prof = sample_stations(to_gray(case.frame), insp.sampler)
     edges = benchmark(find_edges, prof, step_px=insp.maps.step_px, bright=r.polarity == "bright",
                       width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS, closed=r.closed)
     assert edges.found.mean() > 0.9
