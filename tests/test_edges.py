@@ -511,6 +511,30 @@ def test_pooled_sigma_equals_numpy_reference(seed):
         np.testing.assert_array_equal(got, want)
 
 
+def _noise_reference(prof, smooth_stations):
+    # the float path of _noise (also what uint8 profiles took before the histogram)
+    n = prof.shape[1]
+    sub = prof[::3, :: max(n // 512, 1)].astype(np.float32)
+    diff = np.abs(sub[:, 1:] - sub[:, :-1])
+    sigma = float(np.median(diff)) / 0.954 if diff.size else 0.0
+    return sigma * 0.66 / np.sqrt(max(smooth_stations, 1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_noise_histogram_equals_numpy_median(seed):
+    """uint8 profiles take the median of their differences off a histogram: numpy's median
+    to the bit (odd and even counts, the two middle values differing or not)."""
+    rng = np.random.default_rng(seed)
+    for m, n in ((1, 2), (2, 3), (3, 4), (5, 17), (7, 600), (9, 1024), (12, 1999), (99, 2100)):
+        for spread in (0.5, 3.0, 40.0, 200.0):
+            prof = np.clip(rng.normal(128, spread, (m, n)), 0, 255).astype(np.uint8)
+            for k in (1, 3):
+                got = E._noise(prof, k)
+                assert got == _noise_reference(prof, k)
+                assert got == E._noise(prof.astype(np.float32), k)
+    assert E._noise(np.zeros((4, 1), np.uint8), 1) == 0.0
+
+
 def test_cumulative_sums_equal_numpy():
     rng = np.random.default_rng(3)
     p = rng.uniform(-300, 300, (33, 11)).astype(np.float32)
