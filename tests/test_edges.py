@@ -614,6 +614,44 @@ def test_noise_aware_stations_empty_and_short_path():
     assert E._noise_aware_stations(np.full(8, 10.0, np.float32), 2.0, 3, 15, 8)[0] == 3
 
 
+def _noise_aware_stations_reference(contrast, noise, smooth_stations, max_stations, n):
+    # the median every time (before the early return for a frame with contrast enough)
+    if max_stations is None or max_stations <= smooth_stations:
+        return smooth_stations, 1.0
+    c = contrast[np.isfinite(contrast) & (contrast > 0)]
+    if not c.size or noise <= 0:
+        return smooth_stations, 1.0
+    snr = float(np.median(c)) / noise
+    if snr >= E._SNR_SMOOTH:
+        return smooth_stations, 1.0
+    k = int(np.ceil(smooth_stations * (E._SNR_SMOOTH / snr) ** 2)) | 1
+    k = int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
+    return k, max(E._SNR_SMOOTH / snr / float(np.sqrt(k / smooth_stations)), 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_noise_aware_stations_equals_the_median_every_time(seed):
+    # contrasts round the threshold, odd and even counts, ties, NaN, -inf and negatives
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 3, 4, 9, 10, 101, 400):
+        for noise in (0.0, 1.0, 1.7, 3.0):
+            for centre in (10.0, 19.0, 20.0, 21.0, 40.0):
+                c = (rng.normal(centre, 2.0, n) * max(noise, 1.0)).astype(np.float32)
+                if seed == 1:
+                    c = np.round(c).astype(np.float32)
+                if seed == 2:
+                    c[rng.random(n) < 0.2] = rng.choice([np.nan, -np.inf, np.inf, -5.0])
+                for max_k in (None, 3, 15):
+                    got = E._noise_aware_stations(c, noise, 3, max_k, n * 20)
+                    assert got == _noise_aware_stations_reference(c, noise, 3, max_k, n * 20)
+    # exactly at the threshold, the two middle values differing
+    c = np.array([39.0, 40.0, 40.0, 41.0], np.float32)
+    assert E._noise_aware_stations(c, 2.0, 3, 15, 1000) == (3, 1.0)
+    c = np.array([39.0, 39.5, 40.0, 41.0], np.float32)
+    assert E._noise_aware_stations(c, 2.0, 3, 15, 1000) == \
+        _noise_aware_stations_reference(c, 2.0, 3, 15, 1000) != (3, 1.0)
+
+
 def test_walk_sizes_flatness_span():
     w = np.array([12.0], np.float32)
     assert E._walk_sizes(w, 1.0) == (2, 2 + int(np.ceil(0.3 * 12 + 6)) + 1)
