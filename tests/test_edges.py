@@ -511,6 +511,39 @@ def test_pooled_sigma_equals_numpy_reference(seed):
         np.testing.assert_array_equal(got, want)
 
 
+def test_kth_positive_equals_sort():
+    # the radix select on a positive float's bits: every rank, ties, tiny and huge values
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 8, 101, 1000):
+        for kind in range(4):
+            v = rng.gamma(2.0, 0.4, n)
+            if kind == 1:
+                v = np.round(v, 1) + 0.1                    # ties
+            elif kind == 2:
+                v = np.exp(rng.uniform(-80, 80, n))        # many exponents
+            elif kind == 3:
+                v = np.full(n, 0.7)
+            v = v.astype(np.float32)
+            if kind == 2:
+                v[rng.random(n) < 0.1] = np.inf
+            ranked = np.sort(v)
+            for k in sorted({0, n // 2, max(n // 2 - 1, 0), n - 1, int(rng.integers(n))}):
+                got = E._kth_positive(v.copy(), k)
+                assert got == ranked[k]
+
+
+def test_pooled_sigma_of_non_positive_blurs_equals_numpy_reference():
+    # not from the fit (its σ is at least half a sample), but the partition still serves
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 7, 40):
+        sigma = rng.normal(0.2, 0.5, (2, n)).astype(np.float32)
+        sigma[0, 0] = 0.0
+        fit = np.ones((2, n), bool)
+        ok = rng.random((2, n)) < 0.9
+        np.testing.assert_array_equal(E._pooled_sigma(sigma, fit, ok),
+                                      _pooled_sigma_reference(sigma, fit, ok))
+
+
 def _noise_reference(prof, smooth_stations):
     # the float path of _noise (also what uint8 profiles took before the histogram)
     n = prof.shape[1]

