@@ -624,6 +624,50 @@ def test_decimated_locator_holds_a_wider_box_to_the_same_margin():
     assert close >= 2          # stations where the plain comparison would take the wider box
 
 
+def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider):
+    # both neighbours' boxes evaluated at every station
+    n, k = cs.shape[1], len(c_s)
+    out = [np.empty(n, np.int64)] + [np.empty(n, np.float32) for _ in range(4)]
+    for i in range(n):
+        a = i // every
+        b = a + 1
+        if b >= k:
+            b = 0 if n % every == 0 else a
+        ra, la, rra = E._response_at(cs, i, c_s[a], w_s[a], flank, margin)
+        rb, lb, rrb = E._response_at(cs, i, c_s[b], w_s[b], flank, margin)
+        wa, wb = w_s[a] > wide, w_s[b] > wide
+        if wa == wb:
+            better = rb > ra
+        elif wb:
+            better = rb > ra + np.float32(wider) * abs(ra)
+        else:
+            better = not ra > rb + np.float32(wider) * abs(rb)
+        if better:
+            ra, la, rra, a = rb, lb, rrb, b
+        for arr, x in zip(out, (c_s[a], ra, la, rra, w_s[a])):
+            arr[i] = x
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pick_equals_reference_with_repeated_neighbours(seed):
+    # neighbours that found the same box (the usual case) and ones that did not
+    rng = np.random.default_rng(seed)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 40).T)
+    flank, margin = E._box_sizes(STEP)
+    for every, n in ((2, 40), (2, 39), (3, 39), (3, 40)):
+        pc = np.ascontiguousarray(p[:, :n])
+        k = -(-n // every)
+        c_s = (M // 2 + rng.integers(-2, 3, k) * (rng.random(k) < 0.3)).astype(np.int64)
+        w_s = rng.choice(np.array([12.0, 24.0, 30.0], np.float32) / STEP, k)
+        w_s[rng.random(k) < 0.5] = 24.0
+        csp = E._cumsums(pc, 1)[0]
+        got = E._pick_kernel(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN)
+        want = _pick_reference(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
     (40.0, 2.0, 15, 3, 1.0),      # contrast / noise exactly at the threshold: no more smoothing
     (20.0, 2.0, 15, 13, 1.0),     # half the ratio: 4 × the stations, 12 → odd 13
