@@ -840,15 +840,32 @@ def _running_median_reference(values, valid, half, closed):
 
 
 @pytest.mark.parametrize("closed", [False, True])
-@pytest.mark.parametrize("half", [1, 2, 5, 16])
+@pytest.mark.parametrize("half", [1, 2, 3, 4, 5, 16])
 def test_running_median_equals_reference(closed, half):
+    # half <= 4: the nine-register window; beyond, the sorted buffer
     rng = np.random.default_rng(half + 10 * closed)
-    for n in (0, 1, 7, 33, 34, 200):
-        values = rng.normal(0.0, 1.0, n).astype(np.float32)
-        values[rng.random(n) < 0.2] = 0.5          # ties
-        valid = rng.random(n) < 0.7
-        got = E._running_median(values, valid, half, closed)
-        np.testing.assert_array_equal(got, _running_median_reference(values, valid, half, closed))
+    for n in (0, 1, 2, 7, 9, 10, 33, 34, 200):
+        for dtype, share in ((np.float32, 0.7), (np.float64, 0.7), (np.float64, 1.0)):
+            values = rng.normal(0.0, 1.0, n).astype(dtype)
+            values[rng.random(n) < 0.2] = 0.5          # ties
+            valid = rng.random(n) < share
+            got = E._running_median(values, valid, half, closed)
+            want = _running_median_reference(values, valid, half, closed)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_running_median_of_unusual_values_takes_the_sorted_buffer():
+    # NaN where not valid is ignored; -0.0 or inf among the valid values: the sorted buffer
+    values = np.array([1.0, -0.0, 0.0, np.nan, 2.0, np.inf, 3.0, 0.0, -1.0], np.float64)
+    valid = np.isfinite(values)
+    assert E._plain_values(values, valid) is False
+    assert E._plain_values(np.abs(values), valid) is True
+    assert E._plain_values(values, np.isfinite(values) & (values != 0)) is True
+    assert E._plain_values(values, np.ones(9, bool)) is False
+    for closed in (False, True):
+        for v, ok in ((values, valid), (np.abs(values), valid)):
+            np.testing.assert_array_equal(E._running_median(v, ok, 2, closed),
+                                          _running_median_reference(v, ok, 2, closed))
 
 
 @pytest.mark.parametrize("closed", [False, True])

@@ -1103,6 +1103,86 @@ def _window_remove(buf, cnt, x):
 
 
 @kernel
+def _plain_values(values, valid):
+    """Whether every valid value is finite and none is -0.0 (which sorts with 0.0 in either
+    order)."""
+    for i in range(values.shape[0]):
+        x = np.float64(values[i])
+        if valid[i] and (not np.isfinite(x) or (x == 0.0 and np.signbit(x))):
+            return False
+    return True
+
+
+@kernel
+def _sel(c, a, b):
+    """``a`` if ``c`` else ``b`` (a select, not a branch)."""
+    return a if c else b
+
+
+@kernel
+def _running_median9(values, valid, half, wrap, out):
+    """:func:`_running_median` (``half`` <= 4, ``wrap``: round a closed path; valid values
+    finite, no -0.0) into ``out``: the window in nine sorted registers, +inf for places
+    without a valid value, each slide a fixed sequence of compares and selects: the sorted
+    buffer's searches and shifts mispredict (measured inside find_edges on the 2448×2048
+    bench frame: _along_median, both sides, 0.25 → 0.13 ms)."""
+    n = values.shape[0]
+    buf = np.full(9, np.inf)
+    cnt = 0
+    for j in range(-half, half + 1):
+        a = j
+        if wrap:
+            a = a + n if a < 0 else (a - n if a >= n else a)
+        if 0 <= a < n and valid[a]:
+            buf[cnt] = np.float64(values[a])
+            cnt += 1
+    buf.sort()
+    b0, b1, b2, b3, b4, b5, b6, b7, b8 = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], \
+        buf[6], buf[7], buf[8]
+    inf = np.inf
+    for i in range(n):
+        if cnt:
+            mid = cnt // 2
+            buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8] = \
+                b0, b1, b2, b3, b4, b5, b6, b7, b8
+            out[i] = buf[mid] if cnt % 2 else 0.5 * (buf[mid - 1] + buf[mid])
+        a = i - half
+        b = i + half + 1
+        if wrap:
+            a = a + n if a < 0 else a
+            b = b - n if b >= n else b
+        ac = min(max(a, 0), n - 1)
+        bc = min(max(b, 0), n - 1)
+        leaves = (a == ac) & valid[ac]
+        comes = (b == bc) & valid[bc]
+        x = _sel(leaves, np.float64(values[ac]), inf)
+        y = _sel(comes, np.float64(values[bc]), inf)
+        cnt += comes - leaves
+        # remove x: its first place r (as many values are smaller); the rest move down
+        r = ((b0 < x) + (b1 < x) + (b2 < x) + (b3 < x) + (b4 < x) + (b5 < x) + (b6 < x)
+             + (b7 < x) + (b8 < x))
+        b0 = _sel(r <= 0, b1, b0)
+        b1 = _sel(r <= 1, b2, b1)
+        b2 = _sel(r <= 2, b3, b2)
+        b3 = _sel(r <= 3, b4, b3)
+        b4 = _sel(r <= 4, b5, b4)
+        b5 = _sel(r <= 5, b6, b5)
+        b6 = _sel(r <= 6, b7, b6)
+        b7 = _sel(r <= 7, b8, b7)
+        # insert y after the values smaller than it; the rest move up
+        b8 = _sel(b7 < y, y, b7)
+        b7 = _sel(b6 < y, _sel(b7 < y, b7, y), b6)
+        b6 = _sel(b5 < y, _sel(b6 < y, b6, y), b5)
+        b5 = _sel(b4 < y, _sel(b5 < y, b5, y), b4)
+        b4 = _sel(b3 < y, _sel(b4 < y, b4, y), b3)
+        b3 = _sel(b2 < y, _sel(b3 < y, b3, y), b2)
+        b2 = _sel(b1 < y, _sel(b2 < y, b2, y), b1)
+        b1 = _sel(b0 < y, _sel(b1 < y, b1, y), b0)
+        b0 = _sel(b0 < y, b0, y)
+    return out
+
+
+@kernel
 def _running_median(values, valid, half, closed):
     """Median of the valid values within ``half`` stations either side of each station
     (float64; the mean of the two middle ones for an even count), the window kept sorted
@@ -1114,6 +1194,8 @@ def _running_median(values, valid, half, closed):
     if n == 0 or half <= 0:
         return out
     wrap = closed and n > 2 * half + 1
+    if half <= 4 and _plain_values(values, valid):
+        return _running_median9(values, valid, half, wrap, out)
     buf = np.empty(2 * half + 1, np.float64)
     cnt = 0
     for j in range(-half, half + 1):
