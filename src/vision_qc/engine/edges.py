@@ -822,13 +822,17 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
                         pc, i, center[i], w_walk, bg_l[i] if s == 0 else bg_r[i], 2 * s - 1,
                         f, kmax, tol, ahead, v, narrow, wide, bgs[o], center, -1, closed)
         for s in range(2):
-            d = 2 * s - 1
             x = xs[s]
-            level = levels[s]
             # the walk's crossing on the full profile, ±2 px (used on frames short of contrast)
-            walk[s, i] = _cross_at(p, i, x * dec, level, 2 * dec) if cross else x * dec
-            idx = min(max(int(np.rint(x * dec)), 1), m - 2)
-            rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, -d, step_px, reach, g)
+            walk[s, i] = _cross_at(p, i, x * dec, levels[s], 2 * dec) if cross else x * dec
+            rows[s, i] = x
+    # the fits in a loop of their own, where the chains of logarithms, divisions and square
+    # roots of neighbouring edges overlap (measured on the 2448×2048 bench frame: the kernel
+    # 1.74 → 1.65 ms)
+    for i in range(n):
+        for s in range(2):
+            idx = min(max(int(np.rint(rows[s, i] * dec)), 1), m - 2)
+            rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, 1 - 2 * s, step_px, reach, g)
     return rows, sigma, fit, ok, suspect, walk
 
 
