@@ -511,6 +511,63 @@ def test_pooled_sigma_equals_numpy_reference(seed):
         np.testing.assert_array_equal(got, want)
 
 
+def test_kth_positive_equals_sort():
+    # the radix select on a positive float's bits: every rank, ties, tiny and huge values
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 8, 101, 1000):
+        for kind in range(4):
+            v = rng.gamma(2.0, 0.4, n)
+            if kind == 1:
+                v = np.round(v, 1) + 0.1                    # ties
+            elif kind == 2:
+                v = np.exp(rng.uniform(-80, 80, n))        # many exponents
+            elif kind == 3:
+                v = np.full(n, 0.7)
+            v = v.astype(np.float32)
+            if kind == 2:
+                v[rng.random(n) < 0.1] = np.inf
+            ranked = np.sort(v)
+            for k in sorted({0, n // 2, max(n // 2 - 1, 0), n - 1, int(rng.integers(n))}):
+                got = E._kth_positive(v.copy(), k)
+                assert got == ranked[k]
+
+
+def test_pooled_sigma_of_non_positive_blurs_equals_numpy_reference():
+    # not from the fit (its σ is at least half a sample), but the partition still serves
+    rng = np.random.default_rng(6)
+    for n in (1, 2, 7, 40):
+        sigma = rng.normal(0.2, 0.5, (2, n)).astype(np.float32)
+        sigma[0, 0] = 0.0
+        fit = np.ones((2, n), bool)
+        ok = rng.random((2, n)) < 0.9
+        np.testing.assert_array_equal(E._pooled_sigma(sigma, fit, ok),
+                                      _pooled_sigma_reference(sigma, fit, ok))
+
+
+def _noise_reference(prof, smooth_stations):
+    # the float path of _noise (also what uint8 profiles took before the histogram)
+    n = prof.shape[1]
+    sub = prof[::3, :: max(n // 512, 1)].astype(np.float32)
+    diff = np.abs(sub[:, 1:] - sub[:, :-1])
+    sigma = float(np.median(diff)) / 0.954 if diff.size else 0.0
+    return sigma * 0.66 / np.sqrt(max(smooth_stations, 1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_noise_histogram_equals_numpy_median(seed):
+    """uint8 profiles take the median of their differences off a histogram: numpy's median
+    to the bit (odd and even counts, the two middle values differing or not)."""
+    rng = np.random.default_rng(seed)
+    for m, n in ((1, 2), (2, 3), (3, 4), (5, 17), (7, 600), (9, 1024), (12, 1999), (99, 2100)):
+        for spread in (0.5, 3.0, 40.0, 200.0):
+            prof = np.clip(rng.normal(128, spread, (m, n)), 0, 255).astype(np.uint8)
+            for k in (1, 3):
+                got = E._noise(prof, k)
+                assert got == _noise_reference(prof, k)
+                assert got == E._noise(prof.astype(np.float32), k)
+    assert E._noise(np.zeros((4, 1), np.uint8), 1) == 0.0
+
+
 def test_cumulative_sums_equal_numpy():
     rng = np.random.default_rng(3)
     p = rng.uniform(-300, 300, (33, 11)).astype(np.float32)
@@ -567,6 +624,50 @@ def test_decimated_locator_holds_a_wider_box_to_the_same_margin():
     assert close >= 2          # stations where the plain comparison would take the wider box
 
 
+def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider):
+    # both neighbours' boxes evaluated at every station
+    n, k = cs.shape[1], len(c_s)
+    out = [np.empty(n, np.int64)] + [np.empty(n, np.float32) for _ in range(4)]
+    for i in range(n):
+        a = i // every
+        b = a + 1
+        if b >= k:
+            b = 0 if n % every == 0 else a
+        ra, la, rra = E._response_at(cs, i, c_s[a], w_s[a], flank, margin)
+        rb, lb, rrb = E._response_at(cs, i, c_s[b], w_s[b], flank, margin)
+        wa, wb = w_s[a] > wide, w_s[b] > wide
+        if wa == wb:
+            better = rb > ra
+        elif wb:
+            better = rb > ra + np.float32(wider) * abs(ra)
+        else:
+            better = not ra > rb + np.float32(wider) * abs(rb)
+        if better:
+            ra, la, rra, a = rb, lb, rrb, b
+        for arr, x in zip(out, (c_s[a], ra, la, rra, w_s[a])):
+            arr[i] = x
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pick_equals_reference_with_repeated_neighbours(seed):
+    # neighbours that found the same box (the usual case) and ones that did not
+    rng = np.random.default_rng(seed)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 40).T)
+    flank, margin = E._box_sizes(STEP)
+    for every, n in ((2, 40), (2, 39), (3, 39), (3, 40)):
+        pc = np.ascontiguousarray(p[:, :n])
+        k = -(-n // every)
+        c_s = (M // 2 + rng.integers(-2, 3, k) * (rng.random(k) < 0.3)).astype(np.int64)
+        w_s = rng.choice(np.array([12.0, 24.0, 30.0], np.float32) / STEP, k)
+        w_s[rng.random(k) < 0.5] = 24.0
+        csp = E._cumsums(pc, 1)[0]
+        got = E._pick_kernel(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN)
+        want = _pick_reference(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
     (40.0, 2.0, 15, 3, 1.0),      # contrast / noise exactly at the threshold: no more smoothing
     (20.0, 2.0, 15, 13, 1.0),     # half the ratio: 4 × the stations, 12 → odd 13
@@ -588,6 +689,44 @@ def test_noise_aware_stations_empty_and_short_path():
     # at most a quarter of the path (odd), never fewer than smooth_stations
     assert E._noise_aware_stations(np.full(40, 10.0, np.float32), 2.0, 3, 15, 40)[0] == 11
     assert E._noise_aware_stations(np.full(8, 10.0, np.float32), 2.0, 3, 15, 8)[0] == 3
+
+
+def _noise_aware_stations_reference(contrast, noise, smooth_stations, max_stations, n):
+    # the median every time (before the early return for a frame with contrast enough)
+    if max_stations is None or max_stations <= smooth_stations:
+        return smooth_stations, 1.0
+    c = contrast[np.isfinite(contrast) & (contrast > 0)]
+    if not c.size or noise <= 0:
+        return smooth_stations, 1.0
+    snr = float(np.median(c)) / noise
+    if snr >= E._SNR_SMOOTH:
+        return smooth_stations, 1.0
+    k = int(np.ceil(smooth_stations * (E._SNR_SMOOTH / snr) ** 2)) | 1
+    k = int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
+    return k, max(E._SNR_SMOOTH / snr / float(np.sqrt(k / smooth_stations)), 1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_noise_aware_stations_equals_the_median_every_time(seed):
+    # contrasts round the threshold, odd and even counts, ties, NaN, -inf and negatives
+    rng = np.random.default_rng(seed)
+    for n in (1, 2, 3, 4, 9, 10, 101, 400):
+        for noise in (0.0, 1.0, 1.7, 3.0):
+            for centre in (10.0, 19.0, 20.0, 21.0, 40.0):
+                c = (rng.normal(centre, 2.0, n) * max(noise, 1.0)).astype(np.float32)
+                if seed == 1:
+                    c = np.round(c).astype(np.float32)
+                if seed == 2:
+                    c[rng.random(n) < 0.2] = rng.choice([np.nan, -np.inf, np.inf, -5.0])
+                for max_k in (None, 3, 15):
+                    got = E._noise_aware_stations(c, noise, 3, max_k, n * 20)
+                    assert got == _noise_aware_stations_reference(c, noise, 3, max_k, n * 20)
+    # exactly at the threshold, the two middle values differing
+    c = np.array([39.0, 40.0, 40.0, 41.0], np.float32)
+    assert E._noise_aware_stations(c, 2.0, 3, 15, 1000) == (3, 1.0)
+    c = np.array([39.0, 39.5, 40.0, 41.0], np.float32)
+    assert E._noise_aware_stations(c, 2.0, 3, 15, 1000) == \
+        _noise_aware_stations_reference(c, 2.0, 3, 15, 1000) != (3, 1.0)
 
 
 def test_walk_sizes_flatness_span():
@@ -701,15 +840,32 @@ def _running_median_reference(values, valid, half, closed):
 
 
 @pytest.mark.parametrize("closed", [False, True])
-@pytest.mark.parametrize("half", [1, 2, 5, 16])
+@pytest.mark.parametrize("half", [1, 2, 3, 4, 5, 16])
 def test_running_median_equals_reference(closed, half):
+    # half <= 4: the nine-register window; beyond, the sorted buffer
     rng = np.random.default_rng(half + 10 * closed)
-    for n in (0, 1, 7, 33, 34, 200):
-        values = rng.normal(0.0, 1.0, n).astype(np.float32)
-        values[rng.random(n) < 0.2] = 0.5          # ties
-        valid = rng.random(n) < 0.7
-        got = E._running_median(values, valid, half, closed)
-        np.testing.assert_array_equal(got, _running_median_reference(values, valid, half, closed))
+    for n in (0, 1, 2, 7, 9, 10, 33, 34, 200):
+        for dtype, share in ((np.float32, 0.7), (np.float64, 0.7), (np.float64, 1.0)):
+            values = rng.normal(0.0, 1.0, n).astype(dtype)
+            values[rng.random(n) < 0.2] = 0.5          # ties
+            valid = rng.random(n) < share
+            got = E._running_median(values, valid, half, closed)
+            want = _running_median_reference(values, valid, half, closed)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_running_median_of_unusual_values_takes_the_sorted_buffer():
+    # NaN where not valid is ignored; -0.0 or inf among the valid values: the sorted buffer
+    values = np.array([1.0, -0.0, 0.0, np.nan, 2.0, np.inf, 3.0, 0.0, -1.0], np.float64)
+    valid = np.isfinite(values)
+    assert E._plain_values(values, valid) is False
+    assert E._plain_values(np.abs(values), valid) is True
+    assert E._plain_values(values, np.isfinite(values) & (values != 0)) is True
+    assert E._plain_values(values, np.ones(9, bool)) is False
+    for closed in (False, True):
+        for v, ok in ((values, valid), (np.abs(values), valid)):
+            np.testing.assert_array_equal(E._running_median(v, ok, 2, closed),
+                                          _running_median_reference(v, ok, 2, closed))
 
 
 @pytest.mark.parametrize("closed", [False, True])
