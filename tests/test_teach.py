@@ -82,6 +82,28 @@ def test_taught_width_matches_the_truth_at_the_generators_size():
     assert _rms_to(recipe.points_xy, True, _true_centre(sc)) <= 0.3
 
 
+def test_taught_width_is_measured_along_the_stored_path():
+    """Image 1 of ``vision-qc generate --seed 25 --ng-fraction 0 --open-path`` (an open dark
+    bead): measured along the 1 px refined line its width read 10.225 mm (truth 10.000); along
+    the path the recipe stores, as the inspector reads it with the generator's recipe, 10.1."""
+    from vision_qc.synth.scene import DEFECT_KINDS, sample_shape
+
+    part = np.random.default_rng([25, 0])
+    shape = sample_shape(part)
+    polarity = str(part.choice(["bright", "dark"]))
+    spec = sample_scene(np.random.default_rng([25, 1, 1]), preset="normal", size_wh=(2048, 1536),
+                        ng_fraction=0.0, defect_kinds=tuple(k for k in DEFECT_KINDS if k != "overlap_gap"),
+                        polarity=polarity, shape=shape, open_path=True)
+    sc = SceneRenderer(spec).render()
+    recipe, _ = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+    assert not recipe.closed
+    engine = Inspector(sc.recipe).inspect(sc.image)
+    read = float(np.nanmean(engine.width_mm[engine.present]))
+    assert recipe.width_mm == pytest.approx(read, abs=0.03)
+    tw = np.array(sc.truth["stations"]["width_mm"])
+    assert recipe.width_mm == pytest.approx(float(tw[tw > 0].mean()), abs=0.15)
+
+
 def _generated(seed, index):
     """Image ``index`` of ``vision-qc generate OUT --seed SEED --ng-fraction 0`` (2048×1536)."""
     from vision_qc.synth.scene import DEFECT_KINDS, sample_shape

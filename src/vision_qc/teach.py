@@ -1105,7 +1105,7 @@ def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
     st = build_stations(taught.points_xy, closed=taught.closed, spacing_px=1.0)
     per_image = [{"image": 1, "pose": None, "coverage": round(taught.coverage, 4)}]
     offsets = [np.zeros(len(st))]
-    widths = [_measure(gray, st, bright=bright, width_px=taught.width_px).width_px]
+    poses = [None]              # each image's pose, where its widths are measured at the end
     # Only on a loop: there a glass cut larger or smaller than the taught one (its edge moved
     # the same way all round) is told apart from the pose; along an open stretch it is not.
     ref = find_reference_edge(gray, st, width_px=taught.width_px, mm_per_px=mm_per_px) \
@@ -1122,7 +1122,7 @@ def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
                 raise TeachError(f"image {i}: {exc}") from None
             m = _measure(g, st.transformed(pose.matrix), bright=bright, width_px=taught.width_px)
             offsets.append(m.offset_px)
-            widths.append(m.width_px)
+            poses.append(pose.matrix)
             per_image.append({"image": i, "pose": pose.to_dict(),
                               "coverage": round(float(np.isfinite(m.width_px).mean()), 4)})
         if refine:
@@ -1134,6 +1134,17 @@ def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
             mean_off = np.where(np.isfinite(mean_off), mean_off, 0.0)
             pts = st.xy + mean_off[:, None] * st.normal_xy
             st = build_stations(pts, closed=taught.closed, spacing_px=1.0)
+    points = st.xy if points_xy is None else taught.points_xy
+    if points_xy is None:
+        points = _resample(points, taught.closed, POINT_STEP_PX)
+    # the width is measured along the path the recipe stores, as the inspector will see it:
+    # along the line refined 1 px at a time (whose spline wobbles by ~0.04 px across the
+    # path) every cross-section read ~0.1 px wider (measured on an open dark bead: 10.225 mm
+    # there, 10.106 along the stored path, 10.098 by the inspector with the generator's
+    # recipe; truth 10.000)
+    final = build_stations(points, closed=taught.closed, spacing_px=1.0)
+    widths = [_measure(g, final if mat is None else final.transformed(mat), bright=bright,
+                       width_px=taught.width_px).width_px for g, mat in zip(grays, poses)]
     all_w = np.concatenate([np.asarray(w, float) for w in widths])
     all_w = all_w[np.isfinite(all_w)]
     w_px = float(np.median(all_w)) if len(all_w) else taught.width_px
@@ -1153,9 +1164,6 @@ def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
         tol["search_mm"] = round(max(tol["search_mm"], (w_mm + tol["width_tol_mm"]) / 2
                                      + tol["max_offset_mm"]), 3)
 
-    points = st.xy if points_xy is None else taught.points_xy
-    if points_xy is None:
-        points = _resample(points, taught.closed, POINT_STEP_PX)
     data = {
         "name": name,
         "image_size": [int(size[1]), int(size[0])],
