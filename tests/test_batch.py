@@ -258,6 +258,30 @@ def test_csv_tables(tmp_path):
     assert rows[1] == ["b.png", "gap", "10.0", "17.5", "7.5", "100.5", "200.25", "0.0", "7.5"]
 
 
+def test_ok_thumbnail_picks_before_grey_same_bytes():
+    # _thumbnail(frame, to_gray) converts only the picked pixels of a uint8 colour frame: the
+    # same JPEG bytes as the thumbnail of the whole frame's grey; uint16 converts it whole
+    from vision_qc.inspector import to_gray
+
+    def reference(frame):
+        g = to_gray(frame)
+        h, w = g.shape
+        tw = min(batch.THUMB_WIDTH, w)
+        th = max(round(h * tw / w), 1)
+        if w >= 4 * tw:
+            g = cv2.resize(g, (2 * tw, 2 * th), interpolation=cv2.INTER_NEAREST)
+        small = cv2.resize(g, (tw, th), interpolation=cv2.INTER_AREA)
+        return batch._encode(".jpg", small, (cv2.IMWRITE_JPEG_QUALITY, 80))
+
+    rng = np.random.default_rng(5)
+    for w, h in [(2448, 2048), (1280, 1024), (801, 5), (799, 3), (200, 1), (3, 3), (4000, 30)]:
+        for ch in (None, 1, 3, 4):
+            for dtype, top in ((np.uint8, 256), (np.uint16, 4096)):
+                shape = (h, w) if ch is None else (h, w, ch)
+                frame = rng.integers(0, top, shape).astype(dtype)
+                assert batch._thumbnail(frame, to_gray) == reference(frame), (w, h, ch, dtype)
+
+
 def test_artifact_stem_unique_and_safe():
     a, b = artifact_stem("x/1.png"), artifact_stem("y/1.png")
     assert a != b and a.startswith("1_") and b.startswith("1_")

@@ -175,7 +175,12 @@ def _encode(ext: str, image: np.ndarray, params=()) -> bytes:
     return buf.tobytes()
 
 
-def _thumbnail(image: np.ndarray) -> bytes:
+def _thumbnail(image: np.ndarray, to_gray=None) -> bytes:
+    """The report's JPEG thumbnail of ``image``; with ``to_gray``, of ``to_gray(image)`` (a
+    camera frame's grey, as the OK parts' thumbnails show it)."""
+    if to_gray is not None and image.dtype != np.uint8:
+        # uint16: its 8 bits are shifted by the whole frame's maximum, so convert it whole
+        image, to_gray = to_gray(image), None
     h, w = image.shape[:2]
     tw = min(THUMB_WIDTH, w)
     th = max(int(round(h * tw / w)), 1)
@@ -184,6 +189,11 @@ def _thumbnail(image: np.ndarray) -> bytes:
         # thumbnail pixel, ~0.15 ms instead of ~1-4 ms for averaging all of them; at 200 px it
         # looks the same (the overlay's 2-3 px lines included)
         image = cv2.resize(image, (2 * tw, 2 * th), interpolation=cv2.INTER_NEAREST)
+    if to_gray is not None:
+        # a uint8 colour frame's grey is per pixel: that of the picked pixels is the same bytes
+        # as picking from the whole frame's grey, without converting 5 MP (BGR 2448x2048: an OK
+        # part's thumbnail 1.38 -> 0.27 ms of CPU)
+        image = to_gray(image)
     small = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
     return _encode(".jpg", small, (cv2.IMWRITE_JPEG_QUALITY, 80))
 
@@ -298,8 +308,8 @@ def _write_outputs(res, frame, file, recipe, *, out_dir, overlays, draw, to_gray
     if overlay is not None and (overlays == "all" or (ng and overlays == "ng")):
         write(f"{OVERLAY_DIR}/{stem}.jpg",
               _encode(".jpg", overlay, (cv2.IMWRITE_JPEG_QUALITY, OVERLAY_JPEG_QUALITY)))
-    thumb_src = overlay if overlay is not None else to_gray(frame)
-    write(f"{DATA_DIR}/{stem}.jpg", _thumbnail(thumb_src))
+    write(f"{DATA_DIR}/{stem}.jpg", _thumbnail(overlay) if overlay is not None
+          else _thumbnail(frame, to_gray))
     if ng:
         write(f"{DATA_DIR}/{stem}.npz", _profile(res))
 

@@ -135,7 +135,8 @@ def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
     processes and pool machinery (:func:`vision_qc.shell.batch.run_batch`, ``task=decode_file``),
     in alternating rounds (floor, read + inspect, full batch, floor, ...) so a load that drifts
     on a shared machine hits all three alike. The full batch writes what ``vision-qc inspect``
-    writes per file (``results.jsonl`` fsync'd per record, NG overlays, report thumbnails).
+    writes per file (NG overlays, report thumbnails, NG width profiles, each fsync'd before its
+    record is appended to ``results.jsonl``, which is fsync'd in groups).
     Each round starts its own pool, as a user's run does; the forkserver is started before.
 
     Two measures, the floor and the batch each measured the same way:
