@@ -11,12 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 from scipy.interpolate import CubicSpline
 
-from .engine._jit import kernel
+from .engine._jit import fma64, kernel
 
 __all__ = ["Stations", "build_stations", "rigid_transform"]
 
@@ -24,19 +21,6 @@ __all__ = ["Stations", "build_stations", "rigid_transform"]
 # many times per input segment (and at least every 0.25 px), so that the arc length of the
 # dense polyline matches the curve's to far below a thousandth of a pixel.
 _DENSE_PER_PX = 4.0
-
-
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once (LLVM's fma)."""
-    sig = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        d = ir.DoubleType()
-        fn = builder.module.declare_intrinsic("llvm.fma", [d], ir.FunctionType(d, [d, d, d]))
-        return builder.call(fn, args)
-
-    return sig, codegen
 
 
 @kernel
@@ -52,14 +36,14 @@ def _moved(xy, tangent, normal, m):
     out_n = np.empty((n, 2))
     for i in range(n):
         x, y = xy[i, 0], xy[i, 1]
-        out_xy[i, 0] = _fma(y, r01, x * r00) + t0
-        out_xy[i, 1] = _fma(y, r11, x * r10) + t1
+        out_xy[i, 0] = fma64(y, r01, x * r00) + t0
+        out_xy[i, 1] = fma64(y, r11, x * r10) + t1
         x, y = tangent[i, 0], tangent[i, 1]
-        out_t[i, 0] = _fma(y, r01, x * r00)
-        out_t[i, 1] = _fma(y, r11, x * r10)
+        out_t[i, 0] = fma64(y, r01, x * r00)
+        out_t[i, 1] = fma64(y, r11, x * r10)
         x, y = normal[i, 0], normal[i, 1]
-        out_n[i, 0] = _fma(y, r01, x * r00)
-        out_n[i, 1] = _fma(y, r11, x * r10)
+        out_n[i, 0] = fma64(y, r01, x * r00)
+        out_n[i, 1] = fma64(y, r11, x * r10)
     return out_xy, out_t, out_n
 
 

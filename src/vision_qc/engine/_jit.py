@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
-__all__ = ["kernel", "finite"]
+__all__ = ["kernel", "finite", "fma32", "fma64"]
 
 
 def kernel(fn):
@@ -35,3 +38,24 @@ def finite(x, big):
     if x == -np.inf:
         return -big
     return x
+
+
+def _fma_intrinsic(llvm_type, nb_type, doc):
+    @intrinsic
+    def fma(typingctx, a, b, c):
+        def codegen(context, builder, signature, args):
+            f = builder.module.declare_intrinsic("llvm.fma", [llvm_type],
+                                                 ir.FunctionType(llvm_type, [llvm_type] * 3))
+            return builder.call(f, args)
+
+        return nb_type(nb_type, nb_type, nb_type), codegen
+
+    fma.__doc__ = doc
+    return fma
+
+
+# ``a * b + c`` rounded once (LLVM's fma: the FMA instruction), where a kernel must give the
+# floats of code that fuses (OpenCV's SIMD paths, OpenBLAS's matmul): Numba has no other way
+# to ask for one without fastmath, which would let it fuse everywhere.
+fma32 = _fma_intrinsic(ir.FloatType(), types.float32, "``a * b + c`` in float32, rounded once.")
+fma64 = _fma_intrinsic(ir.DoubleType(), types.float64, "``a * b + c`` in float64, rounded once.")

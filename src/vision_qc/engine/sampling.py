@@ -20,12 +20,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from llvmlite import ir
-from numba.core import types
-from numba.extending import intrinsic
 
 from ..geometry import Stations
-from ._jit import kernel
+from ._jit import fma32, kernel
 
 __all__ = ["ProfileMaps", "ProfileSampler", "build_maps", "build_sampler", "profiles_by_station",
            "sample_profiles", "sample_stations"]
@@ -132,22 +129,6 @@ def build_sampler(stations: Stations, *, half_width_px: float,
                           nx=np.ascontiguousarray(nrm[:, 0]), ny=np.ascontiguousarray(nrm[:, 1]))
 
 
-@intrinsic
-def _fma32(typingctx, a, b, c):
-    """``a * b + c`` in float32 rounded once (``llvm.fma``: the FMA instruction), as
-    OpenCV's ``v_fma`` and its compiler's contracted ``a * b + c`` compute it. Numba has no
-    other way to ask for it (no fastmath here)."""
-    sig = types.float32(types.float32, types.float32, types.float32)
-
-    def codegen(context, builder, signature, args):
-        f32 = ir.FloatType()
-        fma = builder.module.declare_intrinsic("llvm.fma", [f32],
-                                               ir.FunctionType(f32, [f32, f32, f32]))
-        return builder.call(fma, args)
-
-    return sig, codegen
-
-
 _POSE_NONE, _POSE_FULL, _POSE_DIAG = 0, 1, 2
 # Stations per block. Warm, 64 to 256 cost the same (1.13-1.18 ms); in the pipeline, where
 # the edge finder has evicted the output's lines, 256 is 0.25 ms faster than 64 (1.45-1.54
@@ -221,12 +202,12 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
                 for b in range(nb):
                     px = xb[b] + tk * nxb[b]
                     py = yb[b] + tk * nyb[b]
-                    sx[b] = _fma32(m0, px, m1 * py) + m2
-                    sy[b] = _fma32(m3, px, m4 * py) + m5
+                    sx[b] = fma32(m0, px, m1 * py) + m2
+                    sy[b] = fma32(m3, px, m4 * py) + m5
             elif pose == _POSE_DIAG:
                 for b in range(nb):
-                    sx[b] = _fma32(m0, xb[b] + tk * nxb[b], m2)
-                    sy[b] = _fma32(m4, yb[b] + tk * nyb[b], m5)
+                    sx[b] = fma32(m0, xb[b] + tk * nxb[b], m2)
+                    sy[b] = fma32(m4, yb[b] + tk * nyb[b], m5)
             else:
                 for b in range(nb):
                     sx[b] = xb[b] + tk * nxb[b]
@@ -252,9 +233,9 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
                 p01 = np.float32(q_top[b] >> np.uint16(8))
                 p10 = np.float32(q_bot[b] & np.uint16(255))
                 p11 = np.float32(q_bot[b] >> np.uint16(8))
-                v0 = _fma32(wx[b], p01 - p00, p00)
-                v1 = _fma32(wx[b], p11 - p10, p10)
-                v = (_fma32(wy[b], v1 - v0, v0) + magic) - magic
+                v0 = fma32(wx[b], p01 - p00, p00)
+                v1 = fma32(wx[b], p11 - p10, p10)
+                v = (fma32(wy[b], v1 - v0, v0) + magic) - magic
                 out_k[b] = np.uint8(np.int32(v))
 
 
