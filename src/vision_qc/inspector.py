@@ -1,10 +1,11 @@
 """The inspector: built once from a recipe, then called per frame.
 
 ``Inspector(recipe)`` builds the stations, their normals and the sampling maps. ``inspect``
-runs the stages: convert → sample (one remap, profiles (M, N)) → edges (sub-pixel) → measure
-(width, offset, presence, smoothed along the path) → judge (defect segments, verdict). After
-the remap every stage is a few calls of OpenCV or of compiled kernels (:mod:`.engine._jit`)
-over all stations: nothing in Python runs per station.
+runs the stages: convert → [align] → sample (one compiled pass from the stations: the bytes of
+one remap of the maps, profiles (M, N)) → edges (sub-pixel) → measure (width, offset,
+presence, smoothed along the path) → judge (defect segments, verdict). Every stage is a few
+calls of OpenCV or of compiled kernels (:mod:`.engine._jit`) over all stations: nothing in
+Python runs per station.
 """
 
 from __future__ import annotations
@@ -463,7 +464,7 @@ class Inspector:
         self.maps: ProfileMaps = build_maps(self.stations, half_width_px=self.search_px, step_px=step_px)
         self.sampler: ProfileSampler = build_sampler(self.stations, half_width_px=self.search_px,
                                                      step_px=step_px)
-        # align: true locates the part in every frame and moves the maps by its pose
+        # align: true locates the part in every frame; the stations are sampled moved by its pose
         self.aligner = (Aligner(self.stations, size_wh=recipe.image_size_wh,
                                 bright=recipe.polarity == "bright", width_px=recipe.width_mm * k,
                                 reference=recipe.reference) if recipe.align else None)
