@@ -193,6 +193,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
+import numba
 import numpy as np
 
 from ._jit import kernel
@@ -285,6 +286,13 @@ def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) 
 _F32 = np.float32
 
 
+def _inlined(fn):
+    """``@kernel``, and compiled into each kernel that calls it (Numba's inlining of its own IR,
+    the same operations) instead of called: a call of a per-side helper with a dozen
+    arguments and a tuple returned costs as much as the helper's own work."""
+    return numba.njit(cache=True, nogil=True, inline="always")(fn)
+
+
 @kernel
 def _cumsums(pc, every):
     """Cumulative sums down the rows of ``pc`` (M, N) with a leading zero row, summed in
@@ -369,7 +377,7 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
     return where, best, bg_l, bg_r, width
 
 
-@kernel
+@_inlined
 def _response_at(cs, i, center, w, flank, margin):
     """The locator's response and its two flank means at station ``i`` for a given centre
     row and bead width (rows, float32), the boxes clipped into the profile."""
@@ -500,7 +508,7 @@ def _along_terrace(pc, i, centers, row_u, row_l, upper, lower, far, closed):
     return False
 
 
-@kernel
+@_inlined
 def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow, wide,
                   substrate, centers, spread, closed):
     """One side's edge at station ``i`` (see :func:`_side_edge`); ``v`` is a scratch array of
@@ -675,7 +683,7 @@ def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, 
     return out
 
 
-@kernel
+@_inlined
 def _interp(p, i, pos):
     """Station ``i``'s profile at fractional row ``pos`` (clamped), linearly interpolated."""
     pos = min(max(pos, 0.0), p.shape[0] - 1.000001)
@@ -685,7 +693,7 @@ def _interp(p, i, pos):
     return a + (p[j + 1, i] - a) * f
 
 
-@kernel
+@_inlined
 def _fit_at(p, i, idx, sign, step_px, reach, g):
     """The sub-pixel gradient peak near row ``idx`` of station ``i`` (see :func:`find_edges`,
     step 4); ``sign`` +1 rising (left edge), -1 falling (right); ``g`` a scratch array of
@@ -736,7 +744,7 @@ def _fit_at(p, i, idx, sign, step_px, reach, g):
     return pk + float(delta), sigma, fit
 
 
-@kernel
+@_inlined
 def _shade_at(p, i, row, sigma, sign, step_px):
     """The gradient peak at ``row`` of station ``i`` moved out by the shading bias
     ``b σ² / H`` (see :func:`find_edges`, step 5): inner slope b and step H measured on the
