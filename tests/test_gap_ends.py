@@ -128,18 +128,6 @@ def _row_medians(values: np.ndarray) -> np.ndarray:
     return np.where(count > 0, 0.5 * (lo + hi), np.nan)
 
 
-def _interp_at_arc_ref(stations, arc, values):
-    """Stations.at_arc / normal_at_arc as np.interp (the loop closed by its first station)."""
-    if stations.closed:
-        arc = np.mod(arc, stations.length_px)
-        xp = np.append(stations.arc_px, stations.length_px)
-        values = np.vstack([values, values[:1]])
-    else:
-        xp = stations.arc_px
-    return np.stack([np.interp(arc, xp, values[:, 0]), np.interp(arc, xp, values[:, 1])],
-                    axis=-1)
-
-
 def _reference_gap_end_tips(gray, prof, *, stations, t_px, present, left_px, right_px, tips_px,
                             into, far_px, bright, width_px, smooth_stations):
     """gap_end_tips in whole-array numpy, as it was before its kernels."""
@@ -172,8 +160,9 @@ def _reference_gap_end_tips(gray, prof, *, stations, t_px, present, left_px, rig
     cap = tips - into_u * radius
     reach = radius + far
     arc = cap[None, :] + into_u[None, :] * np.minimum(np.abs(t_px)[:, None], reach[None, :])
-    x, y = np.moveaxis(_interp_at_arc_ref(stations, arc, stations.xy), -1, 0)
-    nx, ny = np.moveaxis(_interp_at_arc_ref(stations, arc, stations.normal_xy), -1, 0)
+    # Stations' own numpy interpolation (np.mod + np.interp), which the kernel must equal
+    x, y = np.moveaxis(stations.at_arc(arc), -1, 0)
+    nx, ny = np.moveaxis(stations.normal_at_arc(arc), -1, 0)
     rows = np.broadcast_to(rows_px, (ku, r_n))
     off = (centre[:, None] + rows)[None, :, :]
     map_x = (x[:, :, None] + off * nx[:, :, None]).reshape(m, ku * r_n).astype(np.float32)
