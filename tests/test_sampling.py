@@ -132,6 +132,21 @@ def test_equals_remap_on_flat_and_saturated_frames():
             _check(gray, st, half=4.0, step=0.25, matrix=matrix)
 
 
+def test_equals_remap_for_every_pair_of_pixel_values():
+    # the blend takes a loaded pair of neighbours apart in float32 (q // 256, q % 256):
+    # every (left, right) pair of values, over the row below's pair, at a few weights
+    y, k = np.indices((257, 256))
+    gray = np.empty((257, 512), np.uint8)
+    gray[:, 0::2] = np.minimum(y, 255)
+    gray[:, 1::2] = k
+    for rows in (slice(r, r + 64) for r in range(0, 256, 64)):   # remap: < 32,767 columns
+        yy, kk = (v[rows].ravel() for v in np.indices((256, 256)))
+        for fx, fy in ((0.5, 0.5), (0.25, 0.75), (0.9, 0.1)):
+            xy = np.column_stack([2 * kk + fx, yy + fy])
+            st = _stations(xy, np.tile([0.0, 1.0], (len(xy), 1)))
+            _check(gray, st, half=0.1, step=0.5, matrix=None)
+
+
 @pytest.mark.parametrize("size_hw", [(2, 2), (1, 5), (5, 1), (2, 7), (1, 1)])
 def test_tiny_frames(size_hw):
     rng = np.random.default_rng(11)

@@ -165,10 +165,10 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
 
     Order: blocks of ``_BLOCK`` consecutive stations; per block, one offset after the other;
     per offset, the block's stations in passes that the compiler vectorises except the
-    loads (points; weights and addresses; the two 16-bit loads per sample; the blend,
-    stored straight into the output row). The frame lines a block reads stay in L1 or L2
-    from one offset to the next (the stations are ~1 px apart and each crosses the path),
-    and the output is written in runs of ``_BLOCK`` bytes: a station at a time (99 bytes
+    loads (points; weights and addresses; the two 16-bit loads per sample; the blend, in
+    float32 only, stored straight into the output row). The frame lines a block reads stay
+    in L1 or L2 from one offset to the next (the stations are ~1 px apart and each crosses
+    the path), and the output is written in runs of ``_BLOCK`` bytes: a station at a time (99 bytes
     7,509 apart) was 0.7 ms slower, the frame being read in the same order.
     """
     n_samples = t.shape[0]
@@ -178,6 +178,8 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
     x_top = np.float32(w - 2)
     y_hi = np.float32(h - 1)
     magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
+    inv256 = np.float32(1.0 / 256.0)
+    c256 = np.float32(256.0)
     m0, m1, m2, m3, m4, m5 = mat[0], mat[1], mat[2], mat[3], mat[4], mat[5]
     row = np.int32(step)
     one = np.uint64(1)
@@ -229,10 +231,15 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
                 q_bot[b] = np.uint16(g[a]) | (np.uint16(g[a + one]) << np.uint16(8))
             out_k = out[k, i0:i0 + nb]
             for b in range(nb):
-                p00 = np.float32(q_top[b] & np.uint16(255))
-                p01 = np.float32(q_top[b] >> np.uint16(8))
-                p10 = np.float32(q_bot[b] & np.uint16(255))
-                p11 = np.float32(q_bot[b] >> np.uint16(8))
+                # the pair's two pixels split in float32 (exact: integers below 2**16), not
+                # by & and >>, which Numba widens to int64 (half the lanes per vector):
+                # sample_stations 1.22 -> 1.05 ms
+                qt = np.float32(q_top[b])
+                qb = np.float32(q_bot[b])
+                p01 = np.floor(qt * inv256)
+                p11 = np.floor(qb * inv256)
+                p00 = qt - p01 * c256
+                p10 = qb - p11 * c256
                 v0 = fma32(wx[b], p01 - p00, p00)
                 v1 = fma32(wx[b], p11 - p10, p10)
                 v = (fma32(wy[b], v1 - v0, v0) + magic) - magic
