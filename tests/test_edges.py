@@ -668,6 +668,33 @@ def test_pick_equals_reference_with_repeated_neighbours(seed):
             np.testing.assert_array_equal(g, w)
 
 
+def test_pick_equals_reference_on_any_box_and_short_profiles():
+    # the boxes' rows are taken once per located station (_box_rows): any centre and width,
+    # boxes clipped into the profile and, on profiles shorter than the box, wrapped round
+    rng = np.random.default_rng(5)
+    for m in (4, 9, 50):
+        for n in (9, 10, 301):
+            p = rng.uniform(0, 255, (m, n)).astype(np.float32)
+            p[min(7, m - 1), 4] = np.nan
+            p[:, 5] = np.inf
+            cs = E._cumsums(p, 1)[0]
+            k = -(-n // 2)
+            c_s = rng.integers(0, m, k).astype(np.int64)
+            w_s = rng.uniform(0.0, 40.0, k).astype(np.float32)
+            w_s[rng.random(k) < 0.5] = 14.0
+            # boxes reaching beyond the wrapped profile read outside the sums in either
+            # version: keep those that do not
+            rows = E._box_rows(m + 1, c_s, w_s, 2, 2)[:, :6]
+            fits = ((rows >= -(m + 1)) & (rows <= m)).all(1)
+            c_s, w_s = np.where(fits, c_s, m // 2), np.where(fits, w_s, 0.0).astype(np.float32)
+            rows = E._box_rows(m + 1, c_s, w_s, 2, 2)[:, :6]
+            assert ((rows >= -(m + 1)) & (rows <= m)).all()
+            got = E._pick_kernel(cs, c_s, w_s, 2, 2, 2, 1.25 * 14.0, E._WIDER_MARGIN)
+            want = _pick_reference(cs, c_s, w_s, 2, 2, 2, 1.25 * 14.0, E._WIDER_MARGIN)
+            for g, w in zip(got, want):
+                np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("contrast,noise,max_k,expected,shortfall", [
     (40.0, 2.0, 15, 3, 1.0),      # contrast / noise exactly at the threshold: no more smoothing
     (20.0, 2.0, 15, 13, 1.0),     # half the ratio: 4 × the stations, 12 → odd 13

@@ -306,6 +306,9 @@ def _cumsums(pc, every):
     acc = np.zeros(n, np.float64)
     cs[0] = 0.0
     cse[0] = 0.0
+    # unsigned indices for the strided copy: no negative-index wrap to select, so it compiles
+    # to a tighter loop (measured alone on the 2448×2048 bench frame: 0.146 → 0.123 ms)
+    ev = np.uint64(every)
     for j in range(m):
         row = pc[j]
         out = cs[j + 1]
@@ -313,8 +316,8 @@ def _cumsums(pc, every):
             acc[i] += row[i]
             out[i] = acc[i]
         oute = cse[j + 1]
-        for i in range(k):
-            oute[i] = out[i * every]
+        for i in range(np.uint64(k)):
+            oute[i] = out[i * ev]
     return cs, cse
 
 
@@ -343,7 +346,32 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
         inv_in = _F32(1.0 / (2 * h + 1))
         r[:] = -np.inf
         k[:] = 0
-        for j in range(cnt):
+        # two centres a pass, compared in turn: the running best is read and written once
+        # for both (the loop is bound by its loads and stores; measured alone on the
+        # 2448×2048 bench frame: 0.125 → 0.114 ms)
+        for j in range(0, cnt - 1, 2):
+            c = j0 + j
+            in1, in0 = cs[c + h + 1], cs[c - h]
+            l1, l0 = cs[c - o], cs[c - o - flank]
+            r1, r0 = cs[c + o + 1 + flank], cs[c + o + 1]
+            in1b, in0b = cs[c + h + 2], cs[c + 1 - h]
+            l1b, l0b = cs[c + 1 - o], cs[c + 1 - o - flank]
+            r1b, r0b = cs[c + o + 2 + flank], cs[c + o + 2]
+            jb = j + 1
+            for i in range(n):
+                v = (in1[i] - in0[i]) * inv_in - max((l1[i] - l0[i]) * inv_f, (r1[i] - r0[i]) * inv_f)
+                vb = (in1b[i] - in0b[i]) * inv_in - max((l1b[i] - l0b[i]) * inv_f,
+                                                        (r1b[i] - r0b[i]) * inv_f)
+                ri = r[i]
+                ki = k[i]
+                better = v > ri
+                ri = v if better else ri
+                ki = j if better else ki
+                better = vb > ri
+                r[i] = vb if better else ri
+                k[i] = jb if better else ki
+        if cnt % 2:
+            j = cnt - 1
             c = j0 + j
             in1, in0 = cs[c + h + 1], cs[c - h]
             l1, l0 = cs[c - o], cs[c - o - flank]
@@ -381,7 +409,8 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
 @_inlined
 def _response_at(cs, i, center, w, flank, margin):
     """The locator's response and its two flank means at station ``i`` for a given centre
-    row and bead width (rows, float32), the boxes clipped into the profile."""
+    row and bead width (rows, float32), the boxes clipped into the profile (the plain
+    definition: :func:`_pick_kernel` reads the same rows from :func:`_box_rows`)."""
     m1 = cs.shape[0]
     h = max(int(np.rint(_F32(0.35) * w)), 1)
     o = int(np.rint(_F32(0.5) * w)) + margin
@@ -399,10 +428,32 @@ def _response_at(cs, i, center, w, flank, margin):
 
 
 @kernel
+def _box_rows(m1, c_s, w_s, flank, margin):
+    """The rows of the cumulative sums (``m1`` of them) that :func:`_response_at` reads for
+    each centre and width of ``c_s``, ``w_s``: (K, 7) int64, the left flank's first and
+    last, the right flank's, the inner box's, and the inner box's size."""
+    k = c_s.shape[0]
+    out = np.empty((k, 7), np.int64)
+    for a in range(k):
+        w = w_s[a]
+        h = max(int(np.rint(_F32(0.35) * w)), 1)
+        o = int(np.rint(_F32(0.5) * w)) + margin
+        c = min(max(c_s[a], o + flank), m1 - 2 - o - flank)
+        q = 0
+        for off, size in ((-o - flank, flank), (o + 1, flank), (-h, 2 * h + 1)):
+            j0, j1 = c + off, c + off + size
+            out[a, q] = j0 + m1 if j0 < 0 else j0     # profiles shorter than the box: wrap round
+            out[a, q + 1] = j1 + m1 if j1 < 0 else j1
+            q += 2
+        out[a, 6] = 2 * h + 1
+    return out
+
+
+@kernel
 def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
     """Each station takes the better of its two nearest located stations' centre and width
-    (the second only where strictly better), evaluated on its own profile. As in the
-    locator, a box wider than ``wide`` rows is better than a narrower one only by the
+    (the second only where strictly better), evaluated on its own profile (:func:`_response_at`).
+    As in the locator, a box wider than ``wide`` rows is better than a narrower one only by the
     margin ``wider`` (relative): taken plainly, a neighbour's wider box spread along the
     path over stations where it had not won (bead and glass terrace read as one wide bead)."""
     n = cs.shape[1]
@@ -412,16 +463,26 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
     bg_l = np.empty(n, np.float32)
     bg_r = np.empty(n, np.float32)
     width = np.empty(n, np.float32)
+    # the boxes' rows once per located station, not per station that reads them (the same
+    # sums and divisions; measured on the 2448×2048 bench frame: 0.14 → 0.08 ms)
+    rows = _box_rows(cs.shape[0], c_s, w_s, flank, margin)
+    fl = _F32(flank)
     for i in range(n):
         a = i // every
         b = a + 1
         if b >= k:
             b = 0 if n % every == 0 else a       # the last stations: wrap or repeat
-        ra, la, rra = _response_at(cs, i, c_s[a], w_s[a], flank, margin)
+        q = rows[a]
+        la = (cs[q[1], i] - cs[q[0], i]) / fl
+        rra = (cs[q[3], i] - cs[q[2], i]) / fl
+        ra = (cs[q[5], i] - cs[q[4], i]) / _F32(q[6]) - max(la, rra)
         # the two neighbours mostly found the same box: the same response, and the first
         # stays (measured on the 2448×2048 bench frame: 0.23 → 0.15 ms)
         if c_s[b] != c_s[a] or w_s[b] != w_s[a]:
-            rb, lb, rrb = _response_at(cs, i, c_s[b], w_s[b], flank, margin)
+            q = rows[b]
+            lb = (cs[q[1], i] - cs[q[0], i]) / fl
+            rrb = (cs[q[3], i] - cs[q[2], i]) / fl
+            rb = (cs[q[5], i] - cs[q[4], i]) / _F32(q[6]) - max(lb, rrb)
             # as in the locator, a box wider than nominal must win clearly over one that is
             # not
             wa, wb = w_s[a] > wide, w_s[b] > wide
@@ -854,8 +915,11 @@ def _shade_kernel(p, rows, sigma, step_px):
     """:func:`_shade_at` for both sides of every station, (2, N) → (2, N)."""
     n = p.shape[1]
     out = np.empty((2, n), np.float64)
+    # a loop per side: each reads a few neighbouring rows of the profiles from station to
+    # station (measured alone on the 2448×2048 bench frame's edges: 0.188 → 0.176 ms)
     for i in range(n):
         out[0, i] = _shade_at(p, i, rows[0, i], sigma[0, i], 1, step_px)
+    for i in range(n):
         out[1, i] = _shade_at(p, i, rows[1, i], sigma[1, i], -1, step_px)
     return out
 
