@@ -153,8 +153,8 @@ def floor_text(data: dict) -> list[str]:
     if "sample" in st:
         why.append(f"Sampling is the only stage that reads the image for the profiles; it is "
                    f"{_fmt_x(st['sample'] / fl)} the floor because bilinear interpolation reads "
-                   f"four pixels per sample and weighs them (in fixed point), where the floor "
-                   f"copies one byte.")
+                   f"four pixels per sample and blends them (three float multiply-adds), where "
+                   f"the floor copies one byte.")
     rest = [k for k in ("edges", "measure", "judge") if k in st]
     if rest:
         rest_ms = sum(st[k] for k in rest)
