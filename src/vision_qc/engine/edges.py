@@ -420,6 +420,11 @@ def _response_at(cs, i, center, w, flank, margin):
         j0, j1 = c + a, c + a + size
         j0 = j0 + m1 if j0 < 0 else j0     # profiles shorter than the box: wrap round
         j1 = j1 + m1 if j1 < 0 else j1
+        # a row still negative is read from the end once more (as indexing does); a box wider
+        # than even that can hold reads the nearest row, never past the sums (the locator never
+        # makes one, and compiled code has no bounds check)
+        j0 = min(max(j0 + m1 if j0 < 0 else j0, 0), m1 - 1)
+        j1 = min(max(j1 + m1 if j1 < 0 else j1, 0), m1 - 1)
         return (cs[j1, i] - cs[j0, i]) / _F32(size)
 
     left = box(-o - flank, flank)
@@ -442,8 +447,11 @@ def _box_rows(m1, c_s, w_s, flank, margin):
         q = 0
         for off, size in ((-o - flank, flank), (o + 1, flank), (-h, 2 * h + 1)):
             j0, j1 = c + off, c + off + size
-            out[a, q] = j0 + m1 if j0 < 0 else j0     # profiles shorter than the box: wrap round
-            out[a, q + 1] = j1 + m1 if j1 < 0 else j1
+            j0 = j0 + m1 if j0 < 0 else j0             # profiles shorter than the box: wrap round
+            j1 = j1 + m1 if j1 < 0 else j1
+            # as _response_at: still negative, from the end once more; never past the sums
+            out[a, q] = min(max(j0 + m1 if j0 < 0 else j0, 0), m1 - 1)
+            out[a, q + 1] = min(max(j1 + m1 if j1 < 0 else j1, 0), m1 - 1)
             q += 2
         out[a, 6] = 2 * h + 1
     return out
