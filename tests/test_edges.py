@@ -1093,3 +1093,67 @@ def test_noisy_shaded_flank_scatters_less_with_the_step_model(monkeypatch):
     for side, truth in (("left_px", -5.3), ("right_px", 6.2)):
         p95 = [np.percentile(np.abs(getattr(e, side) - truth), 95) for e in (new, old)]
         assert p95[0] < 0.8 * p95[1], (side, p95)
+
+
+def _walk_sizes_reference(w_rows, step_px, flat_px=E._FLAT_PX, nominal_rows=0.0):
+    """:func:`_walk_sizes` as numpy scalars had it."""
+    f = max(round(flat_px / step_px), 1)
+    w = np.float32(w_rows.max()) if len(w_rows) else np.float32(0.0)
+    w = max(w, np.float32(nominal_rows))
+    return f, int(np.ceil(np.float32(0.3) * w + np.float32(6.0 / step_px))) + f + 1
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_walk_sizes_equals_numpy_scalars(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        n = int(rng.integers(0, 40))
+        w = (rng.random(n) * rng.choice([1.0, 30.0, 400.0])).astype(np.float32)
+        step = float(rng.choice([0.25, 0.5, 0.83, 1.0, 2.0]))
+        flat = float(rng.choice([E._FLAT_PX, 3.7]))
+        nominal = float(rng.random() * 60.0) if rng.random() < 0.5 else 0.0
+        assert E._walk_sizes(w, step, flat, nominal) == _walk_sizes_reference(w, step, flat,
+                                                                             nominal)
+
+
+def _finish_reference(rows, suspect, ok, contrast, sigma, m, step_px, closed):
+    """find_edges' last steps as numpy had them."""
+    side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
+    left, right = (E._repair_kernel(side_px[s], suspect[s], ok[s], closed, E._REPAIR_HALF,
+                                    np.float32(E._REPAIR_PX)) for s in (0, 1))
+    found = ok[0] & ok[1] & (right > left) & (contrast > 0)
+    left[~found] = np.nan
+    right[~found] = np.nan
+    return left, right, found, np.float32(0.5) * (sigma[0] + sigma[1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_finish_and_glue_kernels_equal_numpy(seed):
+    rng = np.random.default_rng(seed)
+    for closed in (False, True):
+        n = int(rng.integers(1, 300))
+        m = int(rng.integers(16, 120))
+        rows = m / 2 + rng.normal(0, 8, (2, n)) + np.array([[-10.0], [10.0]])
+        rows[:, rng.random(n) < 0.05] = np.nan
+        rows[0, rng.random(n) < 0.02] = np.inf
+        suspect = rng.random((2, n)) < 0.2
+        ok = rng.random((2, n)) < 0.9
+        contrast = rng.normal(20, 15, n).astype(np.float32)
+        contrast[rng.random(n) < 0.05] = -np.inf
+        sigma = rng.random((2, n)).astype(np.float32)
+        step = float(rng.choice([0.5, 0.83]))
+        got = E._finish_kernel(rows, suspect, ok, contrast, sigma, (m - 1) / 2.0, step, closed,
+                               E._REPAIR_HALF, np.float32(E._REPAIR_PX))
+        want = _finish_reference(rows, suspect, ok, contrast, sigma, m, step, closed)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.tobytes() == w.tobytes()
+        shaded = rows + rng.normal(0, 0.5, (2, n))
+        shift, valid = E._shift_valid(shaded, rows, ok, suspect)
+        need = float(rng.random() * 20.0)
+        with np.errstate(invalid="ignore"):                 # inf - inf, as in find_edges
+            want_shift = shaded - rows
+            want_roomy = (shaded[1] - shaded[0]) * (0.5 * step) >= need
+        assert shift.tobytes() == want_shift.tobytes()
+        want_valid = ok & ~suspect & np.isfinite(want_shift)
+        assert np.array_equal(valid, want_valid)
+        assert np.array_equal(E._roomy(shaded, valid, 0.5 * step, need), valid & want_roomy)

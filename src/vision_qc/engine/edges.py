@@ -263,8 +263,7 @@ def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) 
     """
     n = prof.shape[1]
     k = max(int(smooth_stations), 1)
-    k_across = cv2.getGaussianKernel(3, 0.7, cv2.CV_32F) * (1.0 if bright else -1.0)
-    k_along = np.full((k, 1), 1.0 / k, np.float32)
+    k_along, k_across = _smooth_taps(k, bool(bright))
     p = cv2.sepFilter2D(prof, cv2.CV_32F, k_along, k_across, borderType=cv2.BORDER_REFLECT)
     h = k // 2
     if closed and h and n > 2 * h:
@@ -273,6 +272,17 @@ def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) 
         p[:, -h:] = e[:, h:2 * h]
         p[:, :h] = e[:, 2 * h:3 * h]
     return p
+
+
+@lru_cache(maxsize=16)
+def _smooth_taps(k: int, bright: bool) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_smooth`'s filter taps along and across, built once per (k, polarity): building
+    them took ~3 us of a gap end's find_edges call (read-only, shared)."""
+    k_across = cv2.getGaussianKernel(3, 0.7, cv2.CV_32F) * (1.0 if bright else -1.0)
+    k_along = np.full((k, 1), 1.0 / k, np.float32)
+    k_across.flags.writeable = False
+    k_along.flags.writeable = False
+    return k_along, k_across
 
 
 # ----------------------------------------------------------------------------------------
@@ -1577,6 +1587,7 @@ def _kth_positive(values, k):
 # The stages
 
 
+@lru_cache(maxsize=64)
 def _box_sizes(step_px: float) -> tuple[int, int]:
     """The locator's flank box size and the gap between bead and flank, rows."""
     return max(int(round(2.0 / step_px)), 1), max(int(round(1.5 / step_px)), 1)
@@ -1621,9 +1632,18 @@ def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX,
     """The flatness test's span and the walk's length (rows) for beads ``w_rows`` wide (and
     at least ``nominal_rows``)."""
     f = max(int(round(flat_px / step_px)), 1)
-    w = np.float32(w_rows.max()) if len(w_rows) else np.float32(0.0)
-    w = max(w, np.float32(nominal_rows))
-    return f, int(np.ceil(np.float32(0.3) * w + np.float32(6.0 / step_px))) + f + 1
+    # the float32 arithmetic in one compiled call: numpy's scalar calls took ~4 us a call
+    kmax = int(_walk_len(w_rows, np.float32(nominal_rows), np.float32(6.0 / step_px)))
+    return f, kmax + f + 1
+
+
+@kernel
+def _walk_len(w_rows, nominal, six):
+    """``ceil(0.3 max(w_rows.max(), nominal) + six)`` in float32, as :func:`_walk_sizes` had
+    it in numpy scalars (0 for the maximum of no rows)."""
+    w = _F32(w_rows.max()) if w_rows.shape[0] else _F32(0.0)
+    w = max(w, nominal)
+    return np.ceil(_F32(0.3) * w + six)
 
 
 def _side_edge(p, center, w_rows, bg_flank, d, step_px, tol):
@@ -1647,6 +1667,7 @@ def _side_edge(p, center, w_rows, bg_flank, d, step_px, tol):
                         int(d), f, kmax, np.asarray(tol, np.float32), _dip_rows(step_px))
 
 
+@lru_cache(maxsize=64)
 def _dip_rows(step_px: float) -> int:
     return max(int(round(_DIP_PX / step_px)), 1)
 
@@ -1732,8 +1753,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         # shape change slowly along the path, so on a noisy frame (its shift scattering from
         # station to station by more than _SHADE_SCATTER px) it is averaged over k stations,
         # k ∝ the scatter squared, as a median (a speck or a misread flank makes a wild shift)
-        shift = shaded - rows
-        valid = ok & ~suspect & np.isfinite(shift)
+        shift, valid = _shift_valid(shaded, rows, ok, suspect)
         k = min(int((_shift_scatter(shift, valid, float(step_px)) / _SHADE_SCATTER) ** 2),
                 _SHADE_STATIONS, n // 4)
         if k >= 3:
@@ -1750,10 +1770,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
         # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
         # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays
-        roomy = (shaded[1] - shaded[0]) * (0.5 * step_px) >= _STEP_IN_SIGMAS * blur
-        rows = _step_kernel(p, shaded, valid & roomy, 0, sigmas, k0, solve, span,
+        use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
+        rows = _step_kernel(p, shaded, use, 0, sigmas, k0, solve, span,
                             float(step_px), _STEP_MOVE_PX, tol_px, contrast)
-    side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
     if po is not pc:
         # the closing that bridges a dark bead's ridge also bridges the bead to a dark speck
         # just beside its flank (as dark as the bead): an edge found across a dip bridged
@@ -1763,14 +1782,64 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
                                    _BRIDGED_ZONE * width_px / cstep)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
     # along the path see it
-    left, right = (_repair_kernel(side_px[s], suspect[s], ok[s], closed, _REPAIR_HALF,
-                                  _F32(_REPAIR_PX)) for s in (0, 1))
-    found = ok[0] & ok[1] & (right > left) & (contrast > 0)
-    left[~found] = np.nan
-    right[~found] = np.nan
+    left, right, found, sigma_px = _finish_kernel(rows, suspect, ok, contrast, sigma,
+                                                  (m - 1) / 2.0, float(step_px), closed,
+                                                  _REPAIR_HALF, _F32(_REPAIR_PX))
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
-                 sigma_px=np.float32(0.5) * (sigma[0] + sigma[1]),
-                 smooth_stations=int(smooth_stations))
+                 sigma_px=sigma_px, smooth_stations=int(smooth_stations))
+
+
+@kernel
+def _shift_valid(shaded, rows, ok, suspect):
+    """``shaded - rows`` and ``ok & ~suspect & isfinite(shift)``, (2, N), in one pass (numpy's
+    four whole-array steps and their temporaries)."""
+    n = rows.shape[1]
+    shift = np.empty((2, n), np.float64)
+    valid = np.empty((2, n), np.bool_)
+    for s in range(2):
+        for i in range(n):
+            d = shaded[s, i] - rows[s, i]
+            shift[s, i] = d
+            valid[s, i] = ok[s, i] and not suspect[s, i] and np.isfinite(d)
+    return shift, valid
+
+
+@kernel
+def _roomy(shaded, valid, half_step, need):
+    """``valid & ((shaded[1] - shaded[0]) * half_step >= need)``, (2, N): the edges the step
+    model may move (the bead wide enough for its flank)."""
+    n = shaded.shape[1]
+    use = np.empty((2, n), np.bool_)
+    for i in range(n):
+        roomy = (shaded[1, i] - shaded[0, i]) * half_step >= need
+        use[0, i] = valid[0, i] and roomy
+        use[1, i] = valid[1, i] and roomy
+    return use
+
+
+@kernel
+def _finish_kernel(rows, suspect, ok, contrast, sigma, mid, step_px, closed, half, dev):
+    """find_edges' last steps in one call: the rows (2, N, float64) as px from the path
+    (float32), each side's repair (:func:`_repair_kernel`), found where both sides are
+    ok, in order and the bead stands out (NaN edges elsewhere), and the mean blur. numpy's
+    whole-array steps and two calls took ~10 us of a gap end's find_edges call."""
+    n = rows.shape[1]
+    side_px = np.empty((2, n), np.float32)
+    for s in range(2):
+        for i in range(n):
+            side_px[s, i] = _F32((rows[s, i] - mid) * step_px)
+    left = _repair_kernel(side_px[0], suspect[0], ok[0], closed, half, dev)
+    right = _repair_kernel(side_px[1], suspect[1], ok[1], closed, half, dev)
+    found = np.empty(n, np.bool_)
+    sigma_px = np.empty(n, np.float32)
+    for i in range(n):
+        f = ok[0, i] and ok[1, i] and right[i] > left[i] and contrast[i] > 0
+        found[i] = f
+        if not f:
+            left[i] = np.nan
+            right[i] = np.nan
+        sigma_px[i] = _F32(0.5) * (sigma[0, i] + sigma[1, i])
+    return left, right, found, sigma_px
 
 
 def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
