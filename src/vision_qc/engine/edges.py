@@ -201,6 +201,8 @@ from ._jit import kernel
 __all__ = ["Edges", "find_edges"]
 
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
+_SCALES_F64 = np.asarray(_SCALES, np.float64)   # ... as the locator's kernel takes them
+_SCALES_F64.flags.writeable = False
 _DEPART = 0.2              # the walk's edge: where the profile has come down to this × the bead's height
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
 _BRIDGED_ZONE = 0.35       # an edge found across a dip bridged more than this × nominal width
@@ -1600,7 +1602,7 @@ def _box_sizes(step_px: float) -> tuple[int, int]:
 def _locate_cs(cs: np.ndarray, width_px: float, step_px: float):
     flank, margin = _box_sizes(step_px)
     return _locate_kernel(cs, float(width_px), float(step_px), flank, margin,
-                          np.asarray(_SCALES, np.float64), _WIDER_MARGIN)
+                          _SCALES_F64, _WIDER_MARGIN)
 
 
 def _locate(p: np.ndarray, width_px: float, step_px: float):
@@ -1731,7 +1733,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
                                                                  _LOCATE_EVERY)
     noisy = smooth_stations > smooth_stations_in
-    tol_px = float(3.0 * np.sqrt(2.0) * noise / np.sqrt(max(smooth_stations, 1)))
+    # math.sqrt: the same correctly rounded float64 root as np.sqrt, without numpy's scalar call
+    tol_px = float(3.0 * math.sqrt(2.0) * noise / math.sqrt(max(smooth_stations, 1)))
     # the flatness test must tell the background from a gentle flank: where averaging along
     # the path could not make up the frame's contrast-to-noise shortfall, it spans that much
     # farther (a flank rises in proportion to the span, the noise of a difference does not)
@@ -1932,7 +1935,7 @@ def _noise(prof: np.ndarray, smooth_stations: int) -> float:
         # integer differences: their median off a histogram, not a sort of ~17k floats
         # (measured on the 2448×2048 bench frame: 0.27 → 0.03 ms)
         med = _median_absdiff_u8(prof, 3, max(n // 512, 1))
-        return med / 0.954 * 0.66 / np.sqrt(max(smooth_stations, 1))
+        return med / 0.954 * 0.66 / math.sqrt(max(smooth_stations, 1))
     sub = prof[::3, :: max(n // 512, 1)].astype(np.float32)
     diff = np.abs(sub[:, 1:] - sub[:, :-1])
     sigma = float(np.median(diff)) / 0.954 if diff.size else 0.0
