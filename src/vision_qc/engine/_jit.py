@@ -19,12 +19,20 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["kernel", "finite", "fma32", "fma64"]
+__all__ = ["kernel", "inlined", "finite", "fma32", "fma64"]
 
 
 def kernel(fn):
     """Compile ``fn`` with Numba in nopython mode (cached, GIL released)."""
     return numba.njit(cache=True, nogil=True)(fn)
+
+
+def inlined(fn):
+    """``@kernel``, and compiled into each kernel that calls it (Numba's inlining of its own IR,
+    the same operations) instead of called: a call of a per-side helper with a dozen
+    arguments and a tuple returned costs as much as the helper's own work (measured on the
+    2448×2048 bench frame: the edge walk and fit kernel 1.69 → 1.29 ms)."""
+    return numba.njit(cache=True, nogil=True, inline="always")(fn)
 
 
 @kernel

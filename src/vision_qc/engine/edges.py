@@ -193,10 +193,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
-import numba
 import numpy as np
 
-from ._jit import kernel
+from ._jit import inlined, kernel
 
 __all__ = ["Edges", "find_edges"]
 
@@ -296,14 +295,6 @@ def _smooth_taps(k: int, bright: bool) -> tuple[np.ndarray, np.ndarray]:
 # the kernels to slow per-station references).
 
 _F32 = np.float32
-
-
-def _inlined(fn):
-    """``@kernel``, and compiled into each kernel that calls it (Numba's inlining of its own IR,
-    the same operations) instead of called: a call of a per-side helper with a dozen
-    arguments and a tuple returned costs as much as the helper's own work (measured on the
-    2448×2048 bench frame: the walk and fit kernel 1.69 → 1.29 ms)."""
-    return numba.njit(cache=True, nogil=True, inline="always")(fn)
 
 
 @kernel
@@ -418,7 +409,7 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
     return where, best, bg_l, bg_r, width
 
 
-@_inlined
+@inlined
 def _response_at(cs, i, center, w, flank, margin):
     """The locator's response and its two flank means at station ``i`` for a given centre
     row and bead width (rows, float32), the boxes clipped into the profile (the plain
@@ -590,7 +581,7 @@ def _along_terrace(pc, i, centers, row_u, row_l, upper, lower, far, closed):
     return False
 
 
-@_inlined
+@inlined
 def _side_edge_at(pc, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow, wide,
                   substrate, centers, spread, closed):
     """One side's edge at station ``i`` (see :func:`_side_edge`); ``v`` is a scratch array of
@@ -768,7 +759,7 @@ def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, 
     return out
 
 
-@_inlined
+@inlined
 def _interp(p, i, pos):
     """Station ``i``'s profile at fractional row ``pos`` (clamped), linearly interpolated."""
     pos = min(max(pos, 0.0), p.shape[0] - 1.000001)
@@ -778,7 +769,7 @@ def _interp(p, i, pos):
     return a + (p[j + 1, i] - a) * f
 
 
-@_inlined
+@inlined
 def _fit_at(p, i, idx, sign, step_px, reach, g):
     """The sub-pixel gradient peak near row ``idx`` of station ``i`` (see :func:`find_edges`,
     step 4); ``sign`` +1 rising (left edge), -1 falling (right); ``g`` a scratch array of
@@ -829,7 +820,7 @@ def _fit_at(p, i, idx, sign, step_px, reach, g):
     return pk + float(delta), sigma, fit
 
 
-@_inlined
+@inlined
 def _shade_at(p, i, row, sigma, sign, step_px):
     """The gradient peak at ``row`` of station ``i`` moved out by the shading bias
     ``b σ² / H`` (see :func:`find_edges`, step 5): inner slope b and step H measured on the
