@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,32 @@ STEP = 0.5
 M = 81                                      # samples across the path: ±20 px
 T = (np.arange(M) - (M - 1) / 2) * STEP     # px along the normal
 _erf = np.vectorize(math.erf)
+
+
+@numba.njit
+def _response_at(cs, i, center, w, flank, margin):
+    """The locator's response and its two flank means at station ``i`` for a given centre
+    row and bead width (rows, float32), the boxes clipped into the profile: the plain
+    definition, which the locator's pick (reading the rows from _box_rows) must equal."""
+    m1 = cs.shape[0]
+    h = max(int(np.rint(np.float32(0.35) * w)), 1)
+    o = int(np.rint(np.float32(0.5) * w)) + margin
+    c = min(max(center, o + flank), m1 - 2 - o - flank)
+
+    def box(a, size):
+        j0, j1 = c + a, c + a + size
+        j0 = j0 + m1 if j0 < 0 else j0     # profiles shorter than the box: wrap round
+        j1 = j1 + m1 if j1 < 0 else j1
+        # a row still negative is read from the end once more (as indexing does); a box wider
+        # than even that can hold reads the nearest row, never past the sums (the locator never
+        # makes one, and compiled code has no bounds check)
+        j0 = min(max(j0 + m1 if j0 < 0 else j0, 0), m1 - 1)
+        j1 = min(max(j1 + m1 if j1 < 0 else j1, 0), m1 - 1)
+        return (cs[j1, i] - cs[j0, i]) / np.float32(size)
+
+    left = box(-o - flank, flank)
+    right = box(o + 1, flank)
+    return box(-h, 2 * h + 1) - max(left, right), left, right
 
 
 def _phi_cdf(z):
@@ -589,7 +616,7 @@ def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
         a, b = i // 2, min(i // 2 + 1, len(located) - 1)
         assert center[i] in (located[a], located[b])
         # the contrast is the response at that centre on this station's own profile
-        resp = E._response_at(E._cumsums(p, 1)[0], i, center[i], w[i], 4, 3)[0]
+        resp = _response_at(E._cumsums(p, 1)[0], i, center[i], w[i], 4, 3)[0]
         assert contrast[i] == resp
 
 
@@ -616,7 +643,7 @@ def test_decimated_locator_holds_a_wider_box_to_the_same_margin():
     for i in range(n):
         a = i // 2
         b = (a + 1) % len(c_s)
-        r = [E._response_at(cs, i, c_s[j], w_s[j], flank, margin)[0] for j in (a, b)]
+        r = [_response_at(cs, i, c_s[j], w_s[j], flank, margin)[0] for j in (a, b)]
         r_nom, r_wide = (r[0], r[1]) if w_s[a] == nominal else (r[1], r[0])
         wider_wins = r_wide > r_nom + E._WIDER_MARGIN * abs(r_nom)
         assert (width[i] == wide) == wider_wins
@@ -633,8 +660,8 @@ def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider):
         b = a + 1
         if b >= k:
             b = 0 if n % every == 0 else a
-        ra, la, rra = E._response_at(cs, i, c_s[a], w_s[a], flank, margin)
-        rb, lb, rrb = E._response_at(cs, i, c_s[b], w_s[b], flank, margin)
+        ra, la, rra = _response_at(cs, i, c_s[a], w_s[a], flank, margin)
+        rb, lb, rrb = _response_at(cs, i, c_s[b], w_s[b], flank, margin)
         wa, wb = w_s[a] > wide, w_s[b] > wide
         if wa == wb:
             better = rb > ra

@@ -409,37 +409,12 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
     return where, best, bg_l, bg_r, width
 
 
-@inlined
-def _response_at(cs, i, center, w, flank, margin):
-    """The locator's response and its two flank means at station ``i`` for a given centre
-    row and bead width (rows, float32), the boxes clipped into the profile (the plain
-    definition: :func:`_pick_kernel` reads the same rows from :func:`_box_rows`)."""
-    m1 = cs.shape[0]
-    h = max(int(np.rint(_F32(0.35) * w)), 1)
-    o = int(np.rint(_F32(0.5) * w)) + margin
-    c = min(max(center, o + flank), m1 - 2 - o - flank)
-
-    def box(a, size):
-        j0, j1 = c + a, c + a + size
-        j0 = j0 + m1 if j0 < 0 else j0     # profiles shorter than the box: wrap round
-        j1 = j1 + m1 if j1 < 0 else j1
-        # a row still negative is read from the end once more (as indexing does); a box wider
-        # than even that can hold reads the nearest row, never past the sums (the locator never
-        # makes one, and compiled code has no bounds check)
-        j0 = min(max(j0 + m1 if j0 < 0 else j0, 0), m1 - 1)
-        j1 = min(max(j1 + m1 if j1 < 0 else j1, 0), m1 - 1)
-        return (cs[j1, i] - cs[j0, i]) / _F32(size)
-
-    left = box(-o - flank, flank)
-    right = box(o + 1, flank)
-    return box(-h, 2 * h + 1) - max(left, right), left, right
-
-
 @kernel
 def _box_rows(m1, c_s, w_s, flank, margin):
-    """The rows of the cumulative sums (``m1`` of them) that :func:`_response_at` reads for
-    each centre and width of ``c_s``, ``w_s``: (K, 7) int64, the left flank's first and
-    last, the right flank's, the inner box's, and the inner box's size."""
+    """The rows of the cumulative sums (``m1`` of them) that the locator's response reads for
+    each centre and width of ``c_s``, ``w_s`` (the boxes clipped into the profile): (K, 7)
+    int64, the left flank's first and last, the right flank's, the inner box's, and the
+    inner box's size. The tests hold it to the plain definition (``_response_at`` there)."""
     k = c_s.shape[0]
     out = np.empty((k, 7), np.int64)
     for a in range(k):
@@ -452,7 +427,9 @@ def _box_rows(m1, c_s, w_s, flank, margin):
             j0, j1 = c + off, c + off + size
             j0 = j0 + m1 if j0 < 0 else j0             # profiles shorter than the box: wrap round
             j1 = j1 + m1 if j1 < 0 else j1
-            # as _response_at: still negative, from the end once more; never past the sums
+            # a row still negative is read from the end once more (as indexing does); a box
+            # wider than even that can hold reads the nearest row, never past the sums (the
+            # locator never makes one, and compiled code has no bounds check)
             out[a, q] = min(max(j0 + m1 if j0 < 0 else j0, 0), m1 - 1)
             out[a, q + 1] = min(max(j1 + m1 if j1 < 0 else j1, 0), m1 - 1)
             q += 2
@@ -463,7 +440,7 @@ def _box_rows(m1, c_s, w_s, flank, margin):
 @kernel
 def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
     """Each station takes the better of its two nearest located stations' centre and width
-    (the second only where strictly better), evaluated on its own profile (:func:`_response_at`).
+    (the second only where strictly better), evaluated on its own profile (:func:`_box_rows`).
     As in the locator, a box wider than ``wide`` rows is better than a narrower one only by the
     margin ``wider`` (relative): taken plainly, a neighbour's wider box spread along the
     path over stations where it had not won (bead and glass terrace read as one wide bead)."""

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..geometry import _on_path
 from ._jit import kernel
-from .edges import find_edges
+from .edges import _median_sorted, find_edges
 
 __all__ = ["gap_end_tips"]
 
@@ -50,18 +50,9 @@ _FRAME_STATIONS = 256
 
 @kernel
 def _median_finite(buf, cnt):
-    """The median of ``buf[:cnt]`` (finite values; reordered), NaN when ``cnt`` is 0: the
-    mean of the two middle values of an even count, as np.median."""
-    for i in range(1, cnt):
-        x = buf[i]
-        j = i - 1
-        while j >= 0 and buf[j] > x:
-            buf[j + 1] = buf[j]
-            j -= 1
-        buf[j + 1] = x
-    if cnt == 0:
-        return np.nan
-    return 0.5 * (buf[(cnt - 1) // 2] + buf[cnt // 2])
+    """The median of ``buf[:cnt]`` (finite values; sorted in place), NaN when ``cnt`` is 0:
+    the mean of the two middle values of an even count, as np.median."""
+    return np.nan if cnt == 0 else _median_sorted(buf, cnt)
 
 
 @kernel
