@@ -18,6 +18,7 @@ from vision_qc.engine.edges import find_edges
 STEP = 0.5
 M = 81                                      # samples across the path: ±20 px
 T = (np.arange(M) - (M - 1) / 2) * STEP     # px along the normal
+_T = T
 _erf = np.vectorize(math.erf)
 
 
@@ -51,10 +52,13 @@ def _phi_cdf(z):
     return 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
 
 
-def analytic_bead(left, right, *, sigma=0.8, bg=40.0, height=80.0, slope=0.0, bright=True):
+def analytic_bead(left, right, *, sigma=0.8, bg=40.0, height=80.0, slope=0.0, bright=True,
+                  t=None):
     """A box ``[left, right]`` of ``height`` over ``bg`` with an inner linear shading of
     ``slope`` grey levels per px (zero at the bead's centre), blurred by a Gaussian of
-    ``sigma`` px, integrated exactly: box·ramp ⊗ Gaussian in closed form."""
+    ``sigma`` px, integrated exactly: box·ramp ⊗ Gaussian in closed form. Sampled at ``t``
+    px (default ``T``, ``STEP`` apart)."""
+    T = _T if t is None else t
     c = 0.5 * (left + right)
     za, zb = (T - left) / sigma, (T - right) / sigma
     box = _phi_cdf(za) - _phi_cdf(zb)
@@ -84,6 +88,23 @@ def test_analytic_bead_width(bright, slope, left, right):
     assert np.all(np.abs(w - (right - left)) <= 0.05), (w, right - left)
     assert np.all(np.abs(e.left_px - left) <= 0.05)
     assert np.all(np.abs(e.right_px - right) <= 0.05)
+
+
+@pytest.mark.parametrize("bright", [True, False])
+@pytest.mark.parametrize("slope", [0.0, 3.0, -3.0])
+@pytest.mark.parametrize("left,right", [(-6.0, 6.0), (-5.3, 6.2), (-4.1, 7.35)])
+@pytest.mark.parametrize("step", [0.75, 1.0])
+def test_analytic_bead_width_at_coarser_steps(bright, slope, left, right, step):
+    """The engine is set in px: profiles sampled 0.75 or 1 px apart give the same edges."""
+    bg = 60.0 if bright else 120.0
+    m = int(20 / step) * 2 + 1
+    t = (np.arange(m) - (m - 1) / 2) * step
+    p = analytic_bead(left, right, sigma=0.8, bg=bg, height=80.0, slope=slope, bright=bright,
+                      t=t)
+    e = find_edges(_rows(p), step_px=step, bright=bright, width_px=12.0, smooth_stations=3)
+    assert e.found.all()
+    assert np.all(np.abs(e.left_px - left) <= 0.05), (e.left_px, left)
+    assert np.all(np.abs(e.right_px - right) <= 0.05), (e.right_px, right)
 
 
 def test_dark_bead_split_by_a_bright_ridge_is_one_bead():
@@ -510,6 +531,28 @@ def test_refine_equals_reference(seed):
             ref_col, ref_sigma = ref_refine(p[i], idx, sign, STEP, 2)
             assert col == pytest.approx(ref_col, abs=2e-3)
             assert sigma == pytest.approx(ref_sigma, rel=1e-3)
+
+
+@pytest.mark.parametrize("edge", [-6.0, -5.75, -5.5, -5.3])
+def test_gradient_peak_at_1px_lies_between_the_samples(edge):
+    """At 1 px the gradient is the difference of neighbouring samples, which lies half way
+    between them (h = 1), as the central difference over 1 px does at 0.5 px (h = 2): the
+    peak of a plain blurred step lands on the step and its σ is the blur widened by the
+    1 px difference (σ² + 1/12), at both steps."""
+    for step in (0.5, 1.0):
+        m = int(20 / step) * 2 + 1
+        t = (np.arange(m) - (m - 1) / 2) * step
+        p = analytic_bead(edge, 8.0, sigma=0.8, bg=40.0, height=80.0, t=t)
+        pm = np.ascontiguousarray(_rows(p, 1))
+        h = E._diff_rows(step)
+        assert h == (2 if step == 0.5 else 1)
+        reach = max(int(round(E._REFINE_PX / step)), 1)
+        g = np.empty(2 * reach + 3, np.float32)
+        idx = int(np.rint((edge / step + (m - 1) / 2) - 0.5 * (h % 2)))
+        row, sigma, fit = E._fit_at(pm, 0, idx, 1, step, reach, g, h)
+        assert fit
+        assert (row - (m - 1) / 2) * step == pytest.approx(edge, abs=0.03)
+        assert sigma == pytest.approx(math.sqrt(0.8 ** 2 + 1 / 12), rel=0.06)
 
 
 def _pooled_sigma_reference(sigma, fit, ok):
@@ -991,13 +1034,27 @@ def _step_basis_reference(x, sigma):
     return np.stack([np.ones_like(u), big, sigma * (u * big + small), small], 1)
 
 
+def _step_window_reference(step_px):
+    """The step model's window, samples from the nearest one (outside negative), and its
+    phases: Q = step / 0.5 bins of the edge's place between samples, linearised at each
+    bin's middle ``psi`` (0 at 0.5 px: the nearest sample)."""
+    q = max(int(round(step_px / 0.5)), 1)
+    psi = (np.arange(q) + 0.5) / q - 0.5
+    j = np.arange(-int(np.floor(E._STEP_OUT_PX / step_px + psi.max() + 1e-9)),
+                  int(np.floor(E._STEP_IN_SIGMAS * max(E._STEP_SIGMAS) / step_px + psi.max()
+                               + 1e-9)) + 1)
+    return j, psi
+
+
 def _step_move_reference(p, rows, s_idx, step_px):
     """find_edges' step 6 by plain least squares, one edge at a time: the samples from
-    ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside the sample nearest the edge,
-    the model [1, Φ, σG, φ] there, the edge moved by -σ c_φ / c_Φ (clipped)."""
+    ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside the edge's phase's place (the
+    middle of its bin between the nearest sample and the next), the model [1, Φ, σG, φ]
+    there, the edge moved by -σ c_φ / c_Φ (clipped) from it."""
     sigma = E._STEP_SIGMAS[s_idx]
     m, n = p.shape
     out = rows.copy()
+    j, psis = _step_window_reference(step_px)
     for s in range(2):
         sign = 1 - 2 * s
         for i in range(n):
@@ -1005,19 +1062,19 @@ def _step_move_reference(p, rows, s_idx, step_px):
             if not np.isfinite(e):
                 continue
             i0 = int(np.rint(e))
-            j = np.arange(-int(np.floor(E._STEP_OUT_PX / step_px + 1e-9)),
-                          int(np.floor(E._STEP_IN_SIGMAS * max(E._STEP_SIGMAS) / step_px + 1e-9)) + 1)
             r = i0 + sign * j
             if r.min() < 0 or r.max() > m - 1:
                 continue
-            x = j * step_px
+            psi = psis[min(max(int(np.floor((sign * (e - i0) + 0.5) * len(psis))), 0),
+                           len(psis) - 1)]
+            x = (j - psi) * step_px
             use = (x <= E._STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -E._STEP_OUT_PX - 1e-9)
             coef = np.linalg.lstsq(_step_basis_reference(x[use], sigma),
                                    p[r[use], i].astype(np.float64), rcond=None)[0]
             if not coef[1] > 1e-3:
                 continue
             move = np.clip(-sigma * coef[3] / coef[1], -E._STEP_MOVE_PX, E._STEP_MOVE_PX)
-            out[s, i] = i0 + sign * move / step_px
+            out[s, i] = i0 + sign * (psi + move / step_px)
     return out
 
 
@@ -1026,8 +1083,7 @@ def _step_sigma_reference(p, rows, use, shade, every, step_px):
     shift at most their median) of the linearised fit's mean squared residual, per candidate
     blur, by plain least squares."""
     m, n = p.shape
-    k0 = int(np.floor(E._STEP_OUT_PX / step_px + 1e-9))
-    k1 = int(np.floor(E._STEP_IN_SIGMAS * max(E._STEP_SIGMAS) / step_px + 1e-9))
+    j_win, _ = _step_window_reference(step_px)
     sub = [(i, s) for i in range(0, n, every) for s in range(2) if use[s, i]]
     flat = np.median([abs(shade[s, i]) for i, s in sub])
     res = [[] for _ in E._STEP_SIGMAS]
@@ -1036,7 +1092,7 @@ def _step_sigma_reference(p, rows, use, shade, every, step_px):
             continue
         sign = 1 - 2 * s
         i0 = int(np.rint(rows[s, i]))
-        j = np.arange(-k0, k1 + 1)
+        j = j_win
         r = i0 + sign * j
         if r.min() < 0 or r.max() > m - 1:
             continue
@@ -1051,34 +1107,38 @@ def _step_sigma_reference(p, rows, use, shade, every, step_px):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_step_kernel_and_blur_choice_equal_reference(seed):
+@pytest.mark.parametrize("step", [0.5, 1.0])
+def test_step_kernel_and_blur_choice_equal_reference(seed, step):
     rng = np.random.default_rng(seed)
     n = 40
-    prof = np.empty((M, n), np.float32)
+    m = int(20 / step) * 2 + 1
+    t = (np.arange(m) - (m - 1) / 2) * step
+    prof = np.empty((m, n), np.float32)
     truth = np.empty((2, n))
     for i in range(n):
         left, right = rng.uniform(-7, -4), rng.uniform(4, 7)
         prof[:, i] = analytic_bead(left, right, sigma=rng.uniform(0.7, 1.3), bg=50.0,
-                                   height=rng.uniform(30, 90), slope=rng.uniform(-4, 8))
+                                   height=rng.uniform(30, 90), slope=rng.uniform(-4, 8),
+                                   t=t)
         truth[:, i] = left, right
     prof += rng.normal(0, 2.0, prof.shape).astype(np.float32)
     # start rows near the edges, a few outside the profile or NaN
-    rows = (truth + rng.uniform(-0.6, 0.6, truth.shape)) / STEP + (M - 1) / 2
+    rows = (truth + rng.uniform(-0.6, 0.6, truth.shape)) / step + (m - 1) / 2
     rows[0, 3] = np.nan
     rows[1, 5] = 2.0
-    rows[0, 7] = M - 3.0
+    rows[0, 7] = m - 3.0
     use = np.isfinite(rows)
     use[1, 8] = False
     shade = rng.uniform(-0.3, 1.0, rows.shape)
-    sigmas, k0, solve, solve4, basis4, used, span = E._step_tables(STEP)
+    sigmas, k0, solve, solve4, basis4, used, span = E._step_tables(step)
     for every in (1, 3):
         got = E._step_sigma(prof, rows, use, shade, sigmas, k0, solve4, basis4, used, span, every)
-        np.testing.assert_allclose(got, _step_sigma_reference(prof, rows, use, shade, every, STEP),
+        np.testing.assert_allclose(got, _step_sigma_reference(prof, rows, use, shade, every, step),
                                    rtol=1e-4)
     for s_idx in range(len(E._STEP_SIGMAS)):
-        got = E._step_kernel(prof, rows, use, s_idx, sigmas, k0, solve, span, STEP,
+        got = E._step_kernel(prof, rows, use, s_idx, sigmas, k0, solve, span, step,
                              E._STEP_MOVE_PX, 1e9, np.zeros(n, np.float32))
-        want = _step_move_reference(prof, rows, s_idx, STEP)
+        want = _step_move_reference(prof, rows, s_idx, step)
         want[~use] = rows[~use]
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-4)
         assert np.isnan(got[0, 3]) and got[1, 5] == rows[1, 5] and got[0, 7] == rows[0, 7]

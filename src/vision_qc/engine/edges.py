@@ -11,9 +11,11 @@ Per station:
 
 1. Smooth over a few neighbouring stations and a little along the profile; flip dark beads so
    that the bead is always brighter than its surroundings (one separable filter).
-   Steps 2 and 3 run on every other sample (1 px apart): they only decide where the bead and
-   its edges lie to a sample or so; steps 4 to 6 use the full profile in a small window
-   round each edge.
+   Steps 2 and 3 run on samples 1 px apart (every other one at the default 0.5 px step,
+   every one at 1 px): they only decide where the bead and its edges lie to a sample or so;
+   steps 4 to 6 use the full profile in a small window round each edge. Every window,
+   tolerance and smoothing is set in px, so the engine runs at any step from 0.5 to 1 px
+   (see "The sample step" below).
 2. Locate the bead: on a dark bead, first close dips up to 0.3 × the nominal width (its
    bright specular ridge, which splits it in two lobes). Then a difference of boxes at a few
    widths (inner part of the bead minus the brighter of its two flanks) gives the centre and
@@ -115,7 +117,8 @@ Per station:
    sets unchanged, escapes 0. A step closer than ~2 σ to the bead's edge (a terrace under
    ~2 px) can still pull the gradient peak (step 4) onto itself.
 4. Each peak is located to sub-pixel precision with a three-point Gaussian fit, which also
-   gives the edge's blur σ.
+   gives the edge's blur σ. The gradient is a difference over about 1 px (two samples 0.5 px
+   apart either side, or neighbouring samples 1 px apart, which then lies between them).
 5. The gradient peak of a blurred step is the step only if the profile is flat inside it. A
    rounded bead keeps rising inside its edge (shading), which pulls the gradient peak inwards
    by ``b σ² / H`` (step H, inner slope b, blur σ: the peak of ``H φ(z)/σ + b Φ(z)``). That
@@ -140,7 +143,8 @@ Per station:
    the profile best: ``b + S Φ((x - e)/σ) + s σ G((x - e)/σ)`` (``G`` Φ's integral), fitted
    from ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside the edge (a window in units
    of σ: shorter, and a blurred ramp passes for the step on a blurrier frame). It is one
-   Gauss–Newton step from step 5's edge, linearised at the sample nearest it (the basis with
+   Gauss–Newton step from step 5's edge, linearised within a quarter px of it (the sample
+   nearest it at 0.5 px; see :func:`_step_phases`) (the basis with
    ``φ``, the step's derivative along e, is linear: the move is ``-σ c_φ / c_Φ``, at most
    ``_STEP_MOVE_PX``), from tables built once per sample step. The blur is the frame's: the
    vertex of the median residual over six candidates, read on the flatter half of the flanks
@@ -160,6 +164,23 @@ Per station:
    -0.28 → -0.23 px). A quadratic shading term in the same step takes most of that out
    (-0.07) but doubles the scatter on noisier and dark frames (normal bright p95 0.38 →
    0.48, clean dark 0.11 → 0.23).
+
+The sample step. Profiles are sampled 0.5 px apart by default (the Inspector's ``step_px``).
+At 1 px, sampling takes 0.5 ms less on the 2448×2048 bench frame and the edge finder 0.3-0.5
+ms less, but the edges scatter more: measured per edge on 40 frames of clean seed 8, |error|
+median 0.046 → 0.063 px (dark), 0.055 → 0.069 (bright) where the normal lies within 10° of an
+image axis, and no worse elsewhere. Along an axis every sample of a profile has the station's
+sub-pixel place, so the bilinear interpolation's blur (none on a whole pixel, a two-pixel
+mean half way) changes from station to station; 0.5 px apart, every profile has both. On the
+accuracy sets at 1 px (seeds 7 / 8): no escapes, width error median up to 0.012 px higher on
+the bright and normal dark sets, hard bright false rejects 33 → 34 and 32 → 33, false alarms
+1.57 → 1.69 and 1.54 → 1.70 per image: 0.5 px stays the default.
+The noise factor of the smoothing across (0.66 in :func:`_noise`) is kept at every step:
+the samples are correlated by the interpolation, and the smoothed profile's noise, measured
+on three frames, is 0.91-0.94 of the raw samples' at 0.5 px and 0.99-1.02 at 1 px, not the
+0.65 and 0.97 of independent samples (the noise as the smoothing factor of independent
+samples would have it at 1 px sent normal bright frames down the low-contrast path: width
+error p95 0.56 → 1.06 px, seed 7).
 
 A bright bead that barely stands out of the noise (its typical contrast under
 ``_SNR_SMOOTH`` times the noise of one sample: never on the clean and normal presets; the hard
@@ -208,6 +229,9 @@ _BRIDGED_ZONE = 0.35       # an edge found across a dip bridged more than this �
                            # out from the centre is suspect (see find_edges)
 _REFINE_PX = 1.0           # gradient peak searched this far around the walk's edge (farther in,
                            # a dim, shaded flank keeps steepening towards the crest)
+_SMOOTH_ACROSS_PX = 0.35   # σ of the smoothing across the path (3 taps: at 1 px apart, a sample
+                           # takes 1.6 % of each neighbour; wider, 0.5 / 0.7 px, the edges' error
+                           # p95 grew 0.223 -> 0.274 / 0.315 px on clean bright seed 8, 25 frames)
 _LOCATE_EVERY = 2          # the locator searches every 2nd station; the rest re-check its neighbours' centres
 _WIDER_MARGIN = 0.5        # relative response a wider-than-nominal scale needs over the best so far
 _SIGMA_STRAY = 1.5         # a blur fit this far off the frame's median (or failed) takes the median
@@ -255,16 +279,18 @@ class Edges:
     smooth_stations: int = 1
 
 
-def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) -> np.ndarray:
-    """Box over ``smooth_stations`` stations × Gaussian (σ 0.7 samples) across, sign-flipped for
-    dark beads: one separable filter from uint8 or float32 (M, N) to float32 (M, N).
+def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool,
+            step_px: float = 0.5) -> np.ndarray:
+    """Box over ``smooth_stations`` stations × Gaussian (σ ``_SMOOTH_ACROSS_PX``, samples
+    ``step_px`` apart) across, sign-flipped for dark beads: one separable filter from uint8 or
+    float32 (M, N) to float32 (M, N).
 
     Both 3-tap borders (reflect along stations on an open path, replicate across) agree; a
     closed path wraps round, so its first and last stations are redone from the other end.
     """
     n = prof.shape[1]
     k = max(int(smooth_stations), 1)
-    k_along, k_across = _smooth_taps(k, bool(bright))
+    k_along, k_across = _smooth_taps(k, bool(bright), float(step_px))
     p = cv2.sepFilter2D(prof, cv2.CV_32F, k_along, k_across, borderType=cv2.BORDER_REFLECT)
     h = k // 2
     if closed and h and n > 2 * h:
@@ -276,10 +302,11 @@ def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool) 
 
 
 @lru_cache(maxsize=16)
-def _smooth_taps(k: int, bright: bool) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_smooth`'s filter taps along and across, built once per (k, polarity): building
-    them took ~3 us of a gap end's find_edges call (read-only, shared)."""
-    k_across = cv2.getGaussianKernel(3, 0.7, cv2.CV_32F) * (1.0 if bright else -1.0)
+def _smooth_taps(k: int, bright: bool, step_px: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_smooth`'s filter taps along and across, built once per (k, polarity, step):
+    building them took ~3 us of a gap end's find_edges call (read-only, shared)."""
+    k_across = cv2.getGaussianKernel(3, _SMOOTH_ACROSS_PX / step_px, cv2.CV_32F) * \
+        (1.0 if bright else -1.0)
     k_along = np.full((k, 1), 1.0 / k, np.float32)
     k_across.flags.writeable = False
     k_along.flags.writeable = False
@@ -747,28 +774,33 @@ def _interp(p, i, pos):
 
 
 @inlined
-def _fit_at(p, i, idx, sign, step_px, reach, g):
+def _fit_at(p, i, idx, sign, step_px, reach, g, h=2):
     """The sub-pixel gradient peak near row ``idx`` of station ``i`` (see :func:`find_edges`,
     step 4); ``sign`` +1 rising (left edge), -1 falling (right); ``g`` a scratch array of
-    ``2 reach + 3``. Returns (row, blur σ px, whether the Gaussian fit held)."""
+    ``2 reach + 3``; ``h`` the rows the gradient's differences span (:func:`_diff_rows`: about
+    1 px). Returns (row, blur σ px, whether the Gaussian fit held)."""
     m = p.shape[0]
-    scale = _F32(0.5 / step_px) * _F32(sign)
-    # central differences at rows idx-reach-1 .. idx+reach+1, zero outside [1, m-2]
-    inside = idx - reach - 1 >= 1 and idx + reach + 1 <= m - 2
+    scale = _F32(1.0 / (h * step_px)) * _F32(sign)
+    # differences over h rows, p[c + hi] - p[c - lo], at rows idx-reach-1 .. idx+reach+1 (zero
+    # where they leave the profile): central at an even h, where they lie at c; at an odd h
+    # they lie half a row farther out, at c + 0.5
+    lo = h // 2
+    hi = h - lo
+    inside = idx - reach - 1 >= lo and idx + reach + 1 <= m - 1 - hi
     for j in range(2 * reach + 3):
         c = idx - reach - 1 + j
-        if inside or 1 <= c <= m - 2:
-            g[j] = (p[c + 1, i] - p[c - 1, i]) * scale
+        if inside or lo <= c <= m - 1 - hi:
+            g[j] = (p[c + hi, i] - p[c - lo, i]) * scale
         else:
             g[j] = 0.0
     pk = idx
     if reach:
-        # the first maximum (or first NaN, as np.argmax) among rows in [1, m-2]
+        # the first maximum (or first NaN, as np.argmax) among the rows whose difference fits
         best = _F32(-np.inf)
         kb = 0
         for j in range(2 * reach + 1):
             c = idx - reach + j
-            x = g[j + 1] if (inside or 1 <= c <= m - 2) else _F32(-np.inf)
+            x = g[j + 1] if (inside or lo <= c <= m - 1 - hi) else _F32(-np.inf)
             if x > best:
                 best = x
                 kb = j
@@ -794,7 +826,7 @@ def _fit_at(p, i, idx, sign, step_px, reach, g):
         sigma = _F32(1.5 * step_px)
     delta = min(max(delta, _F32(-0.5)), _F32(0.5))
     sigma = min(max(sigma, _F32(0.5 * step_px)), _F32(4.0))
-    return pk + float(delta), sigma, fit
+    return pk + float(delta) + 0.5 * (hi - lo), sigma, fit
 
 
 @inlined
@@ -843,7 +875,7 @@ def _cross_at(p, i, row, level, half):
 
 @kernel
 def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead, dec,
-                     step_px, reach, cross, nominal, dark, spread, closed):
+                     step_px, reach, h, cross, nominal, dark, spread, closed):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles ``pc`` and the Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
     of the gradient peak, σ (px), fit held, edge found, edge suspect, and the walk's own row
@@ -893,8 +925,11 @@ def _walk_fit_kernel(p, pc, center, width, contrast, bg_l, bg_r, tol_px, f, kmax
     # 1.74 → 1.65 ms)
     for i in range(n):
         for s in range(2):
-            idx = min(max(int(np.rint(rows[s, i] * dec)), 1), m - 2)
-            rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, 1 - 2 * s, step_px, reach, g)
+            # the difference nearest the walk's edge: at an odd h it lies half a row out
+            idx = min(max(int(np.rint(rows[s, i] * dec - 0.5 * (h % 2))), h // 2),
+                      m - 1 - (h - h // 2))
+            rows[s, i], sigma[s, i], fit[s, i] = _fit_at(p, i, idx, 1 - 2 * s, step_px, reach,
+                                                         g, h)
     return rows, sigma, fit, ok, suspect, walk
 
 
@@ -926,35 +961,61 @@ def step_basis(u: np.ndarray, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _step_tables(step_px: float, sigmas: tuple = _STEP_SIGMAS):
     """The step model's tables for samples ``step_px`` apart (see :func:`find_edges`, step 6),
     per blur σ of ``sigmas``, on a window of samples ``j = 0 … K-1`` round the
-    sample nearest the edge (``k0`` of them outside it; ``x = (j - k0) step_px``, outside →
-    inside): the rows of the least-squares solver (the pseudo-inverse) of the basis
-    ``[1, Φ(u), σ G(u), φ(u)]``, ``u = x / σ``, over the samples from ``_STEP_OUT_PX`` outside
-    to ``_STEP_IN_SIGMAS σ`` inside the edge (zero elsewhere); the Φ and φ rows are
-    ``solve`` (S, K, 2). Also, for the blur's choice, the whole solver and the basis, both
-    (S, 4, K), and which samples each σ uses (S, K). Returns ``(sigmas (S,), k0, solve,
-    solve4, basis4, used, span (S, 2))``, float32 / bool / int64, ``span`` the first and last
-    sample each σ uses."""
+    sample nearest the edge (``k0`` of them outside it, outside → inside): the rows of the
+    least-squares solver (the pseudo-inverse) of the basis ``[1, Φ(u), σ G(u), φ(u)]``,
+    ``u = x / σ``, over the samples from ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS σ``
+    inside the edge (zero elsewhere). The model is linearised within a quarter px of the edge
+    (:func:`_step_phases`): at Q phases, the edge ``psi`` samples inwards of the window's
+    sample ``k0`` (``psi`` the middle of one of Q equal bins of [-0.5, 0.5); 0 at Q = 1),
+    ``x = (j - k0 - psi) step_px``; the Φ and φ rows are ``solve`` (S, Q, K, 2). Also, for the
+    blur's choice, linearised at the nearest sample (``psi`` 0), the whole solver and the
+    basis, both (S, 4, K), and which samples each σ uses (S, K). Returns ``(sigmas (S,), k0,
+    solve, solve4, basis4, used, span (S, 2))``, float32 / bool / int64, ``span`` the first
+    and last sample each σ uses at any phase."""
     key = sigmas if sigmas is _STEP_SIGMAS else tuple(float(x) for x in sigmas)
     return _step_tables_cached(float(step_px), key)
 
 
 @lru_cache(maxsize=64)
+def _step_phases(step_px: float) -> int:
+    """Phases of the edge between samples the step model is linearised at: the linearisation
+    point within a quarter px of the edge, as the nearest sample is at 0.5 px (1 phase; 2 at
+    1 px). Linearised at the nearest sample 1 px apart, half a px off the edge at worst, the
+    edges' error p95 grew 0.230 -> 0.266 px (clean bright seed 8, 25 frames; 0.215 with two
+    phases)."""
+    return max(int(round(step_px / 0.5)), 1)
+
+
+@lru_cache(maxsize=64)
 def _step_tables_cached(step_px: float, sigmas: tuple):
     sig = np.asarray(sigmas, np.float64)
-    k0 = int(np.floor(_STEP_OUT_PX / step_px + 1e-9))
-    k1 = int(np.floor(_STEP_IN_SIGMAS * sig.max() / step_px + 1e-9))
-    x = np.arange(-k0, k1 + 1) * step_px
-    u = x[None, :] / sig[:, None]                                                 # (S, K)
-    used = (x[None, :] <= _STEP_IN_SIGMAS * sig[:, None] + 1e-9) & (x[None, :] >= -_STEP_OUT_PX - 1e-9)
-    big_phi, gg, small_phi = step_basis(u, sig[:, None])
-    basis = np.stack([np.ones_like(u), big_phi, gg, small_phi], 1) * used[:, None, :]  # (S, 4, K)
-    solve = np.linalg.pinv(np.swapaxes(basis, 1, 2))                # (S, 4, K)
-    span = np.stack([np.argmax(used, 1), used.shape[1] - 1 - np.argmax(used[:, ::-1], 1)],
-                    1).astype(np.int64)
-    return (sig.astype(np.float32), k0,
-            np.ascontiguousarray(np.swapaxes(solve[:, [1, 3]], 1, 2), np.float32),
-            np.ascontiguousarray(solve, np.float32),
-            np.ascontiguousarray(basis, np.float32), used, span)
+    q = _step_phases(step_px)
+    psi = (np.arange(q) + 0.5) / q - 0.5                                            # (Q,)
+    reach = psi.max()
+    k0 = int(np.floor(_STEP_OUT_PX / step_px + reach + 1e-9))
+    k1 = int(np.floor(_STEP_IN_SIGMAS * sig.max() / step_px + reach + 1e-9))
+    j = np.arange(-k0, k1 + 1)
+
+    def tables(x):                                                 # x (K,) → (S, 4, K) ×2, (S, K)
+        u = x[None, :] / sig[:, None]                                             # (S, K)
+        used = (x[None, :] <= _STEP_IN_SIGMAS * sig[:, None] + 1e-9) & \
+            (x[None, :] >= -_STEP_OUT_PX - 1e-9)
+        big_phi, gg, small_phi = step_basis(u, sig[:, None])
+        basis = np.stack([np.ones_like(u), big_phi, gg, small_phi], 1) * used[:, None, :]
+        return np.linalg.pinv(np.swapaxes(basis, 1, 2)), basis, used          # (S, 4, K)
+
+    solve4, basis4, used = tables(j * step_px)
+    solve = np.empty((len(sig), q, len(j), 2))
+    any_used = used.copy()
+    for a in range(q):
+        sa, _, ua = tables((j - psi[a]) * step_px)
+        solve[:, a] = np.swapaxes(sa[:, [1, 3]], 1, 2)
+        any_used |= ua
+    last = any_used.shape[1] - 1 - np.argmax(any_used[:, ::-1], 1)
+    span = np.stack([np.argmax(any_used, 1), last], 1).astype(np.int64)
+    return (sig.astype(np.float32), k0, np.ascontiguousarray(solve, np.float32),
+            np.ascontiguousarray(solve4, np.float32),
+            np.ascontiguousarray(basis4, np.float32), used, span)
 
 
 def _step_blur(sigmas: np.ndarray, med: np.ndarray) -> float:
@@ -1086,7 +1147,8 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
                  contrast):
     """One Gauss–Newton step of the step model (see :func:`find_edges`, step 6) from every
     edge of ``rows`` (2, N; side 0 the left, rising inwards) where ``use`` holds, blur
-    ``sigmas[sigma_idx]``: the model linearised at the sample nearest the edge, which moves by
+    ``sigmas[sigma_idx]``: the model linearised within a quarter px of the edge (the sample
+    nearest it, at the place of its phase's bin; :func:`_step_tables`), which moves by
     ``-σ c_φ / c_Φ`` (at most ``move_px``) from there. An edge whose window leaves the
     profile, whose fitted step is not positive, or whose background (the window's samples
     more than ``_STEP_FLAT_SIGMAS`` σ outside) is not flat by the walk's tolerance
@@ -1095,11 +1157,13 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
     Vectorised across stations: for each window sample, a pass over the stations (their
     samples lie in neighbouring rows of ``p``)."""
     m, n = p.shape
-    k_len = solve.shape[1]
+    nq = solve.shape[1]
+    k_len = solve.shape[2]
     c = sigma_idx
     sig = sigmas[c]
     out = rows.copy()
     i0 = np.empty(n, np.int64)
+    qi = np.zeros(n, np.int64)
     fits = np.empty(n, np.bool_)
     c_phi = np.empty(n, np.float32)
     c_dphi = np.empty(n, np.float32)
@@ -1112,6 +1176,9 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
             r = _step_window(m, rows[s, i], sign, k0, k_len) if use[s, i] else -1
             fits[i] = r >= 0
             i0[i] = r if r >= 0 else safe
+            if nq > 1 and r >= 0:
+                # the phase's bin of the edge's place inwards of its nearest sample
+                qi[i] = min(max(int(np.floor((sign * (rows[s, i] - r) + 0.5) * nq)), 0), nq - 1)
             c_phi[i] = 0.0
             c_dphi[i] = 0.0
         # the background's spread, for the flatness test
@@ -1124,20 +1191,29 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
         for j in range(span[c, 0], max(span[c, 1], j_flat) + 1):
             off = sign * (j - k0)
             if j <= span[c, 1]:
-                t_phi = solve[c, j, 0]
-                t_dphi = solve[c, j, 1]
-                if j <= j_flat:
-                    for i in range(n):
-                        v = p[i0[i] + off, i]
-                        c_phi[i] += t_phi * v
-                        c_dphi[i] += t_dphi * v
-                        lo_v[i] = min(lo_v[i], v)
-                        hi_v[i] = max(hi_v[i], v)
+                if nq == 1:
+                    t_phi = solve[c, 0, j, 0]
+                    t_dphi = solve[c, 0, j, 1]
+                    if j <= j_flat:
+                        for i in range(n):
+                            v = p[i0[i] + off, i]
+                            c_phi[i] += t_phi * v
+                            c_dphi[i] += t_dphi * v
+                            lo_v[i] = min(lo_v[i], v)
+                            hi_v[i] = max(hi_v[i], v)
+                    else:
+                        for i in range(n):
+                            v = p[i0[i] + off, i]
+                            c_phi[i] += t_phi * v
+                            c_dphi[i] += t_dphi * v
                 else:
                     for i in range(n):
                         v = p[i0[i] + off, i]
-                        c_phi[i] += t_phi * v
-                        c_dphi[i] += t_dphi * v
+                        c_phi[i] += solve[c, qi[i], j, 0] * v
+                        c_dphi[i] += solve[c, qi[i], j, 1] * v
+                        if j <= j_flat:
+                            lo_v[i] = min(lo_v[i], v)
+                            hi_v[i] = max(hi_v[i], v)
             else:
                 for i in range(n):
                     v = p[i0[i] + off, i]
@@ -1149,7 +1225,8 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
                 continue
             move = -sig * c_dphi[i] / c_phi[i]
             move = min(max(move, _F32(-move_px)), _F32(move_px))
-            out[s, i] = i0[i] + sign * float(move) / step_px
+            psi = (qi[i] + 0.5) / nq - 0.5
+            out[s, i] = i0[i] + sign * (psi + float(move) / step_px)
     return out
 
 
@@ -1642,6 +1719,12 @@ def _side_edge(p, center, w_rows, bg_flank, d, step_px, tol):
 
 
 @lru_cache(maxsize=64)
+def _diff_rows(step_px: float) -> int:
+    """The rows the gradient's differences span (step 4): about 1 px."""
+    return max(int(round(1.0 / step_px)), 1)
+
+
+@lru_cache(maxsize=64)
 def _dip_rows(step_px: float) -> int:
     return max(int(round(_DIP_PX / step_px)), 1)
 
@@ -1683,7 +1766,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         return Edges(empty, empty, np.zeros(0, bool), empty, empty, int(smooth_stations))
     prof = np.ascontiguousarray(prof)
     # the bead and its edges are found to a sample on a 1 px grid (every other sample at
-    # 0.5 px): half the work, and the edge is then refined on the full profile
+    # 0.5 px, every sample at 1 px): half the work, and the edge is then refined on the full
+    # profile
     dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
     cstep = step_px * dec
     # first, while the profiles are still in the cache from sampling: it reads a scattered
@@ -1713,7 +1797,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     reach = max(int(round(_REFINE_PX / step_px)), 1)
     rows, sigma, fit, ok, suspect, walk = _walk_fit_kernel(p, pc, center, w_rows, contrast, bg_l,
                                                            bg_r, tol_px, f, kmax, _dip_rows(cstep),
-                                                           dec, float(step_px), reach, noisy,
+                                                           dec, float(step_px), reach,
+                                                           _diff_rows(step_px), noisy,
                                                            np.float32(width_px / cstep), not bright,
                                                            smooth_stations // 2, closed)
     sigma = _pooled_sigma(sigma, fit, ok)
@@ -1821,7 +1906,7 @@ def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
     """Smoothed profiles (M, N) float32, those the locator and the walk read (every
     ``dec``-th sample, a dark bead's specular ridge bridged) and the same before the
     bridging (the same array where nothing was bridged)."""
-    p = _smooth(prof, bright, smooth_stations, closed)
+    p = _smooth(prof, bright, smooth_stations, closed, cstep / dec)
     # a dark bead's specular ridge (bright, so a dip once flipped) splits it in two lobes and
     # the locator would take one lobe for the bead; a closing over the ridge's width
     # (≈ 0.12 of the half width either side of its crest, by the cap's geometry) bridges it,
@@ -1895,7 +1980,7 @@ def _noise(prof: np.ndarray, smooth_stations: int) -> float:
     """Noise of the smoothed profiles (M, N), grey levels: from the median absolute
     difference of neighbouring stations (robust to the bead and edges, which change slowly
     along the path), reduced by the smoothing along stations and across (≈ 0.66 for the
-    3-tap Gaussian)."""
+    3-tap Gaussian; kept at every sample step, see the module's notes on it)."""
     n = prof.shape[1]
     if n < 2:
         return 0.0
