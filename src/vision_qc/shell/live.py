@@ -457,6 +457,20 @@ def _teach_from_frame(frame, recipe: Recipe, folder: str, frame_index: int) -> s
     return f"taught recipe saved: {path}"
 
 
+def _load_kernels() -> None:
+    """Load the compiled kernels of an inspection into this process now, before the source is
+    opened: the first inspection loads them otherwise (~0.3 s of CPU), while a camera or a
+    paced clip goes on delivering (a 30 fps clip played with ``--realtime`` lost its first 8
+    frames). Importing :mod:`.batch_warmup` inspects a small drawn part, once per process; a
+    failure there costs only that time again on the first frame. OpenCV's thread count, which
+    the warm-up sets to one, is kept."""
+    threads = cv2.getNumThreads()
+    try:
+        from . import batch_warmup  # noqa: F401  (importing it warms up)
+    finally:
+        cv2.setNumThreads(threads)
+
+
 def run_loop(source: LiveSource, recipe: Recipe, options: LiveOptions) -> int:
     """Run live inspection until the source ends, ``max_frames`` frames are processed, or the
     user quits. Returns the exit status (0 all parts OK, 1 a part NG).
@@ -479,6 +493,7 @@ def run_loop(source: LiveSource, recipe: Recipe, options: LiveOptions) -> int:
     live = LiveInspector(inspector, guard_mm=options.guard_mm, guard_est_mm=options.guard_mm)
     length_mm = inspector.length_mm
     closed_len = length_mm if recipe.closed else None
+    _load_kernels()
     try:
         cap = source.open()
     except SourceError as exc:
