@@ -42,7 +42,7 @@ from .engine.edges import find_edges
 from .engine.judge import find_runs, run_lengths
 from .engine.sampling import build_maps, profiles_by_station, sample_profiles
 from .geometry import Stations, build_stations
-from .inspector import to_gray
+from .inspector import SMOOTH_STATIONS, STEP_PX, to_gray
 from .recipe import Recipe, recipe_from_dict
 
 __all__ = [
@@ -420,10 +420,11 @@ class _Measure:
 def _measure(gray: np.ndarray, stations: Stations, *, bright: bool, width_px: float,
              half_px: float | None = None) -> _Measure:
     half = half_px if half_px is not None else 1.2 * width_px + 6.0
-    maps = build_maps(stations, half_width_px=half, step_px=0.5)
+    # sampled and smoothed as the inspector will, so that the taught width is what it measures
+    maps = build_maps(stations, half_width_px=half, step_px=STEP_PX)
     prof_mn = sample_profiles(gray, maps)
-    e = find_edges(prof_mn, step_px=0.5, bright=bright, width_px=width_px, smooth_stations=3,
-                   closed=stations.closed)
+    e = find_edges(prof_mn, step_px=STEP_PX, bright=bright, width_px=width_px,
+                   smooth_stations=SMOOTH_STATIONS, closed=stations.closed)
     prof = np.ascontiguousarray(prof_mn.T, dtype=np.float32)       # (N, M): a row per station
     typical = float(np.median(e.contrast[e.found])) if e.found.any() else 0.0
     ok = e.found & (e.contrast >= 0.4 * typical) & (typical > 0)
