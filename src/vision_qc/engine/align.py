@@ -500,19 +500,23 @@ def _sample_moved(gray: np.ndarray, st: Stations, t_px: np.ndarray, strip_px: fl
     # cv2.transform rounds the matrix to float32 for float32 points, and takes its diagonal
     # path when the turn is below FLT_EPSILON (as engine.sampling.sample_stations)
     mat = np.asarray(matrix, dtype=np.float64).reshape(6).astype(np.float32)
-    eps = np.finfo(np.float32).eps
-    diag = bool(abs(mat[1]) <= eps and abs(mat[3]) <= eps)
+    diag = bool(abs(mat[1]) <= _F32_EPS and abs(mat[3]) <= _F32_EPS)
     step, unit = gray.strides
     if unit != 1 or step < w:
         gray = np.ascontiguousarray(gray)
         step = w
-    g = np.lib.stride_tricks.as_strided(gray, shape=((h - 1) * step + w,), strides=(1,))
+    # the rows as one run of bytes (a view; as_strided, 3 us a call, only for padded rows)
+    g = (gray.reshape(-1) if step == w else
+         np.lib.stride_tricks.as_strided(gray, shape=((h - 1) * step + w,), strides=(1,)))
     out = np.empty((len(st.xy), len(t_px)), np.uint8 if len(shifts) == 1 else np.float32)
     _strip_kernel(g, w, h, step, np.ascontiguousarray(st.xy, np.float64),
                   np.ascontiguousarray(st.tangent_xy, np.float64),
                   np.ascontiguousarray(st.normal_xy, np.float64), shifts,
                   np.ascontiguousarray(t_px, np.float64), mat, diag, out)
     return out
+
+
+_F32_EPS = float(np.finfo(np.float32).eps)
 
 
 @kernel
