@@ -533,6 +533,48 @@ def test_ridge_offsets_equal_the_numpy_reference(kernel_cases):
     assert np.isnan(_ridge_offsets(np.full((2, 9), 7, np.uint8), 1.0, *_ridge_boxes(4.0), t)).all()
 
 
+def test_moved_strips_are_the_bytes_of_the_remap(kernel_cases):
+    """_sample_moved (one compiled pass, no template) gives the bytes of _sample of the moved
+    template (cv2.transform + cv2.remap, BORDER_CONSTANT 0 + the strip mean): on the
+    aligners' medium and fine profiles, and on small frames with profiles reaching over every
+    border, turned, not turned (cv2.transform's diagonal path), scaled, far off."""
+    from vision_qc.engine.align import _sample, _sample_moved, _strip_templates
+    from vision_qc.geometry import Stations
+
+    for al, frame, m in kernel_cases:
+        co, fi = al.coarse, al.fine
+        for st, t, strip, tpl in [(co.st, co.t_medium, 0.0, co.tpl_medium),
+                                  (fi.st, fi.t_px, fi.strip_px, fi.tpl)]:
+            np.testing.assert_array_equal(_sample_moved(frame, st, t, strip, m),
+                                          ref := _sample(frame, tpl, m))
+            assert _sample_moved(frame, st, t, strip, m).dtype == ref.dtype
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        h, w = rng.integers(2, 30, 2)
+        g = rng.integers(0, 256, (h, w + 3), dtype=np.uint8)
+        g = g[:, :w] if trial % 2 else np.ascontiguousarray(g[:, :w])   # rows padded or not
+        k, n = rng.integers(1, 5), rng.integers(1, 25)
+        xy = rng.random((k, 2)) * [w + 8, h + 8] - 4
+        a = rng.random(k) * 2 * np.pi
+        tan = np.stack([np.cos(a), np.sin(a)], 1)
+        if trial % 5 == 0:                      # on the pixel grid: weights 0 and 1
+            xy, tan = np.round(xy), np.round(tan)
+        st = Stations(xy=xy, tangent_xy=tan, normal_xy=np.stack([-tan[:, 1], tan[:, 0]], 1),
+                      arc_px=np.arange(k, dtype=float), length_px=float(k), closed=False)
+        t = (np.arange(n) - n // 2) * (0.5, 1.0)[trial % 2] + rng.normal(0, 0.3)
+        turn = 0.0 if trial % 4 == 0 else rng.normal(0, 0.03)
+        s = 1.0 if trial % 3 else 1.0 + rng.normal(0, 1e-3)
+        mat = np.array([[s * np.cos(turn), -s * np.sin(turn), rng.normal(0, 2)],
+                        [s * np.sin(turn), s * np.cos(turn), rng.normal(0, 2)]])
+        if trial % 11 == 0:
+            mat[:, 2] *= 1e4                    # far outside the frame: all border
+        strip = (0.0, 2.0, 0.7)[trial % 3]
+        got = _sample_moved(g, st, t, strip, mat)
+        ref = _sample(g, _strip_templates(st.xy, st.tangent_xy, st.normal_xy, t, strip), mat)
+        assert got.dtype == ref.dtype
+        np.testing.assert_array_equal(got, ref)
+
+
 def _fine_profiles(kernel_cases, kind):
     """(fine stage, its profiles) of the kernel cases whose fine stage is ``kind``."""
     from vision_qc.engine.align import _sample
