@@ -232,6 +232,44 @@ def test_gap_end_tips_equal_their_numpy_reference(monkeypatch, gap_scenes):
     assert n_finite >= 20
 
 
+def test_gap_end_tips_on_a_padded_frame_and_by_remap(monkeypatch, gap_scenes):
+    # the sampling kernel reads a frame whose rows are padded, and frames or profiles that
+    # are not uint8 take the maps and cv2.remap: both as the reference
+    frames = [(Inspector(sc.recipe), sc.image) for sc in gap_scenes["dark"]]
+    calls = _gap_end_calls(monkeypatch, frames)
+    assert calls
+    for args, kw in calls:
+        gray, prof = args
+        padded = np.zeros((gray.shape[0], gray.shape[1] + 13), np.uint8)
+        padded[:, 5:5 + gray.shape[1]] = gray
+        view = padded[:, 5:5 + gray.shape[1]]
+        np.testing.assert_array_equal(gap_end_tips(view, prof, **kw),
+                                      _reference_gap_end_tips(gray, prof, **kw))
+        as_float = prof.astype(np.float32)
+        np.testing.assert_array_equal(gap_end_tips(gray, as_float, **kw),
+                                      _reference_gap_end_tips(gray, as_float, **kw))
+
+
+@pytest.mark.parametrize("h, w", [(2, 2), (3, 17), (40, 2), (61, 90)])
+def test_bilinear_is_cv2_remap(h, w):
+    # the ends' samples must be the bytes cv2.remap gives on float32 maps, inside the frame,
+    # on its border, at whole pixels and beyond it (replicated)
+    rng = np.random.default_rng(h * w)
+    gray = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    n = 1500
+    mx = rng.uniform(-3.0, w + 2.0, n).astype(np.float32)
+    my = rng.uniform(-3.0, h + 2.0, n).astype(np.float32)
+    mx[:300] = np.round(mx[:300])
+    my[:300] = np.round(my[:300])
+    mx[300:330], my[330:360] = w - 1, h - 1
+    mx[360:370], my[370:380] = 1e9, -1e9
+    ref = cv2.remap(gray, mx.reshape(1, -1), my.reshape(1, -1), interpolation=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)[0]
+    g = gray.ravel()
+    got = np.array([gap_ends._bilinear(g, w, h, w, x, y) for x, y in zip(mx, my)], np.uint8)
+    np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("present, size, expected", [
     ([1, 1, 0, 1, 1, 1, 0], 3, slice(3, 6)),
     ([0, 0, 0, 0], 2, slice(0, 2)),
