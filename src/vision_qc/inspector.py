@@ -379,9 +379,10 @@ def _measured_gap_ends(defects, gray, prof, *, stations, t_px, edges, present, b
     closed = stations.closed
     old = np.array([(d.start_mm, d.end_mm) for d in gaps]) / mm_per_px
     seg = np.array([d.length_mm for d in gaps]) / mm_per_px
+    # (a list, not np.tile; ndarray.repeat, not np.repeat's wrapper: 18 -> 14.5 us warm here)
     tips = gap_end_tips(gray, prof, stations=stations, t_px=t_px, present=present,
                         left_px=edges.left_px, right_px=edges.right_px, tips_px=old.ravel(),
-                        into=np.tile([1.0, -1.0], len(gaps)), far_px=np.repeat(0.5 * seg, 2),
+                        into=np.array([1.0, -1.0] * len(gaps)), far_px=(0.5 * seg).repeat(2),
                         bright=bright, width_px=width_px,
                         smooth_stations=SMOOTH_STATIONS).reshape(-1, 2)
     new = np.where(np.isfinite(tips), tips, old)

@@ -10,6 +10,8 @@ survive become Python objects. Each kernel has a slow, obvious reference in
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..results import STATUS_CODES, Defect
@@ -141,8 +143,20 @@ def _limit_as_compared(dtype: np.dtype, limit) -> float:
     """``limit`` rounded to the dtype numpy compares ``np.where(present, values, nan)`` with it
     in, for ``values`` of ``dtype`` (float32 for float32 values and a Python float limit), as a
     float64: compared in float64 with the exactly widened values, it decides as that did."""
+    try:
+        return _limit_cached(np.dtype(dtype), limit)
+    except TypeError:       # unhashable (an array)
+        return _limit_rounded(dtype, limit)
+
+
+def _limit_rounded(dtype, limit) -> float:
     masked = np.result_type(dtype, np.nan)
     return float(np.result_type(masked, limit).type(limit))
+
+
+# per (dtype, limit, the limit's type: a numpy float64 is no weak Python float to numpy's
+# promotion): four calls a frame took 6.5 us (warm), 0.3 cached
+_limit_cached = lru_cache(maxsize=256, typed=True)(_limit_rounded)
 
 
 def station_status(present, width_mm, offset_mm, *, width_min_mm, width_max_mm, max_offset_mm,
