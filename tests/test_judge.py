@@ -357,3 +357,21 @@ def test_limit_as_compared_cached_keeps_the_limits_type(dtype):
             assert _limit_as_compared(dtype, limit) == _limit_rounded(dtype, limit)
             assert _limit_as_compared(np.dtype(dtype), limit) == _limit_rounded(dtype, limit)
     assert _limit_as_compared(np.float32, 0.35) != _limit_as_compared(np.float32, np.float64(0.35))
+
+
+def test_merged_runs_is_find_runs_of_the_merged_mask():
+    # the judge's one-pass runs equal the runs of the merged mask, on every status sequence
+    # of up to 7 stations (three codes), open and closed, holes of 0 to 3 merged
+    import itertools
+
+    from vision_qc.engine.judge import _find_runs_kernel, _merged_runs, _merged_runs_mask
+    for n in range(1, 8):
+        for codes in itertools.product((0, 1, 2), repeat=n):
+            values = np.array(codes, np.int8)
+            for closed in (False, True):
+                for gap in range(4):
+                    mask, any_station = _merged_runs_mask(values, np.int8(1), closed, gap)
+                    ref = (_find_runs_kernel(mask, closed) if any_station
+                           else np.zeros((0, 2), np.int64))
+                    np.testing.assert_array_equal(_merged_runs(values, np.int8(1), closed, gap),
+                                                  ref)
