@@ -232,6 +232,44 @@ def test_gap_end_tips_equal_their_numpy_reference(monkeypatch, gap_scenes):
     assert n_finite >= 20
 
 
+def test_gap_end_tips_on_a_padded_frame_and_by_remap(monkeypatch, gap_scenes):
+    # the sampling kernel reads a frame whose rows are padded, and frames or profiles that
+    # are not uint8 take the maps and cv2.remap: both as the reference
+    frames = [(Inspector(sc.recipe), sc.image) for sc in gap_scenes["dark"]]
+    calls = _gap_end_calls(monkeypatch, frames)
+    assert calls
+    for args, kw in calls:
+        gray, prof = args
+        padded = np.zeros((gray.shape[0], gray.shape[1] + 13), np.uint8)
+        padded[:, 5:5 + gray.shape[1]] = gray
+        view = padded[:, 5:5 + gray.shape[1]]
+        np.testing.assert_array_equal(gap_end_tips(view, prof, **kw),
+                                      _reference_gap_end_tips(gray, prof, **kw))
+        as_float = prof.astype(np.float32)
+        np.testing.assert_array_equal(gap_end_tips(gray, as_float, **kw),
+                                      _reference_gap_end_tips(gray, as_float, **kw))
+
+
+@pytest.mark.parametrize("h, w", [(2, 2), (3, 17), (40, 2), (61, 90)])
+def test_bilinear_is_cv2_remap(h, w):
+    # the ends' samples must be the bytes cv2.remap gives on float32 maps, inside the frame,
+    # on its border, at whole pixels and beyond it (replicated)
+    rng = np.random.default_rng(h * w)
+    gray = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    n = 1500
+    mx = rng.uniform(-3.0, w + 2.0, n).astype(np.float32)
+    my = rng.uniform(-3.0, h + 2.0, n).astype(np.float32)
+    mx[:300] = np.round(mx[:300])
+    my[:300] = np.round(my[:300])
+    mx[300:330], my[330:360] = w - 1, h - 1
+    mx[360:370], my[370:380] = 1e9, -1e9
+    ref = cv2.remap(gray, mx.reshape(1, -1), my.reshape(1, -1), interpolation=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE)[0]
+    g = gray.ravel()
+    got = np.array([gap_ends._bilinear(g, w, h, w, x, y) for x, y in zip(mx, my)], np.uint8)
+    np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("present, size, expected", [
     ([1, 1, 0, 1, 1, 1, 0], 3, slice(3, 6)),
     ([0, 0, 0, 0], 2, slice(0, 2)),
@@ -280,3 +318,101 @@ def test_measured_gap_ends_move_merge_and_drop(monkeypatch, closed, judged, tips
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         assert g == pytest.approx(e)
+
+
+def _reference_measured_gap_ends(gap_end_tips, defects, gray, prof, *, stations, t_px, edges, present, bright,
+                       width_px, mm_per_px, min_defect_mm) -> tuple:
+    """_measured_gap_ends on numpy arrays, as it was before its Python floats: ``defects`` with each gap's ends moved to where the bead's rounded ends meet the
+    surface, measured on the image along the path (:func:`~.engine.gap_ends.gap_end_tips`);
+    an end that cannot be measured stays where presence put it. Gaps whose measured ends
+    meet or cross have no bead between them and become one; a gap that comes out shorter
+    than ``min_defect_mm`` is dropped, as the judge drops a short run."""
+    gaps = [d for d in defects if d.type == "gap"]
+    if not gaps:
+        return defects
+    length_px = stations.length_px
+    closed = stations.closed
+    old = np.array([(d.start_mm, d.end_mm) for d in gaps]) / mm_per_px
+    seg = np.array([d.length_mm for d in gaps]) / mm_per_px
+    tips = gap_end_tips(gray, prof, stations=stations, t_px=t_px, present=present,
+                        left_px=edges.left_px, right_px=edges.right_px, tips_px=old.ravel(),
+                        into=np.tile([1.0, -1.0], len(gaps)), far_px=np.repeat(0.5 * seg, 2),
+                        bright=bright, width_px=width_px,
+                        smooth_stations=inspector.SMOOTH_STATIONS).reshape(-1, 2)
+    new = np.where(np.isfinite(tips), tips, old)
+    if not closed:
+        new = np.clip(new, 0.0, length_px)
+    # each end's move along the path (wrapped on a loop): the gap gains what its start moves
+    # back and its end moves on
+    move = new - old
+    if closed:
+        move = (move + 0.5 * length_px) % length_px - 0.5 * length_px
+    # (start, length, worst) along the path, the start in [0, length) on a loop
+    runs = sorted(zip(new[:, 0].tolist(), (seg - move[:, 0] + move[:, 1]).tolist(),
+                      [d.worst_mm for d in gaps]))
+    merged = [list(runs[0])]
+    for a0, sg, worst in runs[1:]:
+        last = merged[-1]
+        if a0 <= last[0] + last[1]:
+            last[1] = max(last[1], a0 + sg - last[0])
+            last[2] = min(last[2], worst)
+        else:
+            merged.append([a0, sg, worst])
+    if closed and len(merged) > 1 and merged[0][0] + length_px <= merged[-1][0] + merged[-1][1]:
+        # the last runs on through the start into the first
+        last = merged.pop()
+        first = merged[0]
+        merged[0] = [last[0], max(last[1], first[0] + length_px + first[1] - last[0]),
+                     min(last[2], first[2])]
+    spacing = stations.spacing_px
+    n = len(stations)
+    limit = gaps[0].limit_mm
+    out = [d for d in defects if d.type != "gap"]
+    for a0, sg, worst in merged:
+        if sg * mm_per_px < min_defect_mm:
+            continue
+        if closed and sg >= length_px:
+            a0, sg = 0.0, length_px
+        a1 = (a0 + sg) % length_px if closed and sg < length_px else a0 + sg
+        mid = np.rint((a0 + 0.5 * sg) / spacing)
+        mid_i = int(mid) % n if closed else int(min(max(mid, 0.0), n - 1.0))
+        out.append(Defect(type="gap", start_mm=float(a0 * mm_per_px), end_mm=float(a1 * mm_per_px),
+                          length_mm=float(sg * mm_per_px),
+                          center_px=(float(stations.xy[mid_i, 0]), float(stations.xy[mid_i, 1])),
+                          worst_mm=worst, limit_mm=limit))
+    out.sort(key=lambda d: d.start_mm)
+    return tuple(out)
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_measured_gap_ends_equal_their_numpy_reference(monkeypatch, closed):
+    # the ends' arithmetic on Python floats must give numpy's floats: random gaps, ends moved
+    # either way, beyond an open path's ends, across a loop's start, some not measured
+    pts = ([[0, 0], [25, 0], [25, 25], [0, 25]] if closed else [[0, 0], [100, 0]])
+    stations = build_stations(np.array(pts, float), closed=closed, spacing_px=0.5,
+                              interpolation="linear")
+    rng = np.random.default_rng(7)
+    edges = type("E", (), {"left_px": None, "right_px": None})
+    n_gaps = 0
+    for _ in range(300):
+        k = int(rng.integers(1, 4))
+        starts = np.sort(rng.uniform(0.0, 95.0, k))
+        lengths = rng.uniform(0.5, 12.0, k)
+        ends = (starts + lengths) % 100.0 if closed else np.minimum(starts + lengths, 100.0)
+        judged = _judged_gaps(zip(starts.tolist(), ends.tolist(), lengths.tolist()))
+        tips = (np.column_stack([starts, ends]).ravel() / 0.7
+                + rng.normal(0.0, 2.0, 2 * k) * rng.choice([0.0, 1.0, 5.0], 2 * k))
+        tips[rng.random(2 * k) < 0.2] = np.nan
+        tips[rng.random(2 * k) < 0.1] = rng.choice([-0.0, -3.0, 150.0])
+
+        def fake(*a, _t=tips, **kw):
+            return _t.copy()
+
+        monkeypatch.setattr(inspector, "gap_end_tips", fake)
+        kw = {"stations": stations, "t_px": None, "edges": edges, "present": None,
+              "bright": True, "width_px": 12.0, "mm_per_px": 0.7, "min_defect_mm": 2.0}
+        got = inspector._measured_gap_ends(judged, None, None, **kw)
+        ref = _reference_measured_gap_ends(fake, judged, None, None, **kw)
+        assert got == ref
+        n_gaps += len(ref)
+    assert n_gaps > 200

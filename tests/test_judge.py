@@ -345,3 +345,33 @@ def test_a_wide_stretch_off_the_path_is_reported_as_both():
                 offset_mm=offset, present=present, xy_px=np.stack([arc, arc], 1),
                 min_defect_mm=3.0, **LIMITS)
     assert [d.type for d in got] == ["wide"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_limit_as_compared_cached_keeps_the_limits_type(dtype):
+    # cached per type too: a Python float is rounded to float32 values' dtype, a numpy
+    # float64 of the same value is not (numpy's promotion); an array limit is not hashable
+    from vision_qc.engine.judge import _limit_as_compared, _limit_rounded
+    for _ in range(2):
+        for limit in (0.35, np.float64(0.35), np.float32(0.35), 1, np.array(0.35)):
+            assert _limit_as_compared(dtype, limit) == _limit_rounded(dtype, limit)
+            assert _limit_as_compared(np.dtype(dtype), limit) == _limit_rounded(dtype, limit)
+    assert _limit_as_compared(np.float32, 0.35) != _limit_as_compared(np.float32, np.float64(0.35))
+
+
+def test_merged_runs_is_find_runs_of_the_merged_mask():
+    # the judge's one-pass runs equal the runs of the merged mask, on every status sequence
+    # of up to 7 stations (three codes), open and closed, holes of 0 to 3 merged
+    import itertools
+
+    from vision_qc.engine.judge import _find_runs_kernel, _merged_runs, _merged_runs_mask
+    for n in range(1, 8):
+        for codes in itertools.product((0, 1, 2), repeat=n):
+            values = np.array(codes, np.int8)
+            for closed in (False, True):
+                for gap in range(4):
+                    mask, any_station = _merged_runs_mask(values, np.int8(1), closed, gap)
+                    ref = (_find_runs_kernel(mask, closed) if any_station
+                           else np.zeros((0, 2), np.int64))
+                    np.testing.assert_array_equal(_merged_runs(values, np.int8(1), closed, gap),
+                                                  ref)

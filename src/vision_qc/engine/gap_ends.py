@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..geometry import _on_path
-from ._jit import kernel
+from ._jit import fma32, inlined, kernel
 from .edges import _median_sorted, find_edges
 
 __all__ = ["gap_end_tips"]
@@ -139,21 +139,105 @@ def _end_maps(cap, into, reach, centre, t_px, rows, xy, normal, arc_px, length, 
     return map_x, map_y
 
 
+@inlined
+def _bilinear(g, w, h, step, x, y):
+    """The byte ``cv2.remap`` (INTER_LINEAR, BORDER_REPLICATE, float32 maps) gives at ``(x,
+    y)`` (float32) of the W × H uint8 frame ``g`` (rows ``step`` bytes apart, W and H ≥ 2):
+    OpenCV 5's arithmetic, as :func:`~.sampling._sample_kernel` has it (see there why the
+    clamping before the floor gives the same bytes), one sample at a time."""
+    x = min(max(x, np.float32(0.0)), np.float32(w - 1))
+    y = min(max(y, np.float32(0.0)), np.float32(h - 1))
+    fx = min(np.floor(x), np.float32(w - 2))
+    fy = np.floor(y)
+    wx = x - fx
+    wy = y - fy
+    a = np.int64(fy) * step + np.int64(fx)
+    b = a + (step if fy < np.float32(h - 1) else 0)
+    p00 = np.float32(g[a])
+    p01 = np.float32(g[a + 1])
+    p10 = np.float32(g[b])
+    p11 = np.float32(g[b + 1])
+    v0 = fma32(wx, p01 - p00, p00)
+    v1 = fma32(wx, p11 - p10, p10)
+    magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
+    v = (fma32(wy, v1 - v0, v0) + magic) - magic
+    return np.uint8(np.int32(v))
+
+
 @kernel
-def _tip_arcs(left_px, right_px, radius, cap, into, tips, rows, length, closed):
-    """Each end's tip, px along the path, from the edges found on its profiles (``left_px``,
-    ``right_px``: R per end): the median over the offsets within ``_ROWS_REACH`` of the
-    cap's radius of the edge's distance from the cap's centre plus the outline's inset there;
-    NaN where none, or where the tip lies farther than the radius from ``tips``."""
+def _end_profiles(g, w, h, step, prof, present, frame_stations, left_px, right_px, tips_px,
+                  into, far_px, spacing, t_px, rows, xy, normal, arc_px, length, closed):
+    """The edge finder's input for the ends in one call: the frame's block of stations
+    (:func:`_frame_block`) followed by each usable end's R profiles (:func:`_cap_rows`),
+    sampled at the points of :func:`_end_maps` as ``cv2.remap`` of those maps samples them
+    (:func:`_bilinear`), (M, nb + K·R) uint8; and nb, the ends' usability, radius and cap
+    centre (K,)."""
+    usable, radius, centre = _cap_rows(left_px, right_px, tips_px, into, spacing, closed)
+    k = tips_px.shape[0]
+    m, n = prof.shape
+    r_n = rows.shape[0]
+    cap = np.empty(k)
+    ku = 0
+    for q in range(k):
+        cap[q] = tips_px[q] - into[q] * radius[q]
+        if usable[q]:
+            ku += 1
+    if n <= frame_stations:
+        b0, nb = 0, n
+    else:
+        b0, nb = _frame_start(present, frame_stations), frame_stations
+    both = np.empty((m, nb + ku * r_n), np.uint8)
+    if ku == 0:
+        return both, b0, nb, usable, radius, cap
+    arcs = np.empty(m)
+    j = nb
+    for q in range(k):
+        if not usable[q]:
+            continue
+        for i in range(m):
+            a = cap[q] + into[q] * min(abs(t_px[i]), radius[q] + far_px[q])
+            arcs[i] = a
+            # a sample at the arc length of one already sampled (its mirror image about the
+            # cap's centre, or held at the gap's middle) has its bytes: about two thirds of
+            # them on the bench frame, whose 99 samples reach 24 px and the ends ~16
+            same = -1
+            if i > 0 and a == arcs[i - 1]:
+                same = i - 1
+            elif m - 1 - i < i and a == arcs[m - 1 - i]:
+                same = m - 1 - i
+            if same >= 0:
+                for r in range(r_n):
+                    both[i, j + r] = both[same, j + r]
+                continue
+            x, y = _on_path(a, arc_px, xy, length, closed)
+            nx, ny = _on_path(a, arc_px, normal, length, closed)
+            for r in range(r_n):
+                off = centre[q] + rows[r]
+                both[i, j + r] = _bilinear(g, w, h, step, np.float32(x + off * nx),
+                                           np.float32(y + off * ny))
+        j += r_n
+    return both, b0, nb, usable, radius, cap
+
+
+@kernel
+def _tip_arcs(left_px, right_px, usable, radius, cap, into, tips, rows, length, closed):
+    """Each end's tip, px along the path, from the edges found on the profiles of the usable
+    ends (``left_px``, ``right_px``: R per usable end, in order): the median over the offsets
+    within ``_ROWS_REACH`` of the cap's radius of the edge's distance from the cap's centre
+    plus the outline's inset there; NaN where the end is not usable, where there is none, or
+    where the tip lies farther than the radius from ``tips``."""
     k = cap.shape[0]
     r_n = rows.shape[0]
-    out = np.empty(k)
+    out = np.full(k, np.nan)
     buf = np.empty(r_n)
+    u = 0
     for q in range(k):
+        if not usable[q]:
+            continue
         rq = radius[q]
         cnt = 0
         for r in range(r_n):
-            j = q * r_n + r
+            j = u * r_n + r
             t = rows[r]
             if not abs(t) <= _ROWS_REACH * rq:
                 continue
@@ -163,6 +247,7 @@ def _tip_arcs(left_px, right_px, radius, cap, into, tips, rows, length, closed):
             if np.isfinite(v):
                 buf[cnt] = v
                 cnt += 1
+        u += 1
         tip = cap[q] + into[q] * _median_finite(buf, cnt)
         if not abs(tip - tips[q]) <= rq:
             tip = np.nan
@@ -211,32 +296,62 @@ def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarr
     n = len(stations)
     if k == 0 or n == 0:
         return np.full(k, np.nan)
-    # the per-end arithmetic in compiled kernels: on a frame with a gap, the few dozen small
-    # numpy calls it took cost 0.4 ms, as much as the edge finder's call on the profiles
+    # the per-end arithmetic, the ends' sampling and the edge finder's input in one compiled
+    # call: the maps, cv2.remap, the block's copy and ~15 small numpy calls between them took
+    # ~0.1 ms of the 2448×2048 bench frame's gap (thread time)
     tips_px = np.asarray(tips_px, np.float64)
     into = np.asarray(into, np.float64)
+    far_px = np.asarray(far_px, np.float64)
+    h, w = gray.shape
+    if gray.dtype != np.uint8 or prof.dtype != np.uint8 or h < 2 or w < 2:
+        both, nb, usable, radius, cap = _end_profiles_by_remap(
+            gray, prof, stations=stations, t_px=t_px, present=present, left_px=left_px,
+            right_px=right_px, tips_px=tips_px, into=into, far_px=far_px)
+    else:
+        step, unit = gray.strides
+        if unit != 1 or step < w:
+            gray = np.ascontiguousarray(gray)
+            step = w
+        # the rows as one run of bytes, the padding between them included (a view; ravel
+        # where there is none: as_strided costs 3.5 us)
+        g = (gray.ravel() if step == w else
+             np.lib.stride_tricks.as_strided(gray, shape=((h - 1) * step + w,), strides=(1,)))
+        both, b0, nb, usable, radius, cap = _end_profiles(
+            g, w, h, step, prof, np.asarray(present, bool), _FRAME_STATIONS, left_px, right_px,
+            tips_px, into, far_px, stations.spacing_px, np.asarray(t_px, np.float64), _ROWS_PX,
+            stations.xy, stations.normal_xy, stations.arc_px, float(stations.length_px),
+            stations.closed)
+        if both.shape[1] > nb:
+            # the frame's block in numpy (a row copy each): 2 us, ~10 us in the kernel
+            both[:, :nb] = prof[:, b0:b0 + nb]
+    if both.shape[1] == nb:
+        # no end usable
+        return np.full(k, np.nan)
+    edges = find_edges(both, step_px=float(t_px[1] - t_px[0]), bright=bright, width_px=width_px,
+                       smooth_stations=smooth_stations, closed=False)
+    return _tip_arcs(edges.left_px[nb:], edges.right_px[nb:], usable, radius, cap, into,
+                     tips_px, _ROWS_PX, float(stations.length_px), stations.closed)
+
+
+def _end_profiles_by_remap(gray, prof, *, stations, t_px, present, left_px, right_px, tips_px,
+                           into, far_px):
+    """:func:`_end_profiles` with the maps and ``cv2.remap`` (frames that are not uint8 or
+    under 2 px a side)."""
     usable, radius, centre = _cap_rows(left_px, right_px, tips_px, into, stations.spacing_px,
                                        stations.closed)
-    out = np.full(k, np.nan)
-    if not usable.any():
-        return out
-    tips, into_u, far = tips_px[usable], into[usable], far_px[usable]
-    radius, centre = radius[usable], centre[usable]
-    # the cap's centre, and the samples' arc lengths: mirrored about it, and held at the gap's
-    # middle beyond it
-    cap = tips - into_u * radius
-    reach = radius + far
-    map_x, map_y = _end_maps(cap, into_u, reach, centre, np.asarray(t_px, np.float64), _ROWS_PX,
-                             stations.xy, stations.normal_xy, stations.arc_px,
-                             float(stations.length_px), stations.closed)
-    ends = cv2.remap(gray, map_x, map_y, interpolation=cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    cap = tips_px - into * radius
     block = prof[:, _frame_block(np.asarray(present, bool), _FRAME_STATIONS)]
     nb = block.shape[1]
+    if not usable.any():
+        return block, nb, usable, radius, cap
+    # the cap's centre, and the samples' arc lengths: mirrored about it, and held at the gap's
+    # middle beyond it
+    reach = radius[usable] + far_px[usable]
+    map_x, map_y = _end_maps(cap[usable], into[usable], reach, centre[usable],
+                             np.asarray(t_px, np.float64), _ROWS_PX, stations.xy,
+                             stations.normal_xy, stations.arc_px, float(stations.length_px),
+                             stations.closed)
+    ends = cv2.remap(gray, map_x, map_y, interpolation=cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
     both = np.concatenate([block, ends.astype(block.dtype, copy=False)], axis=1)
-    step_px = float(t_px[1] - t_px[0])
-    edges = find_edges(both, step_px=step_px, bright=bright, width_px=width_px,
-                       smooth_stations=smooth_stations, closed=False)
-    out[usable] = _tip_arcs(edges.left_px[nb:], edges.right_px[nb:], radius, cap, into_u, tips,
-                            _ROWS_PX, float(stations.length_px), stations.closed)
-    return out
+    return both, nb, usable, radius, cap
