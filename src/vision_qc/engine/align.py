@@ -65,7 +65,7 @@ import numpy as np
 from ..geometry import Stations, build_stations, rigid_transform
 from ._jit import fma32, kernel
 from .edges import step_basis
-from .sampling import ProfileMaps
+from .sampling import ProfileMaps, remap_blend_pairs
 
 __all__ = [
     "ALIGN_AIM_MS",
@@ -543,7 +543,6 @@ def _strip_kernel(g, w, h, step, xy, tangent, normal, shifts, t, mat, diag, out)
     m_n = t.shape[0]
     n = s_n * m_n
     m0, m1, m2, m3, m4, m5 = mat[0], mat[1], mat[2], mat[3], mat[4], mat[5]
-    magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
     lo = np.float32(-2.0)
     x_hi = np.float32(w + 1)
     y_hi = np.float32(h + 1)
@@ -563,8 +562,6 @@ def _strip_kernel(g, w, h, step, xy, tangent, normal, shifts, t, mat, diag, out)
     q_top = np.empty(n, np.uint16)
     q_bot = np.empty(n, np.uint16)
     v = np.empty(n, np.float32)
-    inv256 = np.float32(1.0 / 256.0)
-    c256 = np.float32(256.0)
     for k in range(k_n):
         outside = 0
         nx = normal[k, 0]
@@ -625,15 +622,7 @@ def _strip_kernel(g, w, h, step, xy, tangent, normal, shifts, t, mat, diag, out)
                 q_top[b] = b00 | (b01 << np.uint16(8))
                 q_bot[b] = b10 | (b11 << np.uint16(8))
         for b in range(n):
-            qt = np.float32(q_top[b])
-            qb = np.float32(q_bot[b])
-            p01 = np.floor(qt * inv256)
-            p11 = np.floor(qb * inv256)
-            p00 = qt - p01 * c256
-            p10 = qb - p11 * c256
-            v0 = fma32(wx[b], p01 - p00, p00)
-            v1 = fma32(wx[b], p11 - p10, p10)
-            v[b] = (fma32(wy[b], v1 - v0, v0) + magic) - magic
+            v[b] = remap_blend_pairs(q_top[b], q_bot[b], wx[b], wy[b])
         out_k = out[k]
         if s_n == 1:
             for j in range(m_n):

@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from ..geometry import _on_path
-from ._jit import fma32, inlined, kernel
+from ._jit import inlined, kernel
 from .edges import _median_sorted, find_edges
+from .sampling import remap_blend
 
 __all__ = ["gap_end_tips"]
 
@@ -153,14 +154,8 @@ def _bilinear(g, w, h, step, x, y):
     wy = y - fy
     a = np.int64(fy) * step + np.int64(fx)
     b = a + (step if fy < np.float32(h - 1) else 0)
-    p00 = np.float32(g[a])
-    p01 = np.float32(g[a + 1])
-    p10 = np.float32(g[b])
-    p11 = np.float32(g[b + 1])
-    v0 = fma32(wx, p01 - p00, p00)
-    v1 = fma32(wx, p11 - p10, p10)
-    magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
-    v = (fma32(wy, v1 - v0, v0) + magic) - magic
+    v = remap_blend(np.float32(g[a]), np.float32(g[a + 1]), np.float32(g[b]),
+                    np.float32(g[b + 1]), wx, wy)
     return np.uint8(np.int32(v))
 
 

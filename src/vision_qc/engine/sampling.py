@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..geometry import Stations
-from ._jit import fma32, kernel
+from ._jit import fma32, inlined, kernel
 
 __all__ = ["ProfileMaps", "ProfileSampler", "build_maps", "build_sampler", "profiles_by_station",
            "sample_profiles", "sample_stations"]
@@ -129,6 +129,34 @@ def build_sampler(stations: Stations, *, half_width_px: float,
                           nx=np.ascontiguousarray(nrm[:, 0]), ny=np.ascontiguousarray(nrm[:, 1]))
 
 
+@inlined
+def remap_blend(p00, p01, p10, p11, ax, ay):
+    """``cv2.remap``'s INTER_LINEAR value (OpenCV 5, warp_kernels.simd.hpp) from the four
+    neighbours (float32 grey levels, ``p01`` right of ``p00``, ``p10`` below it) and the
+    weights ``ax``, ``ay`` (float32): ``fma(ay, v1 - v0, v0)`` of the rows' ``fma(ax, p01 -
+    p00, p00)``, rounded half to even, as float32. The one definition of the blend for every
+    sampler that must give remap's bytes (here, alignment's strips, the gap ends)."""
+    v0 = fma32(ax, p01 - p00, p00)
+    v1 = fma32(ax, p11 - p10, p10)
+    magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
+    return (fma32(ay, v1 - v0, v0) + magic) - magic
+
+
+@inlined
+def remap_blend_pairs(q_top, q_bot, ax, ay):
+    """:func:`remap_blend` of two rows' neighbours each read as one 16-bit load (the left
+    pixel in the low byte). The pairs are split in float32 (exact: integers below 2**16), not
+    by & and >>, which Numba widens to int64, half the lanes per vector (sample_stations 1.22
+    -> 1.05 ms)."""
+    qt = np.float32(q_top)
+    qb = np.float32(q_bot)
+    inv256 = np.float32(1.0 / 256.0)
+    c256 = np.float32(256.0)
+    p01 = np.floor(qt * inv256)
+    p11 = np.floor(qb * inv256)
+    return remap_blend(qt - p01 * c256, p01, qb - p11 * c256, p11, ax, ay)
+
+
 _POSE_NONE, _POSE_FULL, _POSE_DIAG = 0, 1, 2
 # Stations per block. Warm, 64 to 256 cost the same (1.13-1.18 ms); in the pipeline, where
 # the edge finder has evicted the output's lines, 256 is 0.25 ms faster than 64 (1.45-1.54
@@ -177,9 +205,6 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
     x_hi = np.float32(w - 1)
     x_top = np.float32(w - 2)
     y_hi = np.float32(h - 1)
-    magic = np.float32(12582912.0)     # 1.5 * 2**23: adding and subtracting it rounds to even
-    inv256 = np.float32(1.0 / 256.0)
-    c256 = np.float32(256.0)
     m0, m1, m2, m3, m4, m5 = mat[0], mat[1], mat[2], mat[3], mat[4], mat[5]
     row = np.int32(step)
     one = np.uint64(1)
@@ -231,18 +256,7 @@ def _sample_kernel(g, w, h, step, x_px, y_px, nx, ny, t, mat, pose, out):
                 q_bot[b] = np.uint16(g[a]) | (np.uint16(g[a + one]) << np.uint16(8))
             out_k = out[k, i0:i0 + nb]
             for b in range(nb):
-                # the pair's two pixels split in float32 (exact: integers below 2**16), not
-                # by & and >>, which Numba widens to int64 (half the lanes per vector):
-                # sample_stations 1.22 -> 1.05 ms
-                qt = np.float32(q_top[b])
-                qb = np.float32(q_bot[b])
-                p01 = np.floor(qt * inv256)
-                p11 = np.floor(qb * inv256)
-                p00 = qt - p01 * c256
-                p10 = qb - p11 * c256
-                v0 = fma32(wx[b], p01 - p00, p00)
-                v1 = fma32(wx[b], p11 - p10, p10)
-                v = (fma32(wy[b], v1 - v0, v0) + magic) - magic
+                v = remap_blend_pairs(q_top[b], q_bot[b], wx[b], wy[b])
                 out_k[b] = np.uint8(np.int32(v))
 
 
