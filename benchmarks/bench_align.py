@@ -105,7 +105,7 @@ def test_bead_step_fit(benchmark, posed_scene):
     """The bead track's final step: both edges of every fine profile fitted as blurred steps
     (the blur chosen, then the coarse and fine candidate searches), on the fine profiles at
     the found pose."""
-    from vision_qc.engine.align import _sample, _step_centres
+    from vision_qc.engine.align import _sample_moved, _step_centres
 
     _, sc = posed_scene
     r = sc.recipe
@@ -113,7 +113,7 @@ def test_bead_step_fit(benchmark, posed_scene):
     al = Aligner(st, size_wh=r.image_size_wh, bright=r.polarity == "bright",
                  width_px=r.width_mm / r.mm_per_px)
     fi = al.fine
-    prof = _sample(sc.image, fi.tpl, al.estimate(sc.image).matrix)
+    prof = _sample_moved(sc.image, fi.st, fi.t_px, fi.strip_px, al.estimate(sc.image).matrix)
     keep = np.ones(len(prof), bool)
     centres, _ = benchmark(_step_centres, prof, fi.sign, *fi.step, keep)
     assert np.count_nonzero(np.isfinite(centres)) >= 0.85 * len(prof)

@@ -517,14 +517,21 @@ def kernel_cases(base_specs):
 
 
 def test_ridge_offsets_equal_the_numpy_reference(kernel_cases):
-    from vision_qc.engine.align import _COARSE_STEP_PX, _ridge_boxes, _ridge_offsets, _sample
+    from vision_qc.engine.align import (
+        _COARSE_STEP_PX,
+        _ridge_boxes,
+        _ridge_offsets,
+        _sample,
+        _sample_moved,
+    )
 
     for al, frame, m in kernel_cases:
         co = al.coarse
-        for tpl, t_px, boxes, step, at in [
-                (co.tpl_coarse, co.t_coarse, co.boxes_coarse, _COARSE_STEP_PX, None),
-                (co.tpl_medium, co.t_medium, co.boxes_medium, 1.0, m)]:
-            prof = _sample(frame, tpl, at)
+        for prof, t_px, boxes, step in [
+                (_sample(frame, co.tpl_coarse, None), co.t_coarse, co.boxes_coarse,
+                 _COARSE_STEP_PX),
+                (_sample_moved(frame, co.st, co.t_medium, 0.0, m), co.t_medium, co.boxes_medium,
+                 1.0)]:
             ref = _ref_ridge_offsets(prof, co.sign, co.width_px / step, t_px)
             np.testing.assert_array_equal(_ridge_offsets(prof, co.sign, *boxes, t_px), ref)
     # empty and too short for the boxes: nothing found
@@ -543,8 +550,8 @@ def test_moved_strips_are_the_bytes_of_the_remap(kernel_cases):
 
     for al, frame, m in kernel_cases:
         co, fi = al.coarse, al.fine
-        for st, t, strip, tpl in [(co.st, co.t_medium, 0.0, co.tpl_medium),
-                                  (fi.st, fi.t_px, fi.strip_px, fi.tpl)]:
+        for st, t, strip in [(co.st, co.t_medium, 0.0), (fi.st, fi.t_px, fi.strip_px)]:
+            tpl = _strip_templates(st.xy, st.tangent_xy, st.normal_xy, t, strip)
             np.testing.assert_array_equal(_sample_moved(frame, st, t, strip, m),
                                           ref := _sample(frame, tpl, m))
             assert _sample_moved(frame, st, t, strip, m).dtype == ref.dtype
@@ -577,11 +584,12 @@ def test_moved_strips_are_the_bytes_of_the_remap(kernel_cases):
 
 def _fine_profiles(kernel_cases, kind):
     """(fine stage, its profiles) of the kernel cases whose fine stage is ``kind``."""
-    from vision_qc.engine.align import _sample
+    from vision_qc.engine.align import _sample_moved
 
     for al, frame, m in kernel_cases:
-        if al.fine.kind == kind:
-            yield al.fine, _sample(frame, al.fine.tpl, m)
+        fi = al.fine
+        if fi.kind == kind:
+            yield fi, _sample_moved(frame, fi.st, fi.t_px, fi.strip_px, m)
 
 
 def test_bead_centres_equal_the_numpy_reference(kernel_cases):
@@ -632,13 +640,13 @@ def test_edge_offsets_equal_the_numpy_reference(kernel_cases):
     """Equal to float32 rounding (the kernel's logarithm is not numpy's)."""
     import cv2
 
-    from vision_qc.engine.align import _edge_offsets, _sample
+    from vision_qc.engine.align import _edge_offsets, _sample_moved
 
     for al, frame, m in kernel_cases:
         fi = al.fine
         if fi.kind != "edge":
             continue
-        prof = _sample(frame, fi.tpl, m)
+        prof = _sample_moved(frame, fi.st, fi.t_px, fi.strip_px, m)
         p = cv2.GaussianBlur(prof * fi.sign, (5, 1), 1.0, borderType=cv2.BORDER_REPLICATE)
         step = float(fi.t_px[1] - fi.t_px[0])
         ref = _ref_edge_offsets(p, step)

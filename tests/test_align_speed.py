@@ -13,7 +13,7 @@ from vision_qc.engine.align import (
     _STEP_FINE,
     _STEP_SIGMA_EVERY,
     Aligner,
-    _sample,
+    _sample_moved,
     _step_centres,
     _step_rss,
     _upper_median,
@@ -37,7 +37,8 @@ def fine_case(request):
     al = Aligner(st, size_wh=r.image_size_wh, bright=r.polarity == "bright",
                  width_px=r.width_mm / r.mm_per_px)
     m = pose_matrix(*POSE, center_xy=(SIZE[0] / 2, SIZE[1] / 2))
-    return al.fine, _sample(sc.image, al.fine.tpl, m)
+    fi = al.fine
+    return fi, _sample_moved(sc.image, fi.st, fi.t_px, fi.strip_px, m)
 
 
 def _windows(prof, sign):

@@ -1,6 +1,6 @@
 """The inspector: built once from a recipe, then called per frame.
 
-``Inspector(recipe)`` builds the stations, their normals and the sampling maps. ``inspect``
+``Inspector(recipe)`` builds the stations, their normals and their samples' offsets. ``inspect``
 runs the stages: convert → [align] → sample (one compiled pass from the stations: the bytes of
 one remap of the maps, profiles (M, N)) → edges (sub-pixel) → measure (width, offset,
 presence, smoothed along the path) → judge (defect segments, verdict). Every stage is a few
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -488,7 +489,7 @@ class Inspector:
                                                  interpolation=recipe.interpolation)
         k = 1.0 / recipe.mm_per_px
         self.search_px = recipe.search_mm * k
-        self.maps: ProfileMaps = build_maps(self.stations, half_width_px=self.search_px, step_px=step_px)
+        self.step_px = float(step_px)
         self.sampler: ProfileSampler = build_sampler(self.stations, half_width_px=self.search_px,
                                                      step_px=step_px)
         # align: true locates the part in every frame; the stations are sampled moved by its pose
@@ -508,6 +509,13 @@ class Inspector:
             self.warnings = ("the search band reaches outside the image near some stations",)
         else:
             self.warnings = ()
+
+    @cached_property
+    def maps(self) -> ProfileMaps:
+        """The ``cv2.remap`` maps of the stations' profiles (6 MB at 2448×2048, built when first
+        asked for): the inspection samples without them (:attr:`sampler`, the same bytes);
+        they serve ``sample_profiles`` callers such as the benchmarks' remap comparison."""
+        return build_maps(self.stations, half_width_px=self.search_px, step_px=self.step_px)
 
     def __len__(self) -> int:
         return len(self.stations)
@@ -564,7 +572,7 @@ class Inspector:
         t2 = time.perf_counter()
         n = len(self.stations)
         judged = np.ones(n, bool) if upto_mm is None else self.arc_mm <= upto_mm
-        edges = find_edges(prof, step_px=self.maps.step_px, bright=r.polarity == "bright",
+        edges = find_edges(prof, step_px=self.sampler.step_px, bright=r.polarity == "bright",
                            width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
                            closed=r.closed, max_smooth_stations=self._noisy_smooth,
                            typical_of=None if upto_mm is None else judged)
@@ -587,7 +595,7 @@ class Inspector:
                         width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
                         min_defect_mm=r.min_defect_mm)
         defects = _measured_gap_ends(defects, gray, prof, stations=stations,
-                                     t_px=self.maps.t_px, edges=edges, present=present,
+                                     t_px=self.sampler.t_px, edges=edges, present=present,
                                      bright=r.polarity == "bright", width_px=r.width_mm / mm,
                                      mm_per_px=mm, min_defect_mm=r.min_defect_mm)
         if upto_mm is not None:

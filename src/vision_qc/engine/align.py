@@ -1232,7 +1232,6 @@ class _Coarse:
     t_coarse: np.ndarray      # (Mc,) offsets of the coarse profiles, px
     t_medium: np.ndarray      # (Mm,)
     tpl_coarse: tuple         # fixed-point maps (K, Mc) of the coarse sample positions
-    tpl_medium: np.ndarray    # (K, 1, Mm, 2)
     boxes_coarse: tuple       # the ridge response's boxes (_ridge_boxes), coarse samples
     boxes_medium: tuple       # ... medium samples
     r_scale: float            # the fits' turn unit (_r_scale) for the medium subset, px
@@ -1251,11 +1250,10 @@ class _Fine:
     width_px: float
     st: Stations
     t_px: np.ndarray          # (Mf,)
-    tpl: np.ndarray           # (K, 3, Mf, 2) float32
     r_scale: float            # the fits' turn unit (_r_scale), px
     k0: int                   # bead: the first sample searched for a rise (_bead_centres)
     step: tuple = ()          # bead: the step model's tables (_step_tables)
-    strip_px: float = _STRIP_PX  # the strips' spacing along the tangent (tpl's), px
+    strip_px: float = _STRIP_PX  # the strips' spacing along the tangent, px
 
 
 def _take(st: Stations, idx: np.ndarray) -> Stations:
@@ -1358,11 +1356,10 @@ class Aligner:
         tc = _strip_templates(few.xy, few.tangent_xy, few.normal_xy, t_coarse, 0.0)
         # never moved: fixed-point maps (1/32 px, plenty at these steps), built once
         tc = cv2.convertMaps(tc.reshape(len(few), len(t_coarse), 2), None, cv2.CV_16SC2)
-        tm = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t_medium, 0.0)
         triples, tri_inv = self._triples(few)
         r_coarse = self._r_scale(few)
         return _Coarse(sign=sign, width_px=width_px, st=sub, st_coarse=few, t_coarse=t_coarse,
-                       t_medium=t_medium, tpl_coarse=tc, tpl_medium=tm,
+                       t_medium=t_medium, tpl_coarse=tc,
                        boxes_coarse=_ridge_boxes(width_px / _COARSE_STEP_PX),
                        boxes_medium=_ridge_boxes(width_px / 1.0), r_scale=self._r_scale(sub),
                        r_scale_coarse=r_coarse,
@@ -1375,8 +1372,7 @@ class Aligner:
         """The reference edge's fine profiles: ``±half_px`` round it at 0.5 px steps."""
         sub = _take(st, _subset(st, N_FINE))
         t = _offsets(half_px, 0.5)
-        tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _STRIP_PX)
-        return _Fine(kind="edge", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
+        return _Fine(kind="edge", sign=sign, width_px=width_px, st=sub, t_px=t,
                      r_scale=self._r_scale(sub), k0=0)
 
     def _build_fine_bead(self, st: Stations, sign: float, width_px: float) -> _Fine:
@@ -1386,8 +1382,7 @@ class Aligner:
         m = int(np.ceil((_edge_reach(width_px) + 0.5) / 0.5))
         win = np.arange(-m - round(_EDGE_OUT_PX / 0.5), m + 1) * 0.5   # outside → inside
         t = np.concatenate([-0.5 * width_px + win, 0.5 * width_px - win[::-1]])
-        tpl = _strip_templates(sub.xy, sub.tangent_xy, sub.normal_xy, t, _BEAD_STRIP_PX)
-        return _Fine(kind="bead", sign=sign, width_px=width_px, st=sub, t_px=t, tpl=tpl,
+        return _Fine(kind="bead", sign=sign, width_px=width_px, st=sub, t_px=t,
                      r_scale=self._r_scale(sub), k0=round(_EDGE_OUT_PX / 0.5) - 2,
                      step=_step_tables(win - win[0], -win[0]), strip_px=_BEAD_STRIP_PX)
 
