@@ -823,6 +823,68 @@ def test_noise_aware_stations_equals_the_median_every_time(seed):
         _noise_aware_stations_reference(c, 2.0, 3, 15, 1000) != (3, 1.0)
 
 
+@pytest.mark.parametrize("contrast,expected,shortfall", [
+    (20.0, 3, 1.0),               # half the ratio: 13 stations would make it up, no more
+    (40.0 * math.sqrt(3.0 / 15.0), 3, 1.0),  # exactly made up at the cap (15): no more
+    (10.0, 15, 4.0 / math.sqrt(5.0)),        # short even at the cap: the cap
+])
+def test_noise_aware_stations_at_cap(contrast, expected, shortfall):
+    """A dark bead (``at_cap``) is averaged only where even the cap leaves it short."""
+    c = np.full(1000, contrast, np.float32)
+    k, left = E._noise_aware_stations(c, 2.0, 3, 15, 1000, at_cap=True)
+    assert k == expected
+    assert left == pytest.approx(shortfall)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_noise_aware_stations_at_cap_equals_its_definition(seed):
+    # the early return at the cap's ratio gives what the full computation, held to a
+    # shortfall above 1, gives
+    rng = np.random.default_rng(seed)
+    for n in (4, 10, 101, 400):
+        for noise in (0.0, 1.0, 1.7, 3.0):
+            for centre in (4.0, 8.0, 8.9, 9.0, 12.0, 21.0):
+                c = (rng.normal(centre, 1.0, n) * max(noise, 1.0)).astype(np.float32)
+                if seed == 1:
+                    c[rng.random(n) < 0.2] = rng.choice([np.nan, -np.inf, -5.0])
+                for max_k in (None, 3, 15):
+                    k, left = _noise_aware_stations_reference(c, noise, 3, max_k, n * 20)
+                    want = (k, left) if left > 1.0 else (3, 1.0)
+                    assert E._noise_aware_stations(c, noise, 3, max_k, n * 20,
+                                                   at_cap=True) == want
+
+
+def test_faint_dark_bead_is_averaged_and_read_half_way_down():
+    """A dark bead standing ~6× the noise of one sample out of its background: averaged over
+    the cap (15 stations) and its edges read where the profile is half way down, which on a
+    bare blurred step is the step (at the walk's 20 % they would lie 0.84 σ outside it on
+    each side: 1 px here); within 0.3 px a side, inwards, as the background is read on the
+    step's blurred tail, a little above its level. Its contrast, which decides presence, is
+    that of 3 stations: a gap 8 stations long keeps its low contrast (averaged over 15 it
+    would not). A dark bead ~11× the noise (made up by 13 stations) is measured as a clear
+    one."""
+    rng = np.random.default_rng(3)
+    n = 400
+    faint = analytic_bead(-6.0, 6.0, sigma=1.2, bg=50.0, height=8.0, bright=False)
+    clean = _rows(faint, n)
+    clean[:, 200:208] = 50.0
+    prof = clean + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
+    kw = {"step_px": STEP, "bright": False, "width_px": 12.0, "smooth_stations": 3,
+          "closed": True}
+    e = find_edges(prof, max_smooth_stations=15, **kw)
+    assert e.smooth_stations == 15
+    w = (e.right_px - e.left_px)[e.found]
+    assert -0.6 < np.median(w) - 12.0 < 0.2
+    typical = np.median(e.contrast[e.contrast > 0])
+    assert (e.contrast[202:206] < 0.4 * typical).all()
+    clearer = _rows(analytic_bead(-6.0, 6.0, sigma=1.2, bg=50.0, height=15.0, bright=False), n)
+    prof = clearer + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
+    a, b = find_edges(prof, **kw), find_edges(prof, max_smooth_stations=15, **kw)
+    assert b.smooth_stations == 3
+    np.testing.assert_array_equal(a.left_px, b.left_px)
+    np.testing.assert_array_equal(a.right_px, b.right_px)
+
+
 def test_walk_sizes_flatness_span():
     w = np.array([12.0], np.float32)
     assert E._walk_sizes(w, 1.0) == (2, 2 + int(np.ceil(0.3 * 12 + 6)) + 1)
