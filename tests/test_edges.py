@@ -647,6 +647,40 @@ def test_cumulative_sums_equal_numpy():
     np.testing.assert_array_equal(cse, ref[:, ::2])
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_smoothing_equals_opencv_and_cumulative_sums(seed):
+    # _smooth3_u8 must give cv2.sepFilter2D's floats bit for bit (its vector loop 32 columns a
+    # step, its scalar tail, a closed path's redone ends), and _cumsums' sums of every
+    # dec-th row: every width across a 32-column boundary, short paths, both polarities
+    rng = np.random.default_rng(seed)
+    widths = [1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 97, 7509] + list(rng.integers(6, 300, 12))
+    for n in widths:
+        for m in (16, 17, 41, 99):
+            if seed == 0:
+                prof = rng.integers(0, 256, (m, n), dtype=np.uint8)
+            else:
+                prof = np.clip(rng.normal(128, 20 * seed, (m, n)), 0, 255).astype(np.uint8)
+            for bright in (True, False):
+                for closed in (False, True):
+                    for dec in (1, 2):
+                        step = 0.5 if dec == 2 else 1.0
+                        k_along, k_across = E._smooth_taps(3, bright, step)
+                        want = E._smooth(prof, bright, 3, closed, step)
+                        want_c = np.ascontiguousarray(want[::dec])
+                        for sums in (False, True):
+                            copy = dec > 1 and not sums
+                            p, pc, cs, cse = E._smooth3_u8(prof, k_along[0, 0], k_across[1, 0],
+                                                           k_across[0, 0], closed, dec, 2, sums,
+                                                           copy)
+                            assert p.view(np.int32).tobytes() == want.view(np.int32).tobytes()
+                            if copy:
+                                np.testing.assert_array_equal(pc, want_c)
+                            if sums:
+                                ref_cs, ref_cse = E._cumsums(want_c, 2)
+                                np.testing.assert_array_equal(cs, ref_cs)
+                                np.testing.assert_array_equal(cse, ref_cse)
+
+
 def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():
     # every other station is located; each station's centre is one of its two located
     # neighbours'
