@@ -2025,12 +2025,15 @@ def _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep):
 
 def load_frame_dependent_kernels() -> None:
     """Call once, on tiny inputs of the hot path's types, the kernels that only some frames
-    reach (the shading shift's median along the path runs on noisy frames only), so that a
-    process warmed on one clean frame has every kernel loaded (the batch's forkserver)."""
+    reach (the shading shift's median along the path runs on noisy frames only; the
+    cumulative sums of profiles the smoothing did not sum, on dark beads and frames averaged
+    over more stations), so that a process warmed on one clean frame has every kernel loaded
+    (the batch's forkserver)."""
     values = np.zeros(16)
     valid = np.ones(16, bool)
     for every in (1, 2):
         _along_median(values, valid, 4, True, every)
+    _cumsums(np.zeros((4, 4), np.float32), 2)
 
 
 def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
