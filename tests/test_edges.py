@@ -533,6 +533,25 @@ def test_refine_equals_reference(seed):
             assert sigma == pytest.approx(ref_sigma, rel=1e-3)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shade_kernel_equals_shade_at_per_edge(seed):
+    # the kernel's three passes (places, reads, arithmetic; NumPy's error model) give
+    # _shade_at's floats at every edge: rows anywhere (both ends clamped), flat profiles (a
+    # zero step, whose quotient is discarded), any blur
+    rng = np.random.default_rng(seed)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 200).T)
+    p[:, :20] = 50.0                                   # flat: step_h 0
+    m, n = p.shape
+    rows = np.stack([rng.uniform(-5, m + 5, n), rng.uniform(-5, m + 5, n)])
+    rows[:, 20:40] = rng.integers(0, m, (2, 20))       # on a sample
+    sigma = rng.uniform(0.25, 4.0, (2, n)).astype(np.float32)
+    for step in (0.5, 1.0):
+        got = E._shade_kernel(p, rows, sigma, step)
+        for s, sign in ((0, 1), (1, -1)):
+            want = [E._shade_at(p, i, rows[s, i], sigma[s, i], sign, step) for i in range(n)]
+            np.testing.assert_array_equal(got[s], np.asarray(want))
+
+
 @pytest.mark.parametrize("edge", [-6.0, -5.75, -5.5, -5.3])
 def test_gradient_peak_at_1px_lies_between_the_samples(edge):
     """At 1 px the gradient is the difference of neighbouring samples, which lies half way

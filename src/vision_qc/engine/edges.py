@@ -216,7 +216,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ._jit import fma32, inlined, kernel
+from ._jit import fma32, ieee_kernel, inlined, kernel
 
 __all__ = ["Edges", "find_edges"]
 
@@ -1011,17 +1011,59 @@ def _walk_fit_kernel(p, pc, cdec, center, width, contrast, bg_l, bg_r, tol_px, f
     return rows, sigma, fit, ok, suspect, walk
 
 
-@kernel
+@ieee_kernel
 def _shade_kernel(p, rows, sigma, step_px):
-    """:func:`_shade_at` for both sides of every station, (2, N) → (2, N)."""
-    n = p.shape[1]
+    """:func:`_shade_at` for both sides of every station, (2, N) → (2, N), the same floats.
+
+    In three passes per side: the three places read (their rows and fractions), then the
+    reads (gathers from the profiles), then the shading arithmetic. The first and the last
+    vectorise across stations (four divisions an edge; NumPy's error model, see
+    :func:`._jit.ieee_kernel`: no divisor is zero but a step's, whose quotient is discarded);
+    the per-edge loop did not (in the pipeline on the 2448×2048 bench frame: 0.23 → 0.13 ms)."""
+    m, n = p.shape
     out = np.empty((2, n), np.float64)
-    # a loop per side: each reads a few neighbouring rows of the profiles from station to
-    # station (measured alone on the 2448×2048 bench frame's edges: 0.188 → 0.176 ms)
-    for i in range(n):
-        out[0, i] = _shade_at(p, i, rows[0, i], sigma[0, i], 1, step_px)
-    for i in range(n):
-        out[1, i] = _shade_at(p, i, rows[1, i], sigma[1, i], -1, step_px)
+    top = m - 1.000001
+    step = _F32(step_px)
+    at = np.empty((3, n), np.int64)
+    frac = np.empty((3, n), np.float32)
+    val = np.empty((3, n), np.float32)
+    for s in range(2):
+        sgn = _F32(1.0 - 2.0 * s)
+        k_in1 = _F32(2.0) * sgn
+        k_in2 = _F32(3.5) * sgn
+        k_out = _F32(3.0) * sgn
+        # the places: inner1, inner2 and outer, as _interp clamps and splits them
+        for i in range(n):
+            row = rows[s, i]
+            s_col = sigma[s, i] / step
+            pos = min(max(row + float(k_in1 * s_col), 0.0), top)
+            j = int(pos)
+            at[0, i] = j
+            frac[0, i] = _F32(pos - j)
+            pos = min(max(row + float(k_in2 * s_col), 0.0), top)
+            j = int(pos)
+            at[1, i] = j
+            frac[1, i] = _F32(pos - j)
+            pos = min(max(row - float(k_out * s_col), 0.0), top)
+            j = int(pos)
+            at[2, i] = j
+            frac[2, i] = _F32(pos - j)
+        for q in range(3):
+            for i in range(n):
+                j = at[q, i]
+                a = p[j, i]
+                val[q, i] = a + (p[j + 1, i] - a) * frac[q, i]
+        for i in range(n):
+            sg = sigma[s, i]
+            inner1 = val[0, i]
+            slope = (val[1, i] - inner1) / (_F32(1.5) * sg)
+            step_h = inner1 - slope * _F32(2.0) * sg - val[2, i]
+            # the division for every edge (inf or NaN by a zero step, discarded), then the
+            # select: a branch round it kept the loop from vectorising
+            shift = slope * (sg * sg) / step_h
+            shift = shift if step_h > _F32(1e-3) else _F32(0.0)
+            shift = min(max(shift, _F32(-0.5) * sg), _F32(1.5) * sg)
+            out[s, i] = rows[s, i] - float(sgn * shift / step)
     return out
 
 
