@@ -534,6 +534,28 @@ def test_refine_equals_reference(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_edges_equals_fit_at_per_edge(seed):
+    # the fits over all edges (the peaks, then every fit's logarithms and quotients and a
+    # select) give _fit_at's floats at every edge: rows anywhere (both ends), flat profiles
+    # (no fit: a zero curvature), noise, 0.5 and 1 px
+    rng = np.random.default_rng(seed)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 200).T)
+    p[:, :20] = 50.0
+    p[:, 20:40] += rng.normal(0, 3, (p.shape[0], 20)).astype(np.float32)
+    m, n = p.shape
+    for dec, step, h, reach in ((2, 0.5, 2, 2), (1, 1.0, 1, 1)):
+        rows = rng.uniform(-3, (m + 3) / dec, (2, n))
+        got = E._fit_edges(p, rows, dec, step, reach, h)
+        g = np.empty(2 * reach + 3, np.float32)
+        for s in range(2):
+            for i in range(n):
+                idx = min(max(int(np.rint(rows[s, i] * dec - 0.5 * (h % 2))), h // 2),
+                          m - 1 - (h - h // 2))
+                want = E._fit_at(p, i, idx, 1 - 2 * s, step, reach, g, h)
+                assert (got[0][s, i], got[1][s, i], got[2][s, i]) == want
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_shade_kernel_equals_shade_at_per_edge(seed):
     # the kernel's three passes (places, reads, arithmetic; NumPy's error model) give
     # _shade_at's floats at every edge: rows anywhere (both ends clamped), flat profiles (a
