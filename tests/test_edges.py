@@ -690,9 +690,12 @@ def test_cumulative_sums_equal_numpy():
 
 @pytest.mark.parametrize("seed", range(3))
 def test_fused_smoothing_equals_opencv_and_cumulative_sums(seed):
-    # _smooth3_u8 must give cv2.sepFilter2D's floats bit for bit (its vector loop 32 columns a
-    # step, its scalar tail, a closed path's redone ends), and _cumsums' sums of every
-    # dec-th row: every width across a 32-column boundary, short paths, both polarities
+    # _smooth3_u8 gives cv2.sepFilter2D's smoothing to float32 rounding, and _cumsums' sums of
+    # its every dec-th row exactly: every width across a 32-column boundary, short paths, both
+    # polarities. It follows OpenCV 5.0's AVX2 row filter's order of operations (its vector
+    # loop 32 columns a step, its scalar tail, a closed path's redone ends), so on such a CPU
+    # the floats are the same bits (ident.py); where OpenCV dispatches another path they may
+    # differ in the last bits, which this test must not fail on
     rng = np.random.default_rng(seed)
     widths = [1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 97, 7509] + list(rng.integers(6, 300, 12))
     for n in widths:
@@ -713,11 +716,14 @@ def test_fused_smoothing_equals_opencv_and_cumulative_sums(seed):
                             p, pc, cs, cse = E._smooth3_u8(prof, k_along[0, 0], k_across[1, 0],
                                                            k_across[0, 0], closed, dec, 2, sums,
                                                            copy)
-                            assert p.view(np.int32).tobytes() == want.view(np.int32).tobytes()
+                            # 8e-5: a few float32 ulps at 255
+                            np.testing.assert_allclose(p, want, rtol=0, atol=8e-5)
+                            own_c = np.ascontiguousarray(p[::dec])
                             if copy:
-                                np.testing.assert_array_equal(pc, want_c)
+                                np.testing.assert_array_equal(pc, own_c)
+                                np.testing.assert_allclose(pc, want_c, rtol=0, atol=8e-5)
                             if sums:
-                                ref_cs, ref_cse = E._cumsums(want_c, 2)
+                                ref_cs, ref_cse = E._cumsums(own_c, 2)
                                 np.testing.assert_array_equal(cs, ref_cs)
                                 np.testing.assert_array_equal(cse, ref_cse)
 
