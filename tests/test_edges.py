@@ -568,6 +568,47 @@ def test_refine_equals_reference(seed):
             assert sigma == pytest.approx(ref_sigma, rel=1e-3)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fit_edges_equals_fit_at_per_edge(seed):
+    # the fits over all edges (the peaks, then every fit's logarithms and quotients and a
+    # select) give _fit_at's floats at every edge: rows anywhere (both ends), flat profiles
+    # (no fit: a zero curvature), noise, 0.5 and 1 px
+    rng = np.random.default_rng(seed)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 200).T)
+    p[:, :20] = 50.0
+    p[:, 20:40] += rng.normal(0, 3, (p.shape[0], 20)).astype(np.float32)
+    m, n = p.shape
+    for dec, step, h, reach in ((2, 0.5, 2, 2), (1, 1.0, 1, 1)):
+        rows = rng.uniform(-3, (m + 3) / dec, (2, n))
+        got = E._fit_edges(p, rows, dec, step, reach, h)
+        g = np.empty(2 * reach + 3, np.float32)
+        for s in range(2):
+            for i in range(n):
+                idx = min(max(int(np.rint(rows[s, i] * dec - 0.5 * (h % 2))), h // 2),
+                          m - 1 - (h - h // 2))
+                want = E._fit_at(p, i, idx, 1 - 2 * s, step, reach, g, h)
+                assert (got[0][s, i], got[1][s, i], got[2][s, i]) == want
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shade_kernel_equals_shade_at_per_edge(seed):
+    # the kernel's three passes (places, reads, arithmetic; NumPy's error model) give
+    # _shade_at's floats at every edge: rows anywhere (both ends clamped), flat profiles (a
+    # zero step, whose quotient is discarded), any blur
+    rng = np.random.default_rng(seed)
+    p = np.ascontiguousarray(_random_bead_profiles(rng, 200).T)
+    p[:, :20] = 50.0                                   # flat: step_h 0
+    m, n = p.shape
+    rows = np.stack([rng.uniform(-5, m + 5, n), rng.uniform(-5, m + 5, n)])
+    rows[:, 20:40] = rng.integers(0, m, (2, 20))       # on a sample
+    sigma = rng.uniform(0.25, 4.0, (2, n)).astype(np.float32)
+    for step in (0.5, 1.0):
+        got = E._shade_kernel(p, rows, sigma, step)
+        for s, sign in ((0, 1), (1, -1)):
+            want = [E._shade_at(p, i, rows[s, i], sigma[s, i], sign, step) for i in range(n)]
+            np.testing.assert_array_equal(got[s], np.asarray(want))
+
+
 @pytest.mark.parametrize("edge", [-6.0, -5.75, -5.5, -5.3])
 def test_gradient_peak_at_1px_lies_between_the_samples(edge):
     """At 1 px the gradient is the difference of neighbouring samples, which lies half way
@@ -680,6 +721,46 @@ def test_cumulative_sums_equal_numpy():
     ref = np.vstack([np.zeros((1, 11)), np.cumsum(p.astype(np.float64), axis=0)]).astype(np.float32)
     np.testing.assert_array_equal(cs, ref)
     np.testing.assert_array_equal(cse, ref[:, ::2])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_smoothing_equals_opencv_and_cumulative_sums(seed):
+    # _smooth3_u8 gives cv2.sepFilter2D's smoothing to float32 rounding, and _cumsums' sums of
+    # its every dec-th row exactly: every width across a 32-column boundary, short paths, both
+    # polarities. It follows OpenCV 5.0's AVX2 row filter's order of operations (its vector
+    # loop 32 columns a step, its scalar tail, a closed path's redone ends), so on such a CPU
+    # the floats are the same bits (ident.py); where OpenCV dispatches another path they may
+    # differ in the last bits, which this test must not fail on
+    rng = np.random.default_rng(seed)
+    widths = [1, 2, 3, 4, 5, 31, 32, 33, 63, 64, 65, 97, 7509] + list(rng.integers(6, 300, 12))
+    for n in widths:
+        for m in (16, 17, 41, 99):
+            if seed == 0:
+                prof = rng.integers(0, 256, (m, n), dtype=np.uint8)
+            else:
+                prof = np.clip(rng.normal(128, 20 * seed, (m, n)), 0, 255).astype(np.uint8)
+            for bright in (True, False):
+                for closed in (False, True):
+                    for dec in (1, 2):
+                        step = 0.5 if dec == 2 else 1.0
+                        k_along, k_across = E._smooth_taps(3, bright, step)
+                        want = E._smooth(prof, bright, 3, closed, step)
+                        want_c = np.ascontiguousarray(want[::dec])
+                        for sums in (False, True):
+                            copy = dec > 1 and not sums
+                            p, pc, cs, cse = E._smooth3_u8(prof, k_along[0, 0], k_across[1, 0],
+                                                           k_across[0, 0], closed, dec, 2, sums,
+                                                           copy)
+                            # 8e-5: a few float32 ulps at 255
+                            np.testing.assert_allclose(p, want, rtol=0, atol=8e-5)
+                            own_c = np.ascontiguousarray(p[::dec])
+                            if copy:
+                                np.testing.assert_array_equal(pc, own_c)
+                                np.testing.assert_allclose(pc, want_c, rtol=0, atol=8e-5)
+                            if sums:
+                                ref_cs, ref_cse = E._cumsums(own_c, 2)
+                                np.testing.assert_array_equal(cs, ref_cs)
+                                np.testing.assert_array_equal(cse, ref_cse)
 
 
 def test_decimated_locator_takes_a_neighbours_centre_on_its_own_profile():

@@ -19,12 +19,21 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["kernel", "inlined", "finite", "fma32", "fma64"]
+__all__ = ["kernel", "ieee_kernel", "inlined", "finite", "fma32", "fma64"]
 
 
 def kernel(fn):
     """Compile ``fn`` with Numba in nopython mode (cached, GIL released)."""
     return numba.njit(cache=True, nogil=True)(fn)
+
+
+def ieee_kernel(fn):
+    """``@kernel`` whose float division by zero gives IEEE's inf or NaN (NumPy's error model)
+    instead of raising ZeroDivisionError: Python's check is a branch round every division
+    by a value that may be zero, and a loop with one does not vectorise. Only for kernels
+    whose divisors are never zero, or whose quotient by zero is discarded: the floats are
+    then the same."""
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
 
 
 def inlined(fn):
