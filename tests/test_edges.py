@@ -23,10 +23,11 @@ _erf = np.vectorize(math.erf)
 
 
 @numba.njit
-def _response_at(cs, i, center, w, flank, margin):
+def _response_at(cs, i, center, w, flank, margin, halves=False):
     """The locator's response and its two flank means at station ``i`` for a given centre
     row and bead width (rows, float32), the boxes clipped into the profile: the plain
-    definition, which the locator's pick (reading the rows from _box_rows) must equal."""
+    definition, which the locator's pick (reading the rows from _box_rows) must equal.
+    ``halves``: the inner part is the lower of the inner box's two halves."""
     m1 = cs.shape[0]
     h = max(int(np.rint(np.float32(0.35) * w)), 1)
     o = int(np.rint(np.float32(0.5) * w)) + margin
@@ -45,7 +46,8 @@ def _response_at(cs, i, center, w, flank, margin):
 
     left = box(-o - flank, flank)
     right = box(o + 1, flank)
-    return box(-h, 2 * h + 1) - max(left, right), left, right
+    inner = min(box(-h, h + 1), box(0, h + 1)) if halves else box(-h, 2 * h + 1)
+    return inner - max(left, right), left, right
 
 
 def _phi_cdf(z):
@@ -334,8 +336,9 @@ def test_no_bead_not_found():
 # slow, obvious references, one row at a time
 
 
-def ref_locate(p, width_px, step_px):
-    """Per row and scale and position: inner box mean minus the brighter flank."""
+def ref_locate(p, width_px, step_px, halves=False):
+    """Per row and scale and position: inner box mean minus the brighter flank (``halves``:
+    at scales wider than nominal, the lower of the inner box's halves' means)."""
     n, m = p.shape
     flank = max(int(round(2.0 / step_px)), 1)
     margin = max(int(round(1.5 / step_px)), 1)
@@ -350,6 +353,8 @@ def ref_locate(p, width_px, step_px):
             cand = []
             for j in range(o + flank, m - o - flank):
                 inner = row[j - h:j + h + 1].mean()
+                if halves and scale > 1.0:
+                    inner = min(row[j - h:j + 1].mean(), row[j:j + h + 1].mean())
                 left = row[j - o - flank:j - o].mean()
                 right = row[j + o + 1:j + o + flank + 1].mean()
                 cand.append((inner - max(left, right), j, left, right))
@@ -436,6 +441,36 @@ def _random_bead_profiles(rng, n):
                           bright=bool(rng.integers(2)))
         rows.append(p + rng.normal(0, 2, M).astype(np.float32))
     return np.array(rows, np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_locate_by_halves_equals_reference(seed):
+    rng = np.random.default_rng(seed)
+    p = _random_bead_profiles(rng, 40)
+    center, contrast, bg_l, bg_r, w_cols = E._locate(p.T, 12.0, STEP, halves=True)
+    for r, (j, best, bl, br, w) in enumerate(ref_locate(p, 12.0, STEP, halves=True)):
+        assert center[r] == j
+        assert contrast[r] == pytest.approx(best, abs=1e-3)
+        assert (bg_l[r], bg_r[r], w_cols[r]) == pytest.approx((bl, br, w), abs=1e-3)
+
+
+def test_locate_by_halves_keeps_the_bead_from_the_frit_beside_it():
+    """A faint dark bead (once flipped: 10 over the frit) with a terrace of frit lifted 5 by a
+    glare ramp between it and the glass edge, where the profile falls far (to the fixture):
+    the widest box takes bead and terrace for one bead (its far flank beyond the edge), 3 px
+    off; with the lower of its halves, the bead's own box wins. (Only a terrace between
+    about 0.5 and 0.6 of the bead's height is told apart so: higher, its half stands out as
+    far.) A wide bead keeps its wide box."""
+    flipped = np.where(T < -18.0, -60.0, np.where(T < -6.0, -35.0, np.where(T <= 6.0, -30.0,
+                                                                             -40.0)))
+    p = _rows(np.asarray(flipped, np.float32), 3)
+    c0, _, _, _, w0 = E._locate(p, 12.0, STEP)
+    c1, _, _, _, w1 = E._locate(p, 12.0, STEP, halves=True)
+    assert w0[0] > 1.25 * 12.0 / STEP
+    assert w1[0] == pytest.approx(12.0 / STEP)
+    assert abs(c1[0] - (M - 1) / 2) <= 2.0 / STEP
+    wide = _rows(analytic_bead(-9.0, 9.0, sigma=1.0, bg=-40.0, height=10.0), 3)
+    assert E._locate(wide, 12.0, STEP, halves=True)[4][0] > 1.25 * 12.0 / STEP
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -775,7 +810,7 @@ def test_decimated_locator_holds_a_wider_box_to_the_same_margin():
     assert close >= 2          # stations where the plain comparison would take the wider box
 
 
-def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider):
+def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider, halves=False):
     # both neighbours' boxes evaluated at every station
     n, k = cs.shape[1], len(c_s)
     out = [np.empty(n, np.int64)] + [np.empty(n, np.float32) for _ in range(4)]
@@ -784,8 +819,8 @@ def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider):
         b = a + 1
         if b >= k:
             b = 0 if n % every == 0 else a
-        ra, la, rra = _response_at(cs, i, c_s[a], w_s[a], flank, margin)
-        rb, lb, rrb = _response_at(cs, i, c_s[b], w_s[b], flank, margin)
+        ra, la, rra = _response_at(cs, i, c_s[a], w_s[a], flank, margin, halves and w_s[a] > wide)
+        rb, lb, rrb = _response_at(cs, i, c_s[b], w_s[b], flank, margin, halves and w_s[b] > wide)
         wa, wb = w_s[a] > wide, w_s[b] > wide
         if wa == wb:
             better = rb > ra
@@ -800,8 +835,9 @@ def _pick_reference(cs, c_s, w_s, every, flank, margin, wide, wider):
     return out
 
 
+@pytest.mark.parametrize("halves", [False, True])
 @pytest.mark.parametrize("seed", range(3))
-def test_pick_equals_reference_with_repeated_neighbours(seed):
+def test_pick_equals_reference_with_repeated_neighbours(seed, halves):
     # neighbours that found the same box (the usual case) and ones that did not
     rng = np.random.default_rng(seed)
     p = np.ascontiguousarray(_random_bead_profiles(rng, 40).T)
@@ -813,8 +849,10 @@ def test_pick_equals_reference_with_repeated_neighbours(seed):
         w_s = rng.choice(np.array([12.0, 24.0, 30.0], np.float32) / STEP, k)
         w_s[rng.random(k) < 0.5] = 24.0
         csp = E._cumsums(pc, 1)[0]
-        got = E._pick_kernel(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN)
-        want = _pick_reference(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN)
+        got = E._pick_kernel(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN,
+                             halves)
+        want = _pick_reference(csp, c_s, w_s, every, flank, margin, 1.25 * 24.0, E._WIDER_MARGIN,
+                               halves)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
 
@@ -902,6 +940,68 @@ def test_noise_aware_stations_equals_the_median_every_time(seed):
     c = np.array([39.0, 39.5, 40.0, 41.0], np.float32)
     assert E._noise_aware_stations(c, 2.0, 3, 15, 1000) == \
         _noise_aware_stations_reference(c, 2.0, 3, 15, 1000) != (3, 1.0)
+
+
+@pytest.mark.parametrize("contrast,expected,shortfall", [
+    (20.0, 3, 1.0),               # half the ratio: 13 stations would make it up, no more
+    (40.0 * math.sqrt(3.0 / 15.0), 3, 1.0),  # exactly made up at the cap (15): no more
+    (10.0, 15, 4.0 / math.sqrt(5.0)),        # short even at the cap: the cap
+])
+def test_noise_aware_stations_at_cap(contrast, expected, shortfall):
+    """A dark bead (``at_cap``) is averaged only where even the cap leaves it short."""
+    c = np.full(1000, contrast, np.float32)
+    k, left = E._noise_aware_stations(c, 2.0, 3, 15, 1000, at_cap=True)
+    assert k == expected
+    assert left == pytest.approx(shortfall)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_noise_aware_stations_at_cap_equals_its_definition(seed):
+    # the early return at the cap's ratio gives what the full computation, held to a
+    # shortfall above 1, gives
+    rng = np.random.default_rng(seed)
+    for n in (4, 10, 101, 400):
+        for noise in (0.0, 1.0, 1.7, 3.0):
+            for centre in (4.0, 8.0, 8.9, 9.0, 12.0, 21.0):
+                c = (rng.normal(centre, 1.0, n) * max(noise, 1.0)).astype(np.float32)
+                if seed == 1:
+                    c[rng.random(n) < 0.2] = rng.choice([np.nan, -np.inf, -5.0])
+                for max_k in (None, 3, 15):
+                    k, left = _noise_aware_stations_reference(c, noise, 3, max_k, n * 20)
+                    want = (k, left) if left > 1.0 else (3, 1.0)
+                    assert E._noise_aware_stations(c, noise, 3, max_k, n * 20,
+                                                   at_cap=True) == want
+
+
+def test_faint_dark_bead_is_averaged_and_read_half_way_down():
+    """A dark bead standing ~6× the noise of one sample out of its background: averaged over
+    the cap (15 stations) and its edges read where the profile is half way down, which on a
+    bare blurred step is the step (at the walk's 20 % they would lie 0.84 σ outside it on
+    each side: 1 px here); within 0.3 px a side, inwards, as the background is read on the
+    step's blurred tail, a little above its level. Its contrast, which decides presence, is
+    that of 3 stations: a gap 8 stations long keeps its low contrast (averaged over 15 it
+    would not). A dark bead ~11× the noise (made up by 13 stations) is measured as a clear
+    one."""
+    rng = np.random.default_rng(3)
+    n = 400
+    faint = analytic_bead(-6.0, 6.0, sigma=1.2, bg=50.0, height=8.0, bright=False)
+    clean = _rows(faint, n)
+    clean[:, 200:208] = 50.0
+    prof = clean + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
+    kw = {"step_px": STEP, "bright": False, "width_px": 12.0, "smooth_stations": 3,
+          "closed": True}
+    e = find_edges(prof, max_smooth_stations=15, **kw)
+    assert e.smooth_stations == 15
+    w = (e.right_px - e.left_px)[e.found]
+    assert -0.6 < np.median(w) - 12.0 < 0.2
+    typical = np.median(e.contrast[e.contrast > 0])
+    assert (e.contrast[202:206] < 0.4 * typical).all()
+    clearer = _rows(analytic_bead(-6.0, 6.0, sigma=1.2, bg=50.0, height=15.0, bright=False), n)
+    prof = clearer + rng.normal(0.0, 2.0, (M, n)).astype(np.float32)
+    a, b = find_edges(prof, **kw), find_edges(prof, max_smooth_stations=15, **kw)
+    assert b.smooth_stations == 3
+    np.testing.assert_array_equal(a.left_px, b.left_px)
+    np.testing.assert_array_equal(a.right_px, b.right_px)
 
 
 def test_walk_sizes_flatness_span():

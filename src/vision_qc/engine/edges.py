@@ -199,12 +199,50 @@ when the caller allows it (``max_smooth_stations``):
   calls). The walk's level is biased by the flank's shape: 0.84 σ outside a bare blurred step,
   and 1–2 px inside a shaded flank whose rim is as dark as the background.
 
-Dark beads never take this path. Their locator contrast reads low on frames whose bead is
-plain to see (a bright specular ridge or a lit half inside the bead dilutes the inner box:
-`normal` dark frames from 12.6× the noise), and there the path doubled the false rejects
-(12 → 25 of 74 OK parts, 0.5 → 19 false alarms per image, `normal` dark, seed 7); on the
-`hard` preset's dark beads it changed nothing measurable either way. The path was made and
-measured on bright beads only.
+A dark bead takes this path only where even the longest averaging leaves it short of
+contrast (the shortfall above 1 at the cap: a typical contrast under ~9× the noise at 12 mm;
+the hard preset's low-contrast dark beads on dark frit, 14–20 grey levels, read 4–11×; no
+`clean` or `normal` dark frame, `normal` from 12.6×). Above that its flank, a nearly bare step, is
+read well by steps 4 to 6, and its locator contrast reads low on frames whose bead is plain
+to see (a specular ridge or a lit half dilutes the inner box): taking the path from 20×, as a
+bright bead does, sent every hard and some `normal` dark frames down it (`normal` dark width
+error p95 0.40 → 0.57 px, seed 7). On the path a dark bead differs from a bright one in three
+ways:
+
+- its edge is where the profile is half way down (``_DEPART_DARK``), not 20 %: a blurred
+  step is half way down at the step whatever its blur, and a dark bead's flank has little
+  shading to pull that level inwards (the path as a bright bead takes it, at 20 %: the
+  edges 1.3 px outside the footprint on each side, the width error median 2.7 px, 83 of 86
+  OK parts rejected, hard dark seed 7);
+- its contrast, which decides presence, stays that of the usual 3 stations (averaged over 12
+  mm, a gap shorter than that kept its contrast: hard dark seed 7 gap recall 0.96 → 0.94),
+  and the gap ends' caps are measured on edges found at the usual resolution (the averaged
+  edges run on into the gap by half the span: the largest gap-end error 2.9 → 7.0 px);
+- the locator's boxes wider than nominal score the lower of their inner box's two halves,
+  not its mean: where a glare ramp lifts the frit between the bead and the glass edge to
+  near the bead's level, a wide box took bead and frit for one bead, its far flank on the
+  fixture beyond the glass edge, and the walk, starting on the frit, ran on to the glass
+  edge (one side 8–13 px too wide). Both halves of a bead stand out of its flanks; of bead
+  and frit, one half is the frit. On the idealised geometry this tells them apart only for
+  frit lifted between about 0.5 and 0.6 of the bead's height (higher, the frit's half
+  stands out as far); measured, hard dark false rejects 49 → 47 and 50 → 49, false alarms
+  4.54 → 4.00 and 4.18 → 3.82 per image (seeds 7, 8), recall unchanged (60 wide defects and
+  26 blobs on these frames). Not on other frames: a wide bead with a lit half 20 grey levels
+  lower (`normal` dark seed 7) then lost its wide box to a narrow one on its darker half,
+  and a wide defect was read as an offset (wide recall 1.00 → 0.99).
+
+Measured on the hard dark sets (seed 7, held-out seed 8; before the path, without the
+halves): false rejects 54 → 49 of 86 and 56 → 50 of 81, false alarms 6.36 → 4.54 and 6.61 →
+4.18 per image, width
+error per station median 0.50 → 0.33 and 0.50 → 0.31 px, p95 1.90 → 1.48 and 1.87 → 1.39,
+mean width 0.47 → 0.23 and 0.49 → 0.21 mm; no escapes, recall and gap ends unchanged; the
+clean and normal sets unchanged. By false call on the 106 low-contrast dark parts of seed 7
+(before → after; of their 48 OK parts 44 → 39 rejected): noise within the limits' reach
+(no edge over 3 px off) 256 → 71; one side's walk running on across the frit between the
+bead and the glass edge to the glass edge (8–13 px too wide) 452 → 329, at stations where
+the locator's widest boxes took bead and frit for one wide bead (95 % of them before: a
+glare ramp lifts the frit to within a few grey levels of the bead); gaps 241 → 241 (the
+bead stands out on one side only); an edge 3 px or more inside 41 → 92.
 """
 
 from __future__ import annotations
@@ -224,6 +262,8 @@ _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 _SCALES_F64 = np.asarray(_SCALES, np.float64)   # ... as the locator's kernel takes them
 _SCALES_F64.flags.writeable = False
 _DEPART = 0.2              # the walk's edge: where the profile has come down to this × the bead's height
+_DEPART_DARK = 0.5         # ... on a dark bead short of contrast (see find_edges): a blurred
+                           # step is half way down at the step, whatever its blur
 _BRIDGE = 0.3              # dips up to this × nominal width inside the bead are bridged
 _BRIDGED_ZONE = 0.35       # an edge found across a dip bridged more than this × nominal width
                            # out from the centre is suspect (see find_edges)
@@ -427,7 +467,7 @@ def _cumsums(pc, every):
 
 
 @kernel
-def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
+def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider, halves=False):
     """The multi-scale difference of boxes (see :func:`_locate`) at every station (column)
     of the cumulative sums ``cs`` (M + 1, N): centre row, response, flank means at the
     winner, and the winner's width (rows)."""
@@ -451,6 +491,21 @@ def _locate_kernel(cs, width_px, step_px, flank, margin, scales, wider):
         inv_in = _F32(1.0 / (2 * h + 1))
         r[:] = -np.inf
         k[:] = 0
+        if halves and scales[s] > 1.0:
+            inv_h = _F32(1.0 / (h + 1))
+            for j in range(cnt):
+                c = j0 + j
+                in1, inc, in0 = cs[c + h + 1], cs[c], cs[c - h]
+                inc1 = cs[c + 1]
+                l1, l0 = cs[c - o], cs[c - o - flank]
+                r1, r0 = cs[c + o + 1 + flank], cs[c + o + 1]
+                for i in range(n):
+                    v = min((inc1[i] - in0[i]) * inv_h, (in1[i] - inc[i]) * inv_h) - \
+                        max((l1[i] - l0[i]) * inv_f, (r1[i] - r0[i]) * inv_f)
+                    better = v > r[i]
+                    r[i] = v if better else r[i]
+                    k[i] = j if better else k[i]
+            cnt = 0
         # two centres a pass, compared in turn: the running best is read and written once
         # for both (the loop is bound by its loads and stores; measured alone on the
         # 2448×2048 bench frame: 0.125 → 0.114 ms)
@@ -539,8 +594,19 @@ def _box_rows(m1, c_s, w_s, flank, margin):
     return out
 
 
+@inlined
+def _inner(cs, q, i, halves):
+    """The inner part's level of station ``i``'s box ``q`` (a row of :func:`_box_rows`): the
+    inner box's mean, or with ``halves`` the lower of its two halves' means."""
+    if not halves:
+        return (cs[q[5], i] - cs[q[4], i]) / _F32(q[6])
+    c = q[4] + (q[6] - 1) // 2
+    size = _F32((q[6] + 1) // 2)
+    return min((cs[c + 1, i] - cs[q[4], i]) / size, (cs[q[5], i] - cs[c, i]) / size)
+
+
 @kernel
-def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
+def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider, halves=False):
     """Each station takes the better of its two nearest located stations' centre and width
     (the second only where strictly better), evaluated on its own profile (:func:`_box_rows`).
     As in the locator, a box wider than ``wide`` rows is better than a narrower one only by the
@@ -565,14 +631,14 @@ def _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, wider):
         q = rows[a]
         la = (cs[q[1], i] - cs[q[0], i]) / fl
         rra = (cs[q[3], i] - cs[q[2], i]) / fl
-        ra = (cs[q[5], i] - cs[q[4], i]) / _F32(q[6]) - max(la, rra)
+        ra = _inner(cs, q, i, halves and w_s[a] > wide) - max(la, rra)
         # the two neighbours mostly found the same box: the same response, and the first
         # stays (measured on the 2448×2048 bench frame: 0.23 → 0.15 ms)
         if c_s[b] != c_s[a] or w_s[b] != w_s[a]:
             q = rows[b]
             lb = (cs[q[1], i] - cs[q[0], i]) / fl
             rrb = (cs[q[3], i] - cs[q[2], i]) / fl
-            rb = (cs[q[5], i] - cs[q[4], i]) / _F32(q[6]) - max(lb, rrb)
+            rb = _inner(cs, q, i, halves and w_s[b] > wide) - max(lb, rrb)
             # as in the locator, a box wider than nominal must win clearly over one that is
             # not
             wa, wb = w_s[a] > wide, w_s[b] > wide
@@ -664,7 +730,7 @@ def _along_terrace(pc, cdec, i, centers, row_u, row_l, upper, lower, far, closed
 
 @inlined
 def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, narrow, wide,
-                  substrate, centers, spread, closed):
+                  substrate, centers, spread, closed, depart):
     """One side's edge at station ``i`` (see :func:`_side_edge`) on the decimated profiles,
     every ``cdec``-th row of ``pc``; ``v`` is a scratch array of ``kmax``. Returns (row, ok, suspect): suspect when the background the walk took is a
     narrow dip (the profile rises again by more than ``tol`` within ``ahead`` samples
@@ -768,7 +834,7 @@ def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, n
                 break
     body = v[0] - bg
     sgn = _F32(1.0) if body >= 0 else _F32(-1.0)
-    delta = _F32(_DEPART) * abs(body)
+    delta = depart * abs(body)
     ks = 0
     for k in range(kmax):
         if (v[k] - bg) * sgn <= delta:
@@ -798,7 +864,8 @@ def _side_kernel(pc, center, width, bg, d, f, kmax, tol, ahead):
     for i in range(n):
         xc[i], ok[i], suspect[i], _, _ = _side_edge_at(pc, 1, i, center[i], width[i], bg[i], d,
                                                        f, kmax, tol[i], ahead, v, False, False,
-                                                       _F32(np.nan), center, -1, False)
+                                                       _F32(np.nan), center, -1, False,
+                                                       _F32(_DEPART))
     return xc, ok, suspect
 
 
@@ -1004,7 +1071,7 @@ def _cross_at(p, i, row, level, half):
 
 @kernel
 def _walk_fit_kernel(p, pc, cdec, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead,
-                     dec, step_px, reach, h, cross, nominal, dark, spread, closed):
+                     dec, step_px, reach, h, cross, nominal, dark, spread, closed, depart):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles (every ``cdec``-th row of ``pc``: ``p`` itself where no copy was made) and the
     Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
@@ -1030,7 +1097,8 @@ def _walk_fit_kernel(p, pc, cdec, center, width, contrast, bg_l, bg_r, tol_px, f
         for s in range(2):
             xs[s], ok[s, i], suspect[s, i], levels[s], bgs[s] = _side_edge_at(
                 pc, cdec, i, center[i], w_walk, bg_l[i] if s == 0 else bg_r[i], 2 * s - 1, f, kmax,
-                tol, ahead, v, narrow, wide, nan, center, -1 if dark or cross else spread, closed)
+                tol, ahead, v, narrow, wide, nan, center, -1 if dark or cross else spread, closed,
+                depart)
         if dark:
             # a dark bead laid near a step of its substrate (the frit's edge next to the
             # glass edge): one side's walk may run down a narrow terrace of the substrate and
@@ -1041,7 +1109,8 @@ def _walk_fit_kernel(p, pc, cdec, center, width, contrast, bg_l, bg_r, tol_px, f
                 if ok[o, i] and not suspect[o, i] and bgs[o] - bgs[s] > tol:
                     xs[s], ok[s, i], suspect[s, i], levels[s], bgs[s] = _side_edge_at(
                         pc, cdec, i, center[i], w_walk, bg_l[i] if s == 0 else bg_r[i], 2 * s - 1,
-                        f, kmax, tol, ahead, v, narrow, wide, bgs[o], center, -1, closed)
+                        f, kmax, tol, ahead, v, narrow, wide, bgs[o], center, -1, closed,
+                        depart)
         for s in range(2):
             x = xs[s]
             # the walk's crossing on the full profile, ±2 px (used on frames short of contrast)
@@ -1807,27 +1876,29 @@ def _box_sizes(step_px: float) -> tuple[int, int]:
     return max(int(round(2.0 / step_px)), 1), max(int(round(1.5 / step_px)), 1)
 
 
-def _locate_cs(cs: np.ndarray, width_px: float, step_px: float):
+def _locate_cs(cs: np.ndarray, width_px: float, step_px: float, halves: bool = False):
     flank, margin = _box_sizes(step_px)
     return _locate_kernel(cs, float(width_px), float(step_px), flank, margin,
-                          _SCALES_F64, _WIDER_MARGIN)
+                          _SCALES_F64, _WIDER_MARGIN, bool(halves))
 
 
-def _locate(p: np.ndarray, width_px: float, step_px: float):
+def _locate(p: np.ndarray, width_px: float, step_px: float, halves: bool = False):
     """Bead centre row, contrast and background level at every station of ``p`` (M, N), by
     a multi-scale difference of boxes.
 
     At each scale the response is the mean of the bead's inner part minus the brighter of
     the two flanks just outside it: a bead must stand out on both sides, which a step (the
-    glass edge, the frit's inner edge) does not. Returns (centre, contrast, left flank,
-    right flank, width in rows); contrast -inf and the rest 0 where no scale fits.
+    glass edge, the frit's inner edge) does not. With ``halves``, at scales wider than
+    nominal the inner part's level is the lower of its two halves' means (a dark bead short
+    of contrast, see the module's notes). Returns (centre, contrast, left flank, right flank,
+    width in rows); contrast -inf and the rest 0 where no scale fits.
     """
     cs, _ = _cumsums(np.ascontiguousarray(p, np.float32), 1)
-    return _locate_cs(cs, width_px, step_px)
+    return _locate_cs(cs, width_px, step_px, halves)
 
 
 def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: int,
-                      sums: tuple | None = None):
+                      sums: tuple | None = None, halves: bool = False):
     """:func:`_locate` at every ``every``-th station, then each station takes the better of
     its two nearest located stations' centre and width, evaluated on its own profile. The
     bead moves slowly along the path, so a neighbour's centre is this station's centre to
@@ -1835,12 +1906,12 @@ def _locate_decimated(pc: np.ndarray, width_px: float, step_px: float, every: in
     ``sums``: ``_cumsums(pc, every)`` where the smoothing made them."""
     n = pc.shape[1]
     if every <= 1 or n < 2 * every:
-        return _locate(pc, width_px, step_px)
+        return _locate(pc, width_px, step_px, halves)
     cs, cse = _cumsums(pc, every) if sums is None else sums
-    c_s, _, _, _, w_s = _locate_cs(cse, width_px, step_px)
+    c_s, _, _, _, w_s = _locate_cs(cse, width_px, step_px, halves)
     flank, margin = _box_sizes(step_px)
     wide = _WIDE * float(width_px) / float(step_px)
-    return _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, _WIDER_MARGIN)
+    return _pick_kernel(cs, c_s, w_s, every, flank, margin, wide, _WIDER_MARGIN, bool(halves))
 
 
 def _walk_sizes(w_rows: np.ndarray, step_px: float, flat_px: float = _FLAT_PX,
@@ -1920,7 +1991,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         On a frame whose bright bead barely stands out of the noise (typical contrast under
         ``_SNR_SMOOTH`` times the noise of one sample), profiles are averaged over more
         stations, up to this many, so that the edges' scatter along the path stays that of a
-        clear frame. None: always ``smooth_stations``.
+        clear frame; a dark bead only where even this many leave it short of contrast (see
+        the module's notes). None: always ``smooth_stations``.
     typical_of : (N,) bool, optional
         The stations whose contrast sets the frame's typical contrast for that decision (a
         bead still being laid: the part judged so far); None: all.
@@ -1944,12 +2016,21 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     smooth_stations_in = smooth_stations
     k, shortfall = _noise_aware_stations(contrast if typical_of is None else contrast[typical_of],
                                          noise, smooth_stations,
-                                         max_smooth_stations if bright else None, n)
+                                         max_smooth_stations, n, at_cap=not bright)
     if k > smooth_stations:
         smooth_stations = k
+        local = contrast
         p, pc, po, sums = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
+        # a dark bead's wider boxes by the lower of their halves: bead and the frit beside it
+        # lifted by glare are not one wide bead (see the module's notes)
         center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
-                                                                 _LOCATE_EVERY, sums)
+                                                                 _LOCATE_EVERY, sums,
+                                                                 halves=not bright)
+        if not bright:
+            # the contrast, which decides presence (and the walk's tolerance), stays that of
+            # the usual resolution, as the widths' judging does: averaged over up to 12 mm, a
+            # dark bead's short gap kept its contrast (hard dark seed 7: gap recall 0.96 -> 0.94)
+            contrast = local
     noisy = smooth_stations > smooth_stations_in
     # math.sqrt: the same correctly rounded float64 root as np.sqrt, without numpy's scalar call
     tol_px = float(3.0 * math.sqrt(2.0) * noise / math.sqrt(max(smooth_stations, 1)))
@@ -1969,7 +2050,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
                                                            dec, float(step_px), reach,
                                                            _diff_rows(step_px), noisy,
                                                            np.float32(width_px / cstep), not bright,
-                                                           smooth_stations // 2, closed)
+                                                           smooth_stations // 2, closed,
+                                                           _F32(_DEPART_DARK if noisy and not bright
+                                                                else _DEPART))
     sigma = _pooled_sigma(sigma, fit, ok)
     if noisy:
         # a frame short of contrast: the gradient peak within 1 px of the walk's edge and the
@@ -2121,7 +2204,8 @@ def load_frame_dependent_kernels() -> None:
     _cumsums(np.zeros((4, 4), np.float32), 2)
 
 
-def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
+def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n, *,
+                          at_cap=False):
     """How many stations to average profiles over so that a bead's edge stands out of the
     noise as well as it does over ``smooth_stations`` with a contrast ``_SNR_SMOOTH`` times
     the noise of one sample (every frame of the clean and normal presets has more): an
@@ -2131,12 +2215,17 @@ def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
 
     Returns (k, shortfall): ``smooth_stations`` and 1.0 when the frame has enough contrast;
     shortfall (≥ 1) is what is left of the contrast-to-noise deficit once k stations are
-    averaged (above 1 only where k reached its cap)."""
+    averaged (above 1 only where k reached its cap). ``at_cap``: more stations only where
+    the shortfall stays above 1 at the cap (a dark bead, see the module's notes)."""
     if max_stations is None or max_stations <= smooth_stations:
         return smooth_stations, 1.0
+    ratio = _SNR_SMOOTH
+    if at_cap:
+        cap = min(int(max_stations) | 1, (n // 4) | 1)
+        ratio = _SNR_SMOOTH * math.sqrt(smooth_stations / max(cap, smooth_stations))
     # the usual frame: more than half the contrasts clear the ratio, so their median does
     # (measured on the 2448×2048 bench frame: 0.12 → 0.01 ms)
-    if noise <= 0 or _most_clear(contrast, float(noise), _SNR_SMOOTH):
+    if noise <= 0 or _most_clear(contrast, float(noise), ratio):
         return smooth_stations, 1.0
     c = contrast[np.isfinite(contrast) & (contrast > 0)]
     if not c.size or noise <= 0:
@@ -2146,7 +2235,10 @@ def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n):
         return smooth_stations, 1.0
     k = int(np.ceil(smooth_stations * (_SNR_SMOOTH / snr) ** 2)) | 1
     k = int(max(min(k, int(max_stations) | 1, (n // 4) | 1), smooth_stations))
-    return k, max(_SNR_SMOOTH / snr / float(np.sqrt(k / smooth_stations)), 1.0)
+    shortfall = max(_SNR_SMOOTH / snr / float(np.sqrt(k / smooth_stations)), 1.0)
+    if at_cap and shortfall <= 1.0:
+        return smooth_stations, 1.0
+    return k, shortfall
 
 
 @kernel
