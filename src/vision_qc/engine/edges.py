@@ -269,6 +269,9 @@ class Edges:
     background, grey levels, positive = bead stands out with the recipe's polarity);
     sigma_px : (N,) float32, blur of the edges. smooth_stations : int, how many stations the
     profiles were averaged over (more than asked on a frame short of contrast).
+    flank_step : (N,) float32 or None, how far the two flanks the contrast was read against
+    differ (grey levels, ≥ 0): ``contrast + flank_step`` is the bead against its darker flank
+    (once flipped), ``contrast + flank_step / 2`` against their mean.
     """
 
     left_px: np.ndarray
@@ -277,6 +280,7 @@ class Edges:
     contrast: np.ndarray
     sigma_px: np.ndarray
     smooth_stations: int = 1
+    flank_step: np.ndarray | None = None
 
 
 def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool,
@@ -1763,7 +1767,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     m, n = prof.shape
     if n == 0:
         empty = np.zeros(0, np.float32)
-        return Edges(empty, empty, np.zeros(0, bool), empty, empty, int(smooth_stations))
+        return Edges(empty, empty, np.zeros(0, bool), empty, empty, int(smooth_stations), empty)
     prof = np.ascontiguousarray(prof)
     # the bead and its edges are found to a sample on a 1 px grid (every other sample at
     # 0.5 px, every sample at 1 px): half the work, and the edge is then refined on the full
@@ -1846,7 +1850,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
                                                   (m - 1) / 2.0, float(step_px), closed,
                                                   _REPAIR_HALF, _F32(_REPAIR_PX))
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
-                 sigma_px=sigma_px, smooth_stations=int(smooth_stations))
+                 sigma_px=sigma_px, smooth_stations=int(smooth_stations),
+                 flank_step=np.abs(bg_l - bg_r))
 
 
 @kernel
