@@ -161,6 +161,7 @@ def test_dark_speck_just_beside_a_dark_bead_is_not_bridged_onto_it(monkeypatch):
     assert e.found.all()
     assert np.abs(e.right_px - 6.0).max() <= 0.1 and np.abs(e.left_px + 6.0).max() <= 0.1
     monkeypatch.setattr(E, "_BRIDGED_ZONE", 1e6)          # no bridged dip counts
+    monkeypatch.setattr(E, "_SPECK_STATIONS", 0)          # nor a speck's short run (it would)
     assert np.abs(run().right_px - 6.0).max() > 3.0
 
 
@@ -1384,8 +1385,88 @@ def test_walk_sizes_equals_numpy_scalars(seed):
                                                                              nominal)
 
 
+def _speck_reference(side_px, ok, closed, half, dev, most):
+    """_speck_runs spelt out: the stations it marks suspect, (2, N) bool."""
+    n = side_px.shape[1]
+    sus = np.zeros((2, n), bool)
+    wrap = closed and n > 2 * half + 1
+    if n <= 2 * (half + most) + 1:
+        return sus
+
+    def level(x, o, k0, k1):
+        vals = sorted(x[k % n] for k in range(k0, k1)
+                      if (wrap or 0 <= k < n) and o[k % n] and x[k % n] == x[k % n])
+        c = len(vals)
+        if not c:
+            return np.float32(np.nan)
+        return vals[c // 2] if c % 2 else (vals[c // 2 - 1] + vals[c // 2]) / np.float32(2.0)
+
+    dv = np.zeros((2, n), np.float32)
+    for s in range(2):
+        out = np.float32(1.0 if s else -1.0)
+        for i in range(n):
+            if ok[s, i] and side_px[s, i] == side_px[s, i]:
+                dv[s, i] = out * np.float32(side_px[s, i] - level(side_px[s], ok[s], i - half,
+                                                                  i + half + 1))
+    for s in range(2):
+        x = side_px[s]
+        out = np.float32(1.0 if s else -1.0)
+        # a run is looked at where one of its stations stands out of both stations most away
+        lo, hi = (0, n) if wrap else (most, n - most)
+        for i in range(lo, hi):
+            if not (ok[s, i] and out * (x[i] - x[(i - most) % n]) > dev
+                    and out * (x[i] - x[(i + most) % n]) > dev and dv[s, i] > dev):
+                continue
+            i0, j = i, i + 1
+            while (wrap or i0 > 0) and dv[s, (i0 - 1) % n] > dev and i - i0 < n:
+                i0 -= 1
+            while (wrap or j < n) and dv[s, j % n] > dev and j - i0 < n:
+                j += 1
+            take = j - i0 <= most and (wrap or (i0 >= half + most and j + half + most <= n))
+            take = take and all(abs(dv[1 - s, k % n]) <= dev for k in range(i0, j))
+            take = take and all(abs(dv[s, k % n]) <= dev for k in range(i0 - half, j + half)
+                                if k < i0 or k >= j)
+            back = level(x, ok[s], j, j + most) - level(x, ok[s], i0 - most, i0)
+            take = take and abs(back) <= dev
+            if take:
+                sus[s, np.arange(i0, j) % n] = True
+    return sus
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_speck_runs_kernel_equals_reference(seed):
+    rng = np.random.default_rng(seed)
+    for closed in (False, True):
+        n = int(rng.integers(1, 300))
+        side = np.stack([np.full(n, -6.0), np.full(n, 6.0)]) + rng.normal(0, 0.3, (2, n))
+        for _ in range(int(rng.integers(0, 6))):               # bumps out (or in) on one side
+            s, i, k = int(rng.integers(2)), int(rng.integers(n)), int(rng.integers(1, 12))
+            side[s, np.arange(i, i + k) % n] += (1 if s else -1) * rng.uniform(-2, 8)
+        side = side.astype(np.float32)
+        side[:, rng.random(n) < 0.03] = np.nan
+        ok = rng.random((2, n)) < 0.95
+        most = int(rng.choice([0, 3, E._SPECK_STATIONS]))
+        got = np.zeros((2, n), bool)
+        E._speck_runs(side, ok, got, closed, E._REPAIR_HALF, np.float32(E._REPAIR_PX), most)
+        want = _speck_reference(side, ok, closed, E._REPAIR_HALF, np.float32(E._REPAIR_PX), most)
+        assert np.array_equal(got, want)
+
+
+def test_speck_runs_repair_a_speck_not_a_wide_stretch():
+    n = 200
+    side = np.stack([np.full(n, -6.0), np.full(n, 6.0)]).astype(np.float32)
+    side[1, 50:55] = 10.0                    # a speck: 5 stations, one side, out and back
+    side[:, 120:160] += np.float32(3.0) * np.array([[-1.0], [1.0]], np.float32)   # wide
+    side[1, 170:175] = 10.0                  # the start of a one-sided ramp that stays out
+    side[1, 175:] = 9.0
+    sus = np.zeros((2, n), bool)
+    E._speck_runs(side, np.ones((2, n), bool), sus, False, E._REPAIR_HALF,
+                  np.float32(E._REPAIR_PX), E._SPECK_STATIONS)
+    assert sus[1, 50:55].all() and sus.sum() == 5
+
+
 def _finish_reference(rows, suspect, ok, contrast, sigma, m, step_px, closed):
-    """find_edges' last steps as numpy had them."""
+    """find_edges' last steps as numpy had them (no speck runs: ``speck`` 0)."""
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)
     left, right = (E._repair_kernel(side_px[s], suspect[s], ok[s], closed, E._REPAIR_HALF,
                                     np.float32(E._REPAIR_PX)) for s in (0, 1))
@@ -1411,7 +1492,7 @@ def test_finish_and_glue_kernels_equal_numpy(seed):
         sigma = rng.random((2, n)).astype(np.float32)
         step = float(rng.choice([0.5, 0.83]))
         got = E._finish_kernel(rows, suspect, ok, contrast, sigma, (m - 1) / 2.0, step, closed,
-                               E._REPAIR_HALF, np.float32(E._REPAIR_PX))
+                               E._REPAIR_HALF, np.float32(E._REPAIR_PX), 0)
         want = _finish_reference(rows, suspect, ok, contrast, sigma, m, step, closed)
         for g, w in zip(got, want):
             assert g.dtype == w.dtype and g.tobytes() == w.tobytes()
