@@ -628,9 +628,11 @@ class Inspector:
             # a gap end's cap is measured from the bead's edges beside it: averaged along the
             # path (a dark bead short of contrast, up to 12 mm) they run on into the gap by
             # half that span (hard dark seed 7: the largest gap-end error 2.9 -> 7.0 px). The
-            # edges at the usual resolution, found again (~3.5 ms, 2048x1536; low-contrast dark
-            # frames with a gap only: found again round the ends alone, with the block's own
-            # noise and blur, the ends moved by up to 7 px)
+            # edges at the usual resolution, found again: low-contrast dark frames with a gap
+            # only, ~3.5 ms at 2048x1536, 3-7 ms at 2448x2048, where such frames took 5.1-14.8
+            # ms, 6 of 16 over the 10 ms budget (README). Found again round the ends alone:
+            # with each block's own noise and blur the ends moved by up to 7 px (±32-128
+            # stations), or by 1.7 px and as slow on frames with many gaps (±320, merged)
             end_edges = find_edges(prof, step_px=self.sampler.step_px, bright=False,
                                    width_px=r.width_mm / mm, smooth_stations=SMOOTH_STATIONS,
                                    closed=r.closed)
