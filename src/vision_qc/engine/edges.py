@@ -2263,8 +2263,9 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
                           closed, _REPAIR_HALF, _F32(_REPAIR_PX), _SPECK_STATIONS)
 
 
-# how far the speck step's handling of a station reads along the path (its run, the medians
-# round it and its neighbours), and how far the repair's
+# how far along the path the speck step reads round a station where its scan stops: the run
+# (up to _SPECK_STATIONS + 1 stations on), the medians over ±_REPAIR_HALF round the stations
+# either side of it, each over ±_REPAIR_HALF
 _SPECK_READS = _SPECK_STATIONS + 2 * _REPAIR_HALF + 1
 
 
