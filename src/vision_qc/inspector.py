@@ -19,8 +19,8 @@ import numpy as np
 
 from .engine.align import AlignError, Aligner
 from .engine._jit import finite, kernel
-from .engine.edges import find_edges
-from .engine.gap_ends import gap_end_tips
+from .engine.edges import edges_near, find_edges
+from .engine.gap_ends import END_STATIONS, gap_end_tips
 from .engine.judge import judge, station_status
 from .engine.sampling import ProfileMaps, ProfileSampler, build_maps, build_sampler, sample_stations
 from .geometry import Stations, build_stations
@@ -623,19 +623,24 @@ class Inspector:
                         width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
                         min_defect_mm=r.min_defect_mm)
         end_edges = edges
-        if (r.polarity == "dark" and edges.smooth_stations > SMOOTH_STATIONS
+        if (r.polarity == "dark" and edges.usual is not None
                 and any(d.type == "gap" for d in defects)):
             # a gap end's cap is measured from the bead's edges beside it: averaged along the
             # path (a dark bead short of contrast, up to 12 mm) they run on into the gap by
             # half that span (hard dark seed 7: the largest gap-end error 2.9 -> 7.0 px). The
-            # edges at the usual resolution, found again: low-contrast dark frames with a gap
-            # only, ~3.5 ms at 2048x1536, 3-7 ms at 2448x2048, where such frames took 5.1-14.8
-            # ms, 6 of 16 over the 10 ms budget (README). Found again round the ends alone:
-            # with each block's own noise and blur the ends moved by up to 7 px (±32-128
-            # stations), or by 1.7 px and as slow on frames with many gaps (±320, merged)
-            end_edges = find_edges(prof, step_px=self.sampler.step_px, bright=False,
-                                   width_px=r.width_mm / mm, smooth_stations=SMOOTH_STATIONS,
-                                   closed=r.closed)
+            # edges at the usual resolution, bit for bit as find_edges finds them on the whole
+            # frame, at the stations the caps read (edges_near: the first call's smoothing and
+            # locator at the usual resolution, the walk, fits and frame-wide statistics
+            # everywhere, the step model, speck and repair steps round the ends only). On the
+            # 6 low-contrast hard dark 2448x2048 frames with a gap (/tmp/me/s9/hd5), thread
+            # time: whole call 6.0-8.0 ms -> 3.0-4.0; frames 13.7-16.6 -> 10.4-12.0 ms (a
+            # loaded machine; the walk everywhere, ~1.7 ms, is what the frame's median blur
+            # needs). Found again round the ends alone, with each block's own noise and blur,
+            # the ends moved by up to 7 px (±32-128 stations)
+            tips = np.array([float(x) / mm for d in defects if d.type == "gap"
+                             for x in (d.start_mm, d.end_mm)])
+            end_edges = edges_near(edges.usual, np.rint(tips / stations.spacing_px),
+                                   END_STATIONS)
         defects = _measured_gap_ends(defects, gray, prof, stations=stations,
                                      t_px=self.sampler.t_px, edges=end_edges, present=present,
                                      bright=r.polarity == "bright", width_px=r.width_mm / mm,

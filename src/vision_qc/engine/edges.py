@@ -277,7 +277,7 @@ import numpy as np
 
 from ._jit import fma32, ieee_kernel, inlined, kernel
 
-__all__ = ["Edges", "find_edges"]
+__all__ = ["Edges", "edges_near", "find_edges"]
 
 _SCALES = (0.5, 1.0, 1.5, 2.0)  # bead widths (× nominal) the locator looks for
 _SCALES_F64 = np.asarray(_SCALES, np.float64)   # ... as the locator's kernel takes them
@@ -336,6 +336,8 @@ class Edges:
     flank_step : (N,) float32 or None, how far the two flanks the contrast was read against
     differ (grey levels, ≥ 0): ``contrast + flank_step`` is the bead against its darker flank
     (once flipped), ``contrast + flank_step / 2`` against their mean.
+    usual : the first steps at the usual smoothing, kept where the profiles were averaged
+    over more stations (else None), for :func:`edges_near`.
     """
 
     left_px: np.ndarray
@@ -345,6 +347,7 @@ class Edges:
     sigma_px: np.ndarray
     smooth_stations: int = 1
     flank_step: np.ndarray | None = None
+    usual: _Front | None = None
 
 
 def _smooth(prof: np.ndarray, bright: bool, smooth_stations: int, closed: bool,
@@ -1993,6 +1996,53 @@ def _dip_rows(step_px: float) -> int:
     return max(int(round(_DIP_PX / step_px)), 1)
 
 
+@dataclass(frozen=True, eq=False)
+class _Front:
+    """find_edges' first steps at one smoothing along the path: the noise, the profiles
+    smoothed (``p``; ``pc`` those the locator and the walk read, ``po`` the same before a
+    dark bead's ridge was bridged) and the locator's boxes per station; and the call's
+    arguments, for the steps after."""
+
+    step_px: float
+    bright: bool
+    width_px: float
+    smooth_stations: int
+    closed: bool
+    noise: float
+    dec: int
+    cstep: float
+    p: np.ndarray
+    pc: np.ndarray
+    po: np.ndarray
+    center: np.ndarray
+    contrast: np.ndarray
+    bg_l: np.ndarray
+    bg_r: np.ndarray
+    w_rows: np.ndarray
+
+
+def _front(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
+           smooth_stations: int, closed: bool, noise: float | None = None,
+           halves: bool = False) -> _Front:
+    """Steps 1 and 2 of :func:`find_edges` over ``smooth_stations`` (the noise measured
+    unless given)."""
+    m = prof.shape[0]
+    # the bead and its edges are found to a sample on a 1 px grid (every other sample at
+    # 0.5 px, every sample at 1 px): half the work, and the edge is then refined on the full
+    # profile
+    dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
+    cstep = step_px * dec
+    if noise is None:
+        # first, while the profiles are still in the cache from sampling: it reads a
+        # scattered subset of them (measured: 0.08 ms here, 0.29 ms after the locator)
+        noise = _noise(prof, 1)
+    p, pc, po, sums = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
+    center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY,
+                                                             sums, halves=halves)
+    return _Front(step_px, bright, width_px, smooth_stations, closed, noise, dec, cstep, p, pc,
+                  po, center, contrast, bg_l, bg_r, w_rows)
+
+
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
                smooth_stations: int = 3, closed: bool = False,
                max_smooth_stations: int | None = None,
@@ -2020,7 +2070,9 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         ``_SNR_SMOOTH`` times the noise of one sample), profiles are averaged over more
         stations, up to this many, so that the edges' scatter along the path stays that of a
         clear frame; a dark bead only where even this many leave it short of contrast (see
-        the module's notes). None: always ``smooth_stations``.
+        the module's notes). None: always ``smooth_stations``. Such a call's
+        :attr:`Edges.usual` keeps its first steps at ``smooth_stations``, from which
+        :func:`edges_near` finds the edges at that smoothing round a few stations.
     typical_of : (N,) bool, optional
         The stations whose contrast sets the frame's typical contrast for that decision (a
         bead still being laid: the part judged so far); None: all.
@@ -2030,38 +2082,88 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         empty = np.zeros(0, np.float32)
         return Edges(empty, empty, np.zeros(0, bool), empty, empty, int(smooth_stations), empty)
     prof = np.ascontiguousarray(prof)
-    # the bead and its edges are found to a sample on a 1 px grid (every other sample at
-    # 0.5 px, every sample at 1 px): half the work, and the edge is then refined on the full
-    # profile
-    dec = max(int(round(1.0 / step_px)), 1) if m >= 16 else 1
-    cstep = step_px * dec
-    # first, while the profiles are still in the cache from sampling: it reads a scattered
-    # subset of them (measured: 0.08 ms here, 0.29 ms after the locator)
-    noise = _noise(prof, 1)
-    p, pc, po, sums = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
-    center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep, _LOCATE_EVERY,
-                                                             sums)
-    smooth_stations_in = smooth_stations
+    usual = _front(prof, step_px=step_px, bright=bright, width_px=width_px,
+                   smooth_stations=smooth_stations, closed=closed)
+    contrast = usual.contrast
     k, shortfall = _noise_aware_stations(contrast if typical_of is None else contrast[typical_of],
-                                         noise, smooth_stations,
+                                         usual.noise, smooth_stations,
                                          max_smooth_stations, n, at_cap=not bright)
+    front = usual
     if k > smooth_stations:
-        smooth_stations = k
-        local = contrast
-        p, pc, po, sums = _prepare(prof, bright, smooth_stations, closed, dec, width_px, cstep)
         # a dark bead's wider boxes by the lower of their halves: bead and the frit beside it
         # lifted by glare are not one wide bead (see the module's notes)
-        center, contrast, bg_l, bg_r, w_rows = _locate_decimated(pc, width_px, cstep,
-                                                                 _LOCATE_EVERY, sums,
-                                                                 halves=not bright)
-        if not bright:
-            # the contrast, which decides presence (and the walk's tolerance), stays that of
-            # the usual resolution, as the widths' judging does: averaged over up to 12 mm, a
-            # dark bead's short gap kept its contrast (hard dark seed 7: gap recall 0.96 -> 0.94)
-            contrast = local
-    noisy = smooth_stations > smooth_stations_in
+        front = _front(prof, step_px=step_px, bright=bright, width_px=width_px,
+                       smooth_stations=k, closed=closed, noise=usual.noise, halves=not bright)
+        if bright:
+            contrast = front.contrast
+        # else the contrast, which decides presence (and the walk's tolerance), stays that of
+        # the usual resolution, as the widths' judging does: averaged over up to 12 mm, a
+        # dark bead's short gap kept its contrast (hard dark seed 7: gap recall 0.96 -> 0.94)
+    noisy = k > smooth_stations
+    left, right, found, sigma_px = _edges_after(front, contrast, shortfall, noisy)
+    return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
+                 sigma_px=sigma_px, smooth_stations=int(front.smooth_stations),
+                 flank_step=np.abs(front.bg_l - front.bg_r), usual=usual if noisy else None)
+
+
+# how far beyond the stations asked for edges_near computes the edges: the speck and repair
+# steps read ±57 stations round those (see _near_synced), and their scan along the path must
+# be seen to step onto a station in the rest (_speck_synced); where it is not, the next
+# margin, then the whole frame
+_NEAR_MARGINS = (64, 128, 256)
+
+
+def edges_near(usual: _Front, centres: np.ndarray, reach: int) -> Edges:
+    """The edges that :func:`find_edges` at ``usual.smooth_stations`` finds on the whole
+    frame (``max_smooth_stations`` None), at the stations within ``reach`` of each of
+    ``centres`` (station indices; round a closed path), bit for bit; NaN edges elsewhere.
+
+    The frame-wide quantities come from every station, as there: the noise and the
+    locator's boxes are ``usual``'s (:attr:`Edges.usual` of the call that averaged over more
+    stations), the walk and the Gaussian fits run everywhere (the frame's median blur
+    replaces stray fits), and so do the shading shift (its scatter sets the averaging along
+    the path) and the step model's blur (chosen on ~128 stations). Only the step model's
+    move, the bridged-speck test and the speck and repair steps run on windows round the
+    centres (``_NEAR_MARGINS``): on the hard dark 2448×2048 frames they took 0.9-4.5 ms of
+    the whole call's 3.7-8.2, and its smoothing and locator, ``usual``'s, 1.1-1.5 more."""
+    centres = np.asarray(centres, np.int64)
+    left, right, found, sigma_px = _edges_after(usual, usual.contrast, 1.0, False,
+                                                near=(centres, int(reach)))
+    return Edges(left_px=left, right_px=right, found=found, contrast=usual.contrast,
+                 sigma_px=sigma_px, smooth_stations=int(usual.smooth_stations),
+                 flank_step=np.abs(usual.bg_l - usual.bg_r))
+
+
+def _near_stations(centres: np.ndarray, near: np.ndarray, n: int,
+                   closed: bool) -> np.ndarray | None:
+    """The stations (sorted) within ``near`` (per centre) of the centres; None where they
+    would be half the path or more (the whole frame is then as quick)."""
+    if not centres.size or 2 * int(near.max()) + 1 >= n // 2:
+        return None
+    have = np.zeros(n, bool)
+    for c, h in zip(centres.tolist(), near.tolist()):
+        if closed:
+            have[np.arange(c - h, c + h + 1) % n] = True
+        else:
+            have[max(c - h, 0):max(c + h + 1, 0)] = True
+    at = np.flatnonzero(have)
+    return at if len(at) < n // 2 else None
+
+
+def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool,
+                 near: tuple | None = None) -> tuple:
+    """find_edges' steps 3 to 6 and the repair from its first steps ``fr``: (left, right,
+    found, sigma_px). ``near`` (centres, reach): only the edges of the stations within
+    reach of the centres are wanted (:func:`edges_near`), the steps after the blur's choice
+    run round them, and the edges elsewhere are NaN."""
+    p, pc, po = fr.p, fr.pc, fr.po
+    m, n = p.shape
+    step_px, dec, cstep, width_px = fr.step_px, fr.dec, fr.cstep, fr.width_px
+    bright, closed = fr.bright, fr.closed
+    center, w_rows, bg_l, bg_r = fr.center, fr.w_rows, fr.bg_l, fr.bg_r
+    smooth_stations = fr.smooth_stations
     # math.sqrt: the same correctly rounded float64 root as np.sqrt, without numpy's scalar call
-    tol_px = float(3.0 * math.sqrt(2.0) * noise / math.sqrt(max(smooth_stations, 1)))
+    tol_px = float(3.0 * math.sqrt(2.0) * fr.noise / math.sqrt(max(smooth_stations, 1)))
     # the flatness test must tell the background from a gentle flank: where averaging along
     # the path could not make up the frame's contrast-to-noise shortfall, it spans that much
     # farther (a flank rises in proportion to the span, the noise of a difference does not)
@@ -2087,6 +2189,7 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         # shading term read noise there (on the hard preset they scatter the edges 1.5× more
         # than the walk and make ~5× the false calls), so the walk's edge is the answer
         rows = walk
+        at = None
     else:
         shaded = _shade_kernel(p, rows, sigma, float(step_px))
         # the shading shift is read off a few noisy samples per edge; the light and the bead's
@@ -2111,24 +2214,153 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
         # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays
         use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
-        rows = _step_kernel(p, shaded, use, 0, sigmas, k0, solve, span,
-                            float(step_px), _STEP_MOVE_PX, tol_px, contrast)
+        at = None
+        if near is not None:
+            # the first margin round every centre, the next round those it did not do for
+            margin = np.full(len(near[0]), _NEAR_MARGINS[0])
+        while near is not None:
+            at = _near_stations(near[0], near[1] + margin, n, closed)
+            if at is None:
+                break
+            # each station's move is its own: the step model on the windows' columns alone
+            part = _step_kernel(np.ascontiguousarray(p[:, at]), np.ascontiguousarray(shaded[:, at]),
+                                np.ascontiguousarray(use[:, at]), 0, sigmas, k0, solve, span,
+                                float(step_px), _STEP_MOVE_PX, tol_px, contrast[at])
+            rows_at = np.full((2, n), np.nan)
+            rows_at[:, at] = part
+            # outside the windows nothing is read: no edge there (the speck and repair steps
+            # then pass over those stations at once)
+            ok_at = np.zeros_like(ok)
+            ok_at[:, at] = ok[:, at]
+            synced = _near_synced(rows_at, ok_at, m, step_px, closed, near, margin, at)
+            if synced.all():
+                rows, ok = rows_at, ok_at
+                break
+            at = None
+            if margin.max() >= _NEAR_MARGINS[-1]:
+                break
+            grow = ~synced
+            margin[grow] = [min(x for x in _NEAR_MARGINS if x > h) for h in margin[grow]]
+        if at is None:
+            rows = _step_kernel(p, shaded, use, 0, sigmas, k0, solve, span,
+                                float(step_px), _STEP_MOVE_PX, tol_px, contrast)
     if po is not pc:
         # the closing that bridges a dark bead's ridge also bridges the bead to a dark speck
         # just beside its flank (as dark as the bead): an edge found across a dip bridged
         # farther out than the ridge lies (within ~0.3 of the width of the crest, the
         # geometry that sets _BRIDGE) is suspect, and the repair takes its neighbours' edge
-        suspect |= _bridged_kernel(pc, po, center, w_rows, rows, dec, tol_px, contrast,
-                                   _BRIDGED_ZONE * width_px / cstep)
+        zone = _BRIDGED_ZONE * width_px / cstep
+        if at is None:
+            suspect |= _bridged_kernel(pc, po, center, w_rows, rows, dec, tol_px, contrast, zone)
+        else:
+            suspect[:, at] |= _bridged_kernel(np.ascontiguousarray(pc[:, at]),
+                                              np.ascontiguousarray(po[:, at]), center[at],
+                                              w_rows[at], np.ascontiguousarray(rows[:, at]), dec,
+                                              tol_px, contrast[at], zone)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
     # along the path see it
-    left, right, found, sigma_px = _finish_kernel(rows, suspect, ok, contrast, sigma,
-                                                  (m - 1) / 2.0, float(step_px), closed,
-                                                  _REPAIR_HALF, _F32(_REPAIR_PX),
-                                                  _SPECK_STATIONS)
-    return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
-                 sigma_px=sigma_px, smooth_stations=int(smooth_stations),
-                 flank_step=np.abs(bg_l - bg_r))
+    return _finish_kernel(rows, suspect, ok, contrast, sigma, (m - 1) / 2.0, float(step_px),
+                          closed, _REPAIR_HALF, _F32(_REPAIR_PX), _SPECK_STATIONS)
+
+
+# how far along the path the speck step reads round a station where its scan stops: the run
+# (up to _SPECK_STATIONS + 1 stations on), the medians over ±_REPAIR_HALF round the stations
+# either side of it, each over ±_REPAIR_HALF
+_SPECK_READS = _SPECK_STATIONS + 2 * _REPAIR_HALF + 1
+
+
+def _near_synced(rows, ok, m, step_px, closed, near, margin, at) -> np.ndarray:
+    """Per centre of ``near`` (centres, reach): whether the speck and repair steps
+    (:func:`_finish_kernel`) give the stations within reach of it the edges they give on
+    the whole frame, when ``rows`` and ``ok`` hold the edges of the stations ``at`` only
+    (NaN and False elsewhere), the windows ``margin`` (per centre) beyond the reach. The
+    repair reads ± ``_REPAIR_HALF`` stations, the speck runs it takes lie within
+    ``_SPECK_STATIONS`` of the station where :func:`_speck_runs`'s scan along the path stops,
+    and each stop reads ± ``_SPECK_READS``: the window holds all that; and the scan must be
+    seen to stop where it does on the whole frame, at a station before the runs it needs
+    that it cannot skip (:func:`_speck_synced`)."""
+    centres, reach = near
+    n = rows.shape[1]
+    have = np.zeros(n, bool)
+    have[at] = True
+    side_px = ((rows - (m - 1) / 2.0) * float(step_px)).astype(np.float32)
+    first = reach + _REPAIR_HALF + _SPECK_STATIONS          # the farthest stop that marks a read
+    out = np.zeros(len(centres), bool)
+    for q, (c, h) in enumerate(zip(centres.tolist(), margin.tolist())):
+        lo, hi = c - first - _SPECK_READS, c + first + _SPECK_READS
+        idx = np.arange(lo, hi + 1)
+        if closed:
+            idx %= n
+        elif lo < 0 or hi >= n:
+            idx = idx[(idx >= 0) & (idx < n)]
+        if not have[idx].all():
+            continue
+        # the stop is sought among stations whose own test (±_SPECK_STATIONS and
+        # ±_REPAIR_HALF) and handling (±_SPECK_READS) read the window only
+        low = c - h - reach + _SPECK_READS
+        if not closed and c - h - reach <= 0:
+            low = -1
+        out[q] = _speck_synced(side_px, ok, closed, _REPAIR_HALF, _F32(_REPAIR_PX),
+                               _SPECK_STATIONS, c - first, low)
+    return out
+
+
+@kernel
+def _speck_stops(x, oks, i, n, wrap, half, dev, most, out, buf):
+    """Whether :func:`_speck_runs`'s scan of one side (edges ``x``, ``oks``; ``out`` ±1)
+    stops at station ``i`` to look for a run there (its own test, repeated)."""
+    if wrap:
+        b = i - most
+        b = b + n if b < 0 else b
+        c = i + most
+        c = c - n if c >= n else c
+    elif most <= i < n - most:
+        b = i - most
+        c = i + most
+    else:
+        return False
+    xi = x[i]
+    if not ((out * (xi - x[b]) > dev) & (out * (xi - x[c]) > dev)):
+        return False
+    return oks[i] and _speck_dev(x, oks, i, half, wrap, out, buf) > dev
+
+
+@kernel
+def _speck_synced(side_px, ok, closed, half, dev, most, start, low):
+    """Whether :func:`_speck_runs`'s scan along the path (from station 0, both sides) surely
+    stops at or steps onto some station between ``low`` and ``start`` (unwrapped station
+    numbers; round a closed path): where it does not stop at any of ``most + 1`` stations
+    in a row, the next is reached (a run it skips is at most that long), and station 0 is
+    where it begins. ``low`` -1: the path's open start."""
+    n = side_px.shape[1]
+    wrap = closed and n > 2 * half + 1
+    buf = np.empty(2 * half + 1, np.float32)
+    for s in range(2):
+        x = side_px[s]
+        oks = ok[s]
+        out = _F32(1.0) if s else _F32(-1.0)
+        quiet = 0
+        sure = False
+        v = start - 1
+        while True:
+            a = v % n if closed else v
+            if (closed and a == n - 1) or (not closed and v < 0):
+                # the station after v is the scan's first
+                sure = True
+                break
+            if v < low:
+                break
+            if _speck_stops(x, oks, a, n, wrap, half, dev, most, out, buf):
+                quiet = 0
+            else:
+                quiet += 1
+                if quiet > most:
+                    sure = True
+                    break
+            v -= 1
+        if not sure:
+            return False
+    return True
 
 
 @kernel
@@ -2325,13 +2557,16 @@ def load_frame_dependent_kernels() -> None:
     """Call once, on tiny inputs of the hot path's types, the kernels that only some frames
     reach (the shading shift's median along the path runs on noisy frames only; the
     cumulative sums of profiles the smoothing did not sum, on dark beads and frames averaged
-    over more stations), so that a process warmed on one clean frame has every kernel loaded
-    (the batch's forkserver)."""
+    over more stations; :func:`edges_near`'s check, on dark ones with a gap), so that a
+    process warmed on one clean frame has every kernel loaded (the batch's forkserver)."""
     values = np.zeros(16)
     valid = np.ones(16, bool)
     for every in (1, 2):
         _along_median(values, valid, 4, True, every)
     _cumsums(np.zeros((4, 4), np.float32), 2)
+    # edges_near's check of the speck step's scan (hard dark frames with a gap)
+    _speck_synced(np.zeros((2, 64), np.float32), np.ones((2, 64), bool), True, _REPAIR_HALF,
+                  _F32(_REPAIR_PX), _SPECK_STATIONS, 40, 0)
 
 
 def _noise_aware_stations(contrast, noise, smooth_stations, max_stations, n, *,

@@ -29,7 +29,7 @@ from ._jit import inlined, kernel
 from .edges import _median_sorted, find_edges
 from .sampling import remap_blend
 
-__all__ = ["gap_end_tips"]
+__all__ = ["END_STATIONS", "gap_end_tips"]
 
 # offsets (px) across the path, either side of the bead's centre line, at which the end is
 # measured, and how far out of the cap's radius r they may go: within 0.5 r of its axis the
@@ -43,6 +43,8 @@ _ROWS_REACH = 0.5
 # the bead's width and centre next to the end: the median over these stations inside it
 # (the cap's rounding starts about half a width in; these lie beyond the fade of its chord)
 _INNER_FROM, _INNER_TO = 3, 12
+# the stations either side of an end (rounded to a station) whose edges these read
+END_STATIONS = _INNER_TO
 # stations of the frame's own bead put into the edge finder's call with the ends (it chooses
 # the frame's blur on every other one of them: measured, 128 stations put the ends
 # 0.05-0.2 px worse on the normal sets)
