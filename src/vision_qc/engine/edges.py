@@ -331,7 +331,8 @@ class Edges:
 
     left_px, right_px : (N,) float32; found : (N,) bool; contrast : (N,) float32 (peak minus
     background, grey levels, positive = bead stands out with the recipe's polarity);
-    sigma_px : (N,) float32, blur of the edges. smooth_stations : int, how many stations the
+    sigma_px : (N,) float32, blur of the edges (NaN on a frame short of contrast, whose
+    edges are the walk's, no fit run). smooth_stations : int, how many stations the
     profiles were averaged over (more than asked on a frame short of contrast).
     flank_step : (N,) float32 or None, how far the two flanks the contrast was read against
     differ (grey levels, ≥ 0): ``contrast + flank_step`` is the bead against its darker flank
@@ -1102,12 +1103,15 @@ def _cross_at(p, i, row, level, half):
 
 @kernel
 def _walk_fit_kernel(p, pc, cdec, center, width, contrast, bg_l, bg_r, tol_px, f, kmax, ahead,
-                     dec, step_px, reach, h, cross, nominal, dark, spread, closed, depart):
+                     dec, step_px, reach, h, cross, nominal, dark, spread, closed, depart,
+                     fits):
     """Both edges at every station, side 0 the left, 1 the right: the walk on the decimated
     profiles (every ``cdec``-th row of ``pc``: ``p`` itself where no copy was made) and the
     Gaussian fit on the full ones ``p``. Returns (2, N) arrays: row
     of the gradient peak, σ (px), fit held, edge found, edge suspect, and the walk's own row
-    (on ``p``'s rows; located on the full profile by :func:`_cross_at` when ``cross``)."""
+    (on ``p``'s rows; located on the full profile by :func:`_cross_at` when ``cross``).
+    Without ``fits`` no fit is run: the rows are the walk's own (on the 1 px grid, every
+    ``dec``-th row of ``p``), σ NaN and no fit held."""
     n = p.shape[1]
     rows = np.empty((2, n), np.float64)
     walk = np.empty((2, n), np.float64)
@@ -1150,6 +1154,8 @@ def _walk_fit_kernel(p, pc, cdec, center, width, contrast, bg_l, bg_r, tol_px, f
     # the fits in a loop of their own, where the chains of logarithms, divisions and square
     # roots of neighbouring edges overlap (measured on the 2448×2048 bench frame: the kernel
     # 1.74 → 1.65 ms), and vectorise (_fit_edges)
+    if not fits:
+        return rows, np.full((2, n), nan), np.zeros((2, n), np.bool_), ok, suspect, walk
     rows, sigma, fit = _fit_edges(p, rows, dec, step_px, reach, h)
     return rows, sigma, fit, ok, suspect, walk
 
@@ -2182,15 +2188,17 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
                                                            np.float32(width_px / cstep), not bright,
                                                            smooth_stations // 2, closed,
                                                            _F32(_DEPART_DARK if noisy and not bright
-                                                                else _DEPART))
-    sigma = _pooled_sigma(sigma, fit, ok)
+                                                                else _DEPART), not noisy)
     if noisy:
         # a frame short of contrast: the gradient peak within 1 px of the walk's edge and the
         # shading term read noise there (on the hard preset they scatter the edges 1.5× more
-        # than the walk and make ~5× the false calls), so the walk's edge is the answer
+        # than the walk and make ~5× the false calls), so the walk's edge is the answer, and
+        # no Gaussian fit is run (its blur, the frame's median, fed only sigma_px, which no
+        # caller reads: 0.4-0.5 ms of the first call on the hard dark 2448×2048 frames)
         rows = walk
         at = None
     else:
+        sigma = _pooled_sigma(sigma, fit, ok)
         shaded = _shade_kernel(p, rows, sigma, float(step_px))
         # the shading shift is read off a few noisy samples per edge; the light and the bead's
         # shape change slowly along the path, so on a noisy frame (its shift scattering from
