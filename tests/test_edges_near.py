@@ -149,3 +149,12 @@ def test_low_contrast_call_runs_no_fit_and_finds_the_edges_the_fitting_call_find
     assert not np.isnan(want.sigma_px).all()
     for name in ("left_px", "right_px", "found", "contrast", "flank_step"):
         assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+
+
+def test_columns_by_runs_equal_the_gather_by_index():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(7, 300)).astype(np.float32)
+    for at in (np.array([0]), np.array([299]), np.arange(300), np.array([3, 4, 5, 9, 20, 21, 299]),
+               np.unique(rng.integers(0, 300, 40))):
+        got = E._columns(a, E._runs(at))
+        assert got.flags.c_contiguous and got.tobytes() == np.ascontiguousarray(a[:, at]).tobytes()

@@ -2156,6 +2156,19 @@ def _near_stations(centres: np.ndarray, near: np.ndarray, n: int,
     return at if len(at) < n // 2 else None
 
 
+def _runs(at: np.ndarray) -> list:
+    """The runs of consecutive stations of ``at`` (sorted, not empty): [(first, end), ...]."""
+    cut = np.flatnonzero(np.diff(at) != 1)
+    return list(zip(np.r_[at[0], at[cut + 1]].tolist(), (np.r_[at[cut], at[-1]] + 1).tolist()))
+
+
+def _columns(a: np.ndarray, runs: list) -> np.ndarray:
+    """``a[:, at]`` (contiguous) from the runs of ``at`` (:func:`_runs`): a copy of each run's
+    rows instead of a gather by index (measured alone, 815 of 6,379 stations in 3 runs, 99
+    rows: 0.10 ms for ``np.ascontiguousarray(a[:, at])``, 0.013 ms)."""
+    return np.concatenate([a[:, lo:hi] for lo, hi in runs], axis=1)
+
+
 def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool,
                  near: tuple | None = None) -> tuple:
     """find_edges' steps 3 to 6 and the repair from its first steps ``fr``: (left, right,
@@ -2231,9 +2244,10 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             if at is None:
                 break
             # each station's move is its own: the step model on the windows' columns alone
-            part = _step_kernel(np.ascontiguousarray(p[:, at]), np.ascontiguousarray(shaded[:, at]),
-                                np.ascontiguousarray(use[:, at]), 0, sigmas, k0, solve, span,
-                                float(step_px), _STEP_MOVE_PX, tol_px, contrast[at])
+            runs = _runs(at)
+            part = _step_kernel(_columns(p, runs), _columns(shaded, runs), _columns(use, runs), 0,
+                                sigmas, k0, solve, span, float(step_px), _STEP_MOVE_PX, tol_px,
+                                contrast[at])
             rows_at = np.full((2, n), np.nan)
             rows_at[:, at] = part
             # outside the windows nothing is read: no edge there (the speck and repair steps
@@ -2261,10 +2275,10 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
         if at is None:
             suspect |= _bridged_kernel(pc, po, center, w_rows, rows, dec, tol_px, contrast, zone)
         else:
-            suspect[:, at] |= _bridged_kernel(np.ascontiguousarray(pc[:, at]),
-                                              np.ascontiguousarray(po[:, at]), center[at],
-                                              w_rows[at], np.ascontiguousarray(rows[:, at]), dec,
-                                              tol_px, contrast[at], zone)
+            runs = _runs(at)
+            suspect[:, at] |= _bridged_kernel(_columns(pc, runs), _columns(po, runs), center[at],
+                                              w_rows[at], _columns(rows, runs), dec, tol_px,
+                                              contrast[at], zone)
     # a dark speck on or beside a flank hides the edge at a few stations; their neighbours
     # along the path see it
     return _finish_kernel(rows, suspect, ok, contrast, sigma, (m - 1) / 2.0, float(step_px),
