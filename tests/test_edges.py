@@ -571,15 +571,18 @@ def test_refine_equals_reference(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fit_edges_equals_fit_at_per_edge(seed):
-    # the fits over all edges (the peaks, then every fit's logarithms and quotients and a
-    # select) give _fit_at's floats at every edge: rows anywhere (both ends), flat profiles
-    # (no fit: a zero curvature), noise, 0.5 and 1 px
+    # the fits over all edges (blocks of stations: the peaks by selects, then every fit's
+    # logarithms and quotients and a select) give _fit_at's floats at every edge: rows
+    # anywhere (both ends), flat profiles (no fit: a zero curvature), noise, NaN samples,
+    # more stations than a block, 0.5 and 1 px
     rng = np.random.default_rng(seed)
-    p = np.ascontiguousarray(_random_bead_profiles(rng, 200).T)
+    p = np.ascontiguousarray(np.tile(_random_bead_profiles(rng, 200).T, (1, 3)))
     p[:, :20] = 50.0
     p[:, 20:40] += rng.normal(0, 3, (p.shape[0], 20)).astype(np.float32)
+    p[:, 200:] += rng.normal(0, 1, (p.shape[0], p.shape[1] - 200)).astype(np.float32)
+    p[rng.integers(0, p.shape[0], 60), rng.integers(0, p.shape[1], 60)] = np.nan
     m, n = p.shape
-    for dec, step, h, reach in ((2, 0.5, 2, 2), (1, 1.0, 1, 1)):
+    for dec, step, h, reach in ((2, 0.5, 2, 2), (1, 1.0, 1, 1), (2, 0.5, 2, 0)):
         rows = rng.uniform(-3, (m + 3) / dec, (2, n))
         got = E._fit_edges(p, rows, dec, step, reach, h)
         g = np.empty(2 * reach + 3, np.float32)
