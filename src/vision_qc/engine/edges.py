@@ -781,8 +781,11 @@ def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, n
     path wraps round. Returns (row, ok, suspect, the walk's crossing level, background)."""
     m = (pc.shape[0] - 1) // cdec + 1
     q = min(max(center + d * int(np.rint(_F32(0.25) * w)), 0), m - 1)
+    # unsigned indices: no negative-index wrap to select (measured alone on the 2448×2048
+    # bench frame: the walk and fit kernel 1.11 → 1.04 ms)
+    ui = np.uint64(i)
     for k in range(kmax):
-        v[k] = pc[min(max(q + d * k, 0), m - 1) * cdec, i]
+        v[k] = pc[np.uint64(min(max(q + d * k, 0), m - 1) * cdec), ui]
     sgn0 = _F32(1.0) if v[0] >= bg_flank else _F32(-1.0)
     # the local background: the first flat sample that has come down half way from the
     # highest point of the walk so far
