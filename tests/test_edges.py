@@ -1455,6 +1455,34 @@ def test_speck_runs_kernel_equals_reference(seed):
         assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_speck_runs_kernel_equals_reference_on_noisy_edges(seed):
+    # edges that stray at many stations (a hard dark frame): medians asked for at most
+    # stations, in every order, from each side's sliding window; values on a 0.25 px grid,
+    # so that windows hold equal values
+    rng = np.random.default_rng(100 + seed)
+    marked = 0
+    for closed in (False, True):
+        for noise in (0.5, 1.2):
+            n = int(rng.integers(50, 600))
+            side = np.stack([np.full(n, -6.0), np.full(n, 6.0)]) + rng.normal(0, noise, (2, n))
+            for _ in range(int(rng.integers(2, 12))):          # bumps out on one side
+                s, i, k = int(rng.integers(2)), int(rng.integers(n)), int(rng.integers(1, 8))
+                side[s, np.arange(i, i + k) % n] += (1 if s else -1) * rng.uniform(1, 8)
+            side = (np.round(side * 4) / 4).astype(np.float32)
+            side[:, rng.random(n) < 0.03] = np.nan
+            ok = rng.random((2, n)) < 0.95
+            for most in (3, E._SPECK_STATIONS):
+                got = np.zeros((2, n), bool)
+                E._speck_runs(side, ok, got, closed, E._REPAIR_HALF, np.float32(E._REPAIR_PX),
+                              most)
+                want = _speck_reference(side, ok, closed, E._REPAIR_HALF,
+                                        np.float32(E._REPAIR_PX), most)
+                assert np.array_equal(got, want)
+                marked += int(got.sum())
+    assert marked
+
+
 def test_speck_runs_repair_a_speck_not_a_wide_stretch():
     n = 200
     side = np.stack([np.full(n, -6.0), np.full(n, 6.0)]).astype(np.float32)
