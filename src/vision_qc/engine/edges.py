@@ -797,7 +797,7 @@ def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, n
         r = (v[k] - bg_flank) * sgn0
         if r > top or r != r:
             top = r
-        if abs(v[k] - v[k + f]) <= tol:
+        if abs(v[k] - v[np.uint64(k + f)]) <= tol:
             if r <= top * _F32(0.5):
                 bg = _flat_level(v, k, f)
                 kf = k
@@ -818,9 +818,9 @@ def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, n
                 paused = True
     suspect = kf < 0 or paused
     if kf >= 0:
-        rise = v[min(kf + f, kmax - 1)]
+        rise = v[np.uint64(min(kf + f, kmax - 1))]
         for k in range(kf + f + 1, kf + f + ahead + 1):
-            rise = max(rise, v[min(k, kmax - 1)])
+            rise = max(rise, v[np.uint64(min(k, kmax - 1))])
         suspect = suspect or (rise - bg) * sgn0 > tol
         if (narrow or spread >= 0) and not suspect:
             # a box narrower than nominal may stand on one lobe of a bead whose other half
@@ -839,7 +839,7 @@ def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, n
             k_end = min(kf + f + ahead + 1, kmax)
             for t in range(ahead):
                 k = kf + f + 1 + t
-                sink = (bg - v[min(k, kmax - 1)]) * sgn0 > tol
+                sink = (bg - v[np.uint64(min(k, kmax - 1))]) * sgn0 > tol
                 ksink = k if (ksink < 0) & (k < k_end) & sink else ksink
             if ksink >= 0:
                 for k in range(ksink, kmax - f):
@@ -875,12 +875,12 @@ def _side_edge_at(pc, cdec, i, center, w, bg_flank, d, f, kmax, tol, ahead, v, n
     ks = max(ks, 1)
     if kf >= 0 and not suspect:
         for k in range(ks, kend + 1):
-            if (v[k] - bg) * sgn < -tol:
+            if (v[np.uint64(k)] - bg) * sgn < -tol:
                 suspect = True
                 break
     suspect = suspect or borrowed
-    v_in = (v[ks - 1] - bg) * sgn
-    frac = (v_in - delta) / max(v_in - (v[ks] - bg) * sgn, _F32(1e-6))
+    v_in = (v[np.uint64(ks - 1)] - bg) * sgn
+    frac = (v_in - delta) / max(v_in - (v[np.uint64(ks)] - bg) * sgn, _F32(1e-6))
     frac = min(max(frac, _F32(0.0)), _F32(1.0))
     return q + d * (float(ks - 1) + float(frac)), ok, suspect, bg + sgn * delta, bg
 
@@ -1135,7 +1135,7 @@ def _shade_at(p, i, row, sigma, sign, step_px):
     return row - float(_F32(sign) * shift / _F32(step_px))
 
 
-@kernel
+@inlined
 def _cross_at(p, i, row, level, half):
     """Where station ``i``'s full profile crosses ``level`` near ``row`` (the walk's crossing on
     the decimated profile, linearly interpolated between two noisy samples 1 px apart): a
@@ -1148,8 +1148,9 @@ def _cross_at(p, i, row, level, half):
     sy = _F32(0.0)
     sxy = _F32(0.0)
     sxx = _F32(0.0)
+    ui = np.uint64(i)
     for j in range(-half, half + 1):
-        y = p[r0 + j, i]
+        y = p[np.uint64(r0 + j), ui]        # unsigned: no negative-index wrap to select
         sy += y
         sxy += _F32(j) * y
         sxx += _F32(j * j)
