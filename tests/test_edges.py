@@ -301,6 +301,25 @@ def test_repair_equals_reference():
             assert out[i] == pytest.approx(want, abs=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_median_dev_equals_the_median_of_sorted_deviations(seed):
+    # the repair's residual medians off the sorted values: the same float32 as sorting the
+    # absolute deviations, any count, ties, a centre inside, at or beyond the values
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        cnt = int(rng.integers(1, 22))
+        vals = rng.normal(0, 2, cnt).astype(np.float32)
+        if rng.random() < 0.5:
+            vals = (np.round(vals * 4) / 4).astype(np.float32)
+        buf = np.sort(vals)
+        c = np.float32(rng.choice([buf[rng.integers(cnt)], rng.normal(0, 3), buf[0] - 1,
+                                   buf[-1] + 1]))
+        dev = np.abs(buf - c).astype(np.float32)
+        want = E._median_sorted(dev.copy(), cnt)
+        got = E._median_dev(buf.copy(), cnt, c)
+        assert got == want
+
+
 def test_repair_follows_an_edge_moving_along_the_path():
     # an offset ramp: the edge moves 0.6 px per station; a run of suspect edges in the
     # middle is 2-4 px off. The repair puts them on the line, where a flat median of the
