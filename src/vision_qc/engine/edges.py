@@ -2271,7 +2271,7 @@ def _speck_level(x, ok, k0, k1, wrap, buf):
     return _median_sorted(buf, cnt) if cnt else _F32(np.nan)
 
 
-@kernel
+@inlined
 def _speck_in(x, ok, k, wrap):
     """Station ``k``'s place in the side ``x`` (round a closed path with ``wrap``), and whether
     its edge counts in a median (valid, and within the path)."""
@@ -2280,13 +2280,42 @@ def _speck_in(x, ok, k, wrap):
     return a, 0 <= a < n and ok[a] and x[a] == x[a]
 
 
-@kernel
+@inlined
+def _slide_out(win, x):
+    """Remove one ``x`` from the sorted ``win`` (finite values, then +inf to its end), by a
+    fixed sequence of compares and selects: the sorted buffer's searches and shifts
+    mispredict (:func:`_window_remove`)."""
+    w = win.shape[0]
+    r = 0
+    for a in range(w):
+        r += win[a] < x                         # x's first place
+    for a in range(w - 1):
+        win[a] = win[a + 1] if a >= r else win[a]
+    win[w - 1] = np.inf
+
+
+@inlined
+def _slide_in(win, y):
+    """Insert ``y`` into the sorted ``win`` (finite values, then +inf; one place free) after
+    the values not above it, as :func:`_window_add` does, by compares and selects."""
+    w = win.shape[0]
+    r = 0
+    for a in range(w):
+        r += win[a] <= y
+    for a in range(w - 1, 0, -1):
+        win[a] = win[a - 1] if a > r else win[a]
+    win[r] = y
+
+
+@inlined
 def _speck_median(x, ok, i, half, wrap, win, at):
     """:func:`_speck_level` of station ``i``'s window (``half`` stations either side), from the
-    sorted window ``win`` of the station last asked for (``at``: that station and its count),
-    which slides a station at a time (one value leaves, one comes in) where ``i`` lies within
-    ``half`` stations of it, and is gathered again elsewhere; ``win`` and ``at`` are updated.
-    The same median: the window holds the same values in order."""
+    sorted window ``win`` (+inf beyond its count) of the station last asked for (``at``: that
+    station and its count), which slides a station at a time (one value leaves, one comes
+    in: :func:`_slide_out`, :func:`_slide_in`) where ``i`` lies within ``half`` stations of
+    it, and is gathered again elsewhere; ``win`` and ``at`` are updated. The same median: the
+    window holds the same values in order (finite: NaN edges take no part, and the edges'
+    px are never -0.0, which would sort with 0.0 in either order)."""
     cnt = at[1]
     if 0 < abs(i - at[0]) <= half:
         d = 1 if i > at[0] else -1
@@ -2294,10 +2323,13 @@ def _speck_median(x, ok, i, half, wrap, win, at):
             la, leaves = _speck_in(x, ok, c - d * (half + 1), wrap)
             ca, comes = _speck_in(x, ok, c + d * half, wrap)
             if leaves:
-                cnt = _window_remove(win, cnt, x[la])
+                _slide_out(win, x[la])
+                cnt -= 1
             if comes:
-                cnt = _window_add(win, cnt, x[ca])
+                _slide_in(win, x[ca])
+                cnt += 1
     else:
+        win[:] = np.inf
         cnt = 0
         for k in range(i - half, i + half + 1):
             a, inside = _speck_in(x, ok, k, wrap)
@@ -2311,7 +2343,7 @@ def _speck_median(x, ok, i, half, wrap, win, at):
     return win[mid] if cnt % 2 else (win[mid - 1] + win[mid]) / _F32(2.0)
 
 
-@kernel
+@inlined
 def _speck_dev(x, ok, i, half, wrap, out, level, win, at):
     """How far station ``i``'s edge ``x[i]`` lies outwards (``out`` = ±1) of the median of its
     side's edges within ``half`` stations either side (0 where it has none). ``level`` (N,)
