@@ -920,6 +920,7 @@ def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, 
     for i in range(n):
         tol = _walk_tol(tol_px, contrast[i])
         c = center[i]
+        ui = np.uint64(i)
         for s in range(2):
             d = 2 * s - 1
             r = rows[s, i]
@@ -930,8 +931,11 @@ def _bridged_kernel(closed, opened, center, width, rows, dec, tol_px, contrast, 
             if (e - q) * d < 0:
                 continue
             j = max(q, c + z) if d > 0 else min(q, c - z)
+            # (unsigned indices: no negative-index wrap to select; rows between j and e, both
+            # in the profile, are read)
             while (e - j) * d >= 0:
-                if closed[j, i] - opened[j, i] > tol:
+                uj = np.uint64(j)
+                if closed[uj, ui] - opened[uj, ui] > tol:
                     out[s, i] = True
                     break
                 j += d
