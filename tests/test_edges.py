@@ -320,6 +320,63 @@ def test_median_dev_equals_the_median_of_sorted_deviations(seed):
         assert got == want
 
 
+def _repair_exact(pos, suspect, ok, closed, half, dev):
+    """_repair_kernel spelt out in float32 scalars, every median a sort: the same floats."""
+    f32 = np.float32
+
+    def med(v):
+        v = sorted(v)
+        c = len(v)
+        return v[c // 2] if c % 2 else (v[c // 2 - 1] + v[c // 2]) / f32(2.0)
+
+    n = len(pos)
+    out = pos.copy()
+    for i in range(n):
+        if not (suspect[i] and ok[i]):
+            continue
+        nb = []
+        for j in range(-half, half + 1):
+            a = (i + j) % n if closed else i + j
+            if 0 <= a < n and ok[a] and not suspect[a] and pos[a] == pos[a]:
+                nb.append((f32(j), pos[a]))
+        if len(nb) < half:
+            continue
+        left = [(j, v) for j, v in nb if j < 0]
+        right = [(j, v) for j, v in nb if j > 0]
+        slope = f32(0.0)
+        if len(left) >= max(half // 4, 1) and len(right) >= max(half // 4, 1):
+            dj = med([j for j, _ in right]) - med([j for j, _ in left])
+            slope = (med([v for _, v in right]) - med([v for _, v in left])) / dj
+        vals = [v for _, v in nb]
+        det = [v - slope * j for j, v in nb]
+        flat, ref = med(vals), med(det)
+        if med([abs(d - ref) for d in det]) >= med([abs(v - flat) for v in vals]):
+            ref = flat
+        if abs(pos[i] - ref) > dev:
+            out[i] = ref
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_repair_equals_exact_reference(seed):
+    # the kernel's medians (the sides' sorted values merged, the residuals' medians off
+    # sorted values) give the floats of sorting each: ramps, steps, ties, open and closed
+    rng = np.random.default_rng(50 + seed)
+    for closed in (False, True):
+        n = int(rng.integers(30, 400))
+        pos = 5.0 + rng.uniform(-0.3, 0.3) * np.arange(n) + rng.normal(0, 0.4, n)
+        if rng.random() < 0.5:
+            pos = np.round(pos * 4) / 4
+        pos = pos.astype(np.float32)
+        suspect = rng.random(n) < rng.uniform(0.1, 0.5)
+        ok = rng.random(n) < 0.95
+        pos[suspect] += rng.choice([0.0, 2.5, -3.0], suspect.sum()).astype(np.float32)
+        pos[rng.random(n) < 0.02] = np.nan
+        got = E._repair_kernel(pos, suspect, ok, closed, 10, np.float32(1.0))
+        want = _repair_exact(pos, suspect, ok, closed, 10, np.float32(1.0))
+        assert np.array_equal(got, want, equal_nan=True)
+
+
 def test_repair_follows_an_edge_moving_along_the_path():
     # an offset ramp: the edge moves 0.6 px per station; a run of suspect edges in the
     # middle is 2-4 px off. The repair puts them on the line, where a flat median of the

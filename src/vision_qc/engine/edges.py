@@ -1869,6 +1869,7 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
     jr = np.empty(w, np.float32)
     val = np.empty(w, np.float32)
     off = np.empty(w, np.float32)
+    srt = np.empty(w, np.float32)
     for i in range(n):
         if not (suspect[i] and ok[i]):
             continue
@@ -1900,18 +1901,31 @@ def _repair_kernel(pos, suspect, ok, closed, half, dev):
         if nl >= need and nr >= need:
             dj = _median_sorted(jr, nr) - _median_sorted(jl, nl)
             slope = (_median_sorted(vr, nr) - _median_sorted(vl, nl)) / dj
+            # the neighbours are those before and after (station i is suspect): their values
+            # in order are the merge of the two sides' just sorted, without a sort of them all
+            # (on hard dark frames, a third of the repair's sorting)
+            a = 0
+            b = 0
+            for t in range(cnt):
+                left = b >= nr or (a < nl and vl[a] <= vr[b])
+                srt[t] = vl[a] if left else vr[b]
+                a += left
+                b += not left
+            mid = cnt // 2
+            flat = srt[mid] if cnt % 2 else (srt[mid - 1] + srt[mid]) / _F32(2.0)
+        else:
+            for a in range(cnt):
+                srt[a] = val[a]
+            flat = _median_sorted(srt, cnt)
         # the line is taken only where it fits the neighbours better than a flat level (at
         # a gap's end the neighbours on one side are no bead, and a line through them is not
         # the edge's trend)
         for a in range(cnt):
-            vl[a] = val[a]
-        flat = _median_sorted(vl, cnt)
-        for a in range(cnt):
             val[a] = val[a] - slope * off[a]
             vr[a] = val[a]
         ref = _median_sorted(vr, cnt)
-        # the residuals' medians off the sorted values (vl, vr), without sorting them again
-        if _median_dev(vr, cnt, ref) >= _median_dev(vl, cnt, flat):
+        # the residuals' medians off the sorted values (srt, vr), without sorting them again
+        if _median_dev(vr, cnt, ref) >= _median_dev(srt, cnt, flat):
             ref = flat
         if abs(pos[i] - ref) > dev:
             out[i] = ref
