@@ -301,6 +301,82 @@ def test_repair_equals_reference():
             assert out[i] == pytest.approx(want, abs=1e-4)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_median_dev_equals_the_median_of_sorted_deviations(seed):
+    # the repair's residual medians off the sorted values: the same float32 as sorting the
+    # absolute deviations, any count, ties, a centre inside, at or beyond the values
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        cnt = int(rng.integers(1, 22))
+        vals = rng.normal(0, 2, cnt).astype(np.float32)
+        if rng.random() < 0.5:
+            vals = (np.round(vals * 4) / 4).astype(np.float32)
+        buf = np.sort(vals)
+        c = np.float32(rng.choice([buf[rng.integers(cnt)], rng.normal(0, 3), buf[0] - 1,
+                                   buf[-1] + 1]))
+        dev = np.abs(buf - c).astype(np.float32)
+        want = E._median_sorted(dev.copy(), cnt)
+        got = E._median_dev(buf.copy(), cnt, c)
+        assert got == want
+
+
+def _repair_exact(pos, suspect, ok, closed, half, dev):
+    """_repair_kernel spelt out in float32 scalars, every median a sort: the same floats."""
+    f32 = np.float32
+
+    def med(v):
+        v = sorted(v)
+        c = len(v)
+        return v[c // 2] if c % 2 else (v[c // 2 - 1] + v[c // 2]) / f32(2.0)
+
+    n = len(pos)
+    out = pos.copy()
+    for i in range(n):
+        if not (suspect[i] and ok[i]):
+            continue
+        nb = []
+        for j in range(-half, half + 1):
+            a = (i + j) % n if closed else i + j
+            if 0 <= a < n and ok[a] and not suspect[a] and pos[a] == pos[a]:
+                nb.append((f32(j), pos[a]))
+        if len(nb) < half:
+            continue
+        left = [(j, v) for j, v in nb if j < 0]
+        right = [(j, v) for j, v in nb if j > 0]
+        slope = f32(0.0)
+        if len(left) >= max(half // 4, 1) and len(right) >= max(half // 4, 1):
+            dj = med([j for j, _ in right]) - med([j for j, _ in left])
+            slope = (med([v for _, v in right]) - med([v for _, v in left])) / dj
+        vals = [v for _, v in nb]
+        det = [v - slope * j for j, v in nb]
+        flat, ref = med(vals), med(det)
+        if med([abs(d - ref) for d in det]) >= med([abs(v - flat) for v in vals]):
+            ref = flat
+        if abs(pos[i] - ref) > dev:
+            out[i] = ref
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_repair_equals_exact_reference(seed):
+    # the kernel's medians (the sides' sorted values merged, the residuals' medians off
+    # sorted values) give the floats of sorting each: ramps, steps, ties, open and closed
+    rng = np.random.default_rng(50 + seed)
+    for closed in (False, True):
+        n = int(rng.integers(30, 400))
+        pos = 5.0 + rng.uniform(-0.3, 0.3) * np.arange(n) + rng.normal(0, 0.4, n)
+        if rng.random() < 0.5:
+            pos = np.round(pos * 4) / 4
+        pos = pos.astype(np.float32)
+        suspect = rng.random(n) < rng.uniform(0.1, 0.5)
+        ok = rng.random(n) < 0.95
+        pos[suspect] += rng.choice([0.0, 2.5, -3.0], suspect.sum()).astype(np.float32)
+        pos[rng.random(n) < 0.02] = np.nan
+        got = E._repair_kernel(pos, suspect, ok, closed, 10, np.float32(1.0))
+        want = _repair_exact(pos, suspect, ok, closed, 10, np.float32(1.0))
+        assert np.array_equal(got, want, equal_nan=True)
+
+
 def test_repair_follows_an_edge_moving_along_the_path():
     # an offset ramp: the edge moves 0.6 px per station; a run of suspect edges in the
     # middle is 2-4 px off. The repair puts them on the line, where a flat median of the
@@ -571,15 +647,18 @@ def test_refine_equals_reference(seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fit_edges_equals_fit_at_per_edge(seed):
-    # the fits over all edges (the peaks, then every fit's logarithms and quotients and a
-    # select) give _fit_at's floats at every edge: rows anywhere (both ends), flat profiles
-    # (no fit: a zero curvature), noise, 0.5 and 1 px
+    # the fits over all edges (blocks of stations: the peaks by selects, then every fit's
+    # logarithms and quotients and a select) give _fit_at's floats at every edge: rows
+    # anywhere (both ends), flat profiles (no fit: a zero curvature), noise, NaN samples,
+    # more stations than a block, 0.5 and 1 px
     rng = np.random.default_rng(seed)
-    p = np.ascontiguousarray(_random_bead_profiles(rng, 200).T)
+    p = np.ascontiguousarray(np.tile(_random_bead_profiles(rng, 200).T, (1, 3)))
     p[:, :20] = 50.0
     p[:, 20:40] += rng.normal(0, 3, (p.shape[0], 20)).astype(np.float32)
+    p[:, 200:] += rng.normal(0, 1, (p.shape[0], p.shape[1] - 200)).astype(np.float32)
+    p[rng.integers(0, p.shape[0], 60), rng.integers(0, p.shape[1], 60)] = np.nan
     m, n = p.shape
-    for dec, step, h, reach in ((2, 0.5, 2, 2), (1, 1.0, 1, 1)):
+    for dec, step, h, reach in ((2, 0.5, 2, 2), (1, 1.0, 1, 1), (2, 0.5, 2, 0)):
         rows = rng.uniform(-3, (m + 3) / dec, (2, n))
         got = E._fit_edges(p, rows, dec, step, reach, h)
         g = np.empty(2 * reach + 3, np.float32)
@@ -1450,6 +1529,34 @@ def test_speck_runs_kernel_equals_reference(seed):
         E._speck_runs(side, ok, got, closed, E._REPAIR_HALF, np.float32(E._REPAIR_PX), most)
         want = _speck_reference(side, ok, closed, E._REPAIR_HALF, np.float32(E._REPAIR_PX), most)
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_speck_runs_kernel_equals_reference_on_noisy_edges(seed):
+    # edges that stray at many stations (a hard dark frame): medians asked for at most
+    # stations, in every order, from each side's sliding window; values on a 0.25 px grid,
+    # so that windows hold equal values
+    rng = np.random.default_rng(100 + seed)
+    marked = 0
+    for closed in (False, True):
+        for noise in (0.5, 1.2):
+            n = int(rng.integers(50, 600))
+            side = np.stack([np.full(n, -6.0), np.full(n, 6.0)]) + rng.normal(0, noise, (2, n))
+            for _ in range(int(rng.integers(2, 12))):          # bumps out on one side
+                s, i, k = int(rng.integers(2)), int(rng.integers(n)), int(rng.integers(1, 8))
+                side[s, np.arange(i, i + k) % n] += (1 if s else -1) * rng.uniform(1, 8)
+            side = (np.round(side * 4) / 4).astype(np.float32)
+            side[:, rng.random(n) < 0.03] = np.nan
+            ok = rng.random((2, n)) < 0.95
+            for most in (3, E._SPECK_STATIONS):
+                got = np.zeros((2, n), bool)
+                E._speck_runs(side, ok, got, closed, E._REPAIR_HALF, np.float32(E._REPAIR_PX),
+                              most)
+                want = _speck_reference(side, ok, closed, E._REPAIR_HALF,
+                                        np.float32(E._REPAIR_PX), most)
+                assert np.array_equal(got, want)
+                marked += int(got.sum())
+    assert marked
 
 
 def test_speck_runs_repair_a_speck_not_a_wide_stretch():
