@@ -2471,7 +2471,10 @@ def _speck_stops(x, oks, i, n, wrap, half, dev, most, out, buf):
     xi = x[i]
     if not ((out * (xi - x[b]) > dev) & (out * (xi - x[c]) > dev)):
         return False
-    return oks[i] and _speck_dev(x, oks, i, half, wrap, out, buf) > dev
+    # the median of its side's edges round it, gathered afresh (:func:`_speck_dev` keeps a
+    # sliding window over a whole scan; these tests jump about)
+    return oks[i] and out * _F32(x[i] - _speck_level(x, oks, i - half, i + half + 1, wrap,
+                                                     buf)) > dev
 
 
 @kernel
