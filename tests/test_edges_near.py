@@ -130,3 +130,31 @@ def test_windowed_speck_and_repair_equal_the_whole_path_where_synced(seed):
                 else:
                     n_not += 1
     assert n_synced > 0 and n_not > 0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_low_contrast_call_runs_no_fit_and_finds_the_edges_the_fitting_call_finds(seed,
+                                                                                  monkeypatch):
+    """On a frame short of contrast the edges are the walk's: the call that runs no Gaussian
+    fit (and no median blur) gives the edges, presence and contrast bit for bit of the same
+    steps with the fits run, and NaN blurs."""
+    prof = _faint_dark(seed, 1200, [(300, 340)])
+    kw = {"step_px": STEP, "bright": False, "width_px": 12.0, "smooth_stations": 3,
+          "closed": bool(seed), "max_smooth_stations": 31}
+    got = find_edges(prof, **kw)
+    assert got.usual is not None and np.isnan(got.sigma_px).all()
+    kernel = E._walk_fit_kernel
+    monkeypatch.setattr(E, "_walk_fit_kernel", lambda *a: kernel(*a[:-1], True))
+    want = find_edges(prof, **kw)
+    assert not np.isnan(want.sigma_px).all()
+    for name in ("left_px", "right_px", "found", "contrast", "flank_step"):
+        assert getattr(got, name).tobytes() == getattr(want, name).tobytes(), name
+
+
+def test_columns_by_runs_equal_the_gather_by_index():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(7, 300)).astype(np.float32)
+    for at in (np.array([0]), np.array([299]), np.arange(300), np.array([3, 4, 5, 9, 20, 21, 299]),
+               np.unique(rng.integers(0, 300, 40))):
+        got = E._columns(a, E._runs(at))
+        assert got.flags.c_contiguous and got.tobytes() == np.ascontiguousarray(a[:, at]).tobytes()
