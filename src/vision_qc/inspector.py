@@ -631,12 +631,12 @@ class Inspector:
             # edges at the usual resolution, bit for bit as find_edges finds them on the whole
             # frame, at the stations the caps read (edges_near: the first call's smoothing and
             # locator at the usual resolution, the walk, fits and frame-wide statistics
-            # everywhere, the step model, speck and repair steps round the ends only). On the
-            # 6 low-contrast hard dark 2448x2048 frames with a gap (/tmp/me/s9/hd5), thread
-            # time: whole call 6.0-8.0 ms -> 3.0-4.0; frames 13.7-16.6 -> 10.4-12.0 ms (a
-            # loaded machine; the walk everywhere, ~1.7 ms, is what the frame's median blur
-            # needs). Found again round the ends alone, with each block's own noise and blur,
-            # the ends moved by up to 7 px (±32-128 stations)
+            # everywhere, the step model, speck and repair steps round the ends only). 16
+            # such 2448x2048 frames (README, "Speed"), thread time: the whole search again
+            # 6.0-8.0 ms -> 3.0-4.0; the frames 5.2-16.9 ms -> 4.2-9.8 (with the kernels'
+            # speed-up; the walk everywhere, ~1.1 ms, is what the frame's median blur needs).
+            # Found again round the ends alone, with each block's own noise and blur, the ends
+            # moved by up to 7 px (±32-128 stations)
             tips = np.array([float(x) / mm for d in defects if d.type == "gap"
                              for x in (d.start_mm, d.end_mm)])
             end_edges = edges_near(edges.usual, np.rint(tips / stations.spacing_px),
