@@ -451,6 +451,17 @@ def _ramp_kernel(prof, t0, step, at, left_px, right_px, bright, half, closed, ma
     return out
 
 
+def load_frame_dependent_kernels() -> None:
+    """Call once, on tiny inputs of the hot path's types, the kernels of this module that only
+    some frames reach (:meth:`Inspector._on_ramps`: a bead under a glare ramp), so that a
+    process warmed on one clean frame has them loaded (the batch's forkserver)."""
+    prof = np.zeros((8, 2), np.uint8)
+    edge = np.zeros(2, np.float32)
+    _ramp_kernel(prof, 0.0, 1.0, np.zeros(1, np.int64), edge, edge, True, 1, False, 1.0, 1.0, 1.0)
+    out = np.empty(2, np.float32)
+    _median_valid(edge, np.ones(2, np.bool_), MEDIAN_STATIONS, False, 1.0, out)
+
+
 @kernel
 def _stats_kernel(width_mm, offset_mm, present, judged):
     """Over the present and judged stations: their widths (for np.mean), the smallest and

@@ -85,10 +85,12 @@ def warm_up() -> list[str]:
         except Exception as exc:     # FrameError included: the part should have been found
             failed.append(f"align={align}: {type(exc).__name__}: {exc}")
     try:
-        # what only a noisy frame runs (the warm-up part is clean)
+        # what only a noisy frame runs (the warm-up part is clean), and a bead under glare
         from ..engine.edges import load_frame_dependent_kernels
+        from ..inspector import load_frame_dependent_kernels as load_inspector_kernels
 
         load_frame_dependent_kernels()
+        load_inspector_kernels()
     except Exception as exc:
         failed.append(f"frame-dependent kernels: {type(exc).__name__}: {exc}")
     return failed
