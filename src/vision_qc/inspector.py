@@ -669,12 +669,12 @@ class Inspector:
         Returns (present, width_mm, offset_mm), the arguments themselves where none is."""
         r = self.recipe
         mm = r.mm_per_px
-        w = edges.right_px - edges.left_px
-        off = 0.5 * (edges.left_px + edges.right_px)
-        with np.errstate(invalid="ignore"):
-            cand = (edges.found & judged & ~present
-                    & (w >= r.width_min_mm / mm) & (w <= r.width_max_mm / mm) & (w >= min_width_px)
-                    & (np.abs(off) <= r.max_offset_mm / mm))
+        width_px = edges.right_px - edges.left_px
+        offset_px = (edges.left_px + edges.right_px) * np.float32(0.5)
+        # NaN edges compare False: no candidate
+        cand = (edges.found & judged & ~present
+                & (width_px >= r.width_min_mm / mm) & (width_px <= r.width_max_mm / mm)
+                & (width_px >= min_width_px) & (np.abs(offset_px) <= r.max_offset_mm / mm))
         at = np.flatnonzero(cand)
         if not at.size:
             return present, width_mm, offset_mm
@@ -687,8 +687,6 @@ class Inspector:
             return present, width_mm, offset_mm
         present = present.copy()
         present[at[ok]] = True
-        width_px = (edges.right_px - edges.left_px)
-        offset_px = (edges.left_px + edges.right_px) * np.float32(0.5)
         width_mm = np.empty_like(width_mm)
         offset_mm = np.empty_like(offset_mm)
         _median_valid(width_px, present, MEDIAN_STATIONS, r.closed, mm, width_mm)
