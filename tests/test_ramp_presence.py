@@ -147,7 +147,8 @@ def test_whole_bead_on_a_ramp_is_ok():
 
 def _without_ramp_test(monkeypatch):
     monkeypatch.setattr(Inspector, "_on_ramps",
-                        lambda self, prof, edges, judged, present, w, o, *a: (present, w, o))
+                        lambda self, prof, edges, judged, present, w, o, *a:
+                        (present, w, o, edges.left_px, edges.right_px))
 
 
 def test_hard_scene_bead_under_glare_ramp_is_present(monkeypatch):
