@@ -563,25 +563,25 @@ def _tracked_stations(present, judged, width_mm, offset_mm, width_min, width_max
 def _tracked_kernel(prof, t0, step, at, left_px, right_px, bright, half, closed, margin_px,
                     box_px, min_contrast, out_left, out_right):
     """Per station of ``at``: whether a bead stands out of a background ramp where its
-    neighbours put it (``left_px``/``right_px``, px, at the rows of ``at``: the edges the good
-    stations round its run give, see :data:`TRACK_MAX_MM`), and where its edges are
-    (``out_left``/``out_right``, likewise). The profiles (M, N) are averaged over ``half`` stations either
-    side. The background is the chord between two flank boxes ``box_px`` wide, ``margin_px``
-    out of the given edges; the bead's body is the brighter half (flipped for a dark bead) of
-    its samples 1 px inside them, so that a dark bead's bright ridge is not taken for it. It
-    stands out where the body stands at least ``min_contrast`` above the chord and half that
-    above each flank box (a step with no bead stands above one flank only), and the flanks
-    differ by at least half its stand-out (a ramp is what hides it; on flat ground the usual
-    rule decides). Each edge is then measured: walking in from its flank box, where the
-    profile first stands half the body's stand-out above the chord (linear between samples;
-    walking in, not out from the centre, so that the ridge does not stop it). A flank box
-    whose inner sample already stands that high is on bead (a wider bead than its
-    neighbours'): not present here, the usual rule's reading stays. Not caught: a ramp that
-    falls across the bead by more than the bead stands out (its body is not above the higher
-    flank): :func:`_ramp_kernel` reads those from the walk's edges when they are a good
-    bead's. (Tried: accepting those where each flank's own line meets the other's, as
-    _ramp_kernel does: on hard bright seed 7 a wide defect under glare was then read at its
-    neighbours' width, an escape.)"""
+    neighbours put it (``left_px``/``right_px``, px, at the rows of ``at``: the edges the
+    good stations round its run give, see :data:`TRACK_MAX_MM`), and where its edges are
+    (``out_left``/``out_right``, likewise). The profiles (M, N) are averaged over ``half``
+    stations either side. The background is the chord between two flank boxes ``box_px``
+    wide, ``margin_px`` out of the given edges; the bead's body is the brighter half
+    (flipped for a dark bead) of its samples 1 px inside them, so that a dark bead's bright
+    ridge is not taken for it. It stands out where the body stands at least ``min_contrast``
+    above the chord and half that above each flank box (a step with no bead stands above one
+    flank only), and the flanks differ by at least half its stand-out (a ramp is what hides
+    it; on flat ground the usual rule decides). Each edge is then measured: walking in from
+    its flank box, where the profile first stands half the body's stand-out above the chord
+    (linear between samples; walking in, not out from the centre, so that the ridge does not
+    stop it). A flank box whose inner sample already stands that high is on bead (a wider
+    bead than its neighbours'): not present here, the usual rule's reading stays. Not
+    caught: a ramp that falls across the bead by more than the bead stands out (its body is
+    not above the higher flank): :func:`_ramp_kernel` reads those from the walk's edges when
+    they are a good bead's. (Tried: accepting those where each flank's own line meets the
+    other's, as _ramp_kernel does: on hard bright seed 7 a wide defect under glare was then
+    read at its neighbours' width, an escape.)"""
     m, n = prof.shape
     out = np.zeros(at.shape[0], np.bool_)
     col = np.empty(m)
@@ -642,7 +642,8 @@ def _tracked_kernel(prof, t0, step, at, left_px, right_px, bright, half, closed,
         c = 0.5 * (lo + hi)
         mid = int(np.floor((c - t0) / step))
         left = np.nan
-        prev = sign * (col[a2 - 1] - (l_near + slope * (t0 + step * (a2 - 1) - xl_near))) - 0.5 * stand
+        prev = (sign * (col[a2 - 1] - (l_near + slope * (t0 + step * (a2 - 1) - xl_near)))
+                - 0.5 * stand)
         if prev < 0.0:
             for r in range(a2, mid + 1):
                 v = sign * (col[r] - (l_near + slope * (t0 + step * r - xl_near))) - 0.5 * stand
@@ -651,7 +652,8 @@ def _tracked_kernel(prof, t0, step, at, left_px, right_px, bright, half, closed,
                     break
                 prev = v
         right = np.nan
-        prev = sign * (col[b0] - (l_near + slope * (t0 + step * b0 - xl_near))) - 0.5 * stand
+        prev = (sign * (col[b0] - (l_near + slope * (t0 + step * b0 - xl_near)))
+                - 0.5 * stand)
         if prev < 0.0:
             for r in range(b0 - 1, mid - 1, -1):
                 v = sign * (col[r] - (l_near + slope * (t0 + step * r - xl_near))) - 0.5 * stand
