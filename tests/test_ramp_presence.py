@@ -1,11 +1,11 @@
 """Presence on a glare ramp: a bead the background falls across (inspector.RAMP_STATIONS)."""
 
-import cv2
 import numpy as np
 import pytest
 
 from vision_qc.inspector import RAMP_BOX, RAMP_MARGIN_PX, Inspector, _ramp_kernel
-from vision_qc.recipe import recipe_from_dict
+
+from conftest import glare_ramp_scene
 
 STEP = 0.5
 T = np.arange(-20.0, 20.0 + STEP / 2, STEP)          # sample offsets across the path, px
@@ -110,30 +110,10 @@ def test_kernel_equals_the_spelt_out_test(seed, closed):
     assert list(got) == want
 
 
-def _ramp_scene(gap=True, seed=1, slope=0.8):
-    """A dark bead 10 px wide along y = 80 on a background that falls ``slope`` grey levels
-    per px across it (a glare ramp), noise σ 2; with a gap from x = 130 to 170 px."""
-    h, w = 160, 300
-    y = np.arange(h, dtype=np.float32)[:, None]
-    img = np.repeat(130.0 - slope * (y - 80.0), w, axis=1).astype(np.float32)
-    bead = np.zeros((h, w), np.float32)
-    bead[75:85, 20:281] = 1.0
-    if gap:
-        bead[:, 130:170] = 0.0
-    img -= 16.0 * cv2.GaussianBlur(bead, (0, 0), 1.0)
-    img += np.random.default_rng(seed).normal(0.0, 2.0, img.shape).astype(np.float32)
-    recipe = recipe_from_dict({
-        "image_size": [w, h], "mm_per_px": 0.5, "polarity": "dark",
-        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
-        "bead": {"width_mm": 5.0, "width_tol_mm": 1.25, "max_offset_mm": 2.0,
-                 "min_defect_mm": 2.0, "search_mm": 10.0}})
-    return np.clip(np.round(img), 0, 255).astype(np.uint8), recipe
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_gap_on_a_ramp_stays_one_gap(seed):
     # what the ramp test must never do: fill a real gap (x = 130..170 px: 55..75 mm)
-    frame, recipe = _ramp_scene(gap=True, seed=seed)
+    frame, recipe = glare_ramp_scene(gap=True, seed=seed)
     res = Inspector(recipe).inspect(frame)
     assert [d.type for d in res.defects] == ["gap"], res.defects
     assert res.defects[0].start_mm == pytest.approx(55.0, abs=1.0)
@@ -141,7 +121,7 @@ def test_a_gap_on_a_ramp_stays_one_gap(seed):
 
 
 def test_whole_bead_on_a_ramp_is_ok():
-    frame, recipe = _ramp_scene(gap=False)
+    frame, recipe = glare_ramp_scene(gap=False)
     assert Inspector(recipe).inspect(frame).verdict == "OK"
 
 

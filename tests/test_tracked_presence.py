@@ -10,6 +10,8 @@ import pytest
 import vision_qc.inspector as inspector_mod
 from vision_qc.inspector import RAMP_BOX, RAMP_MARGIN_PX, Inspector, _tracked_kernel
 
+from conftest import glare_ramp_scene
+
 STEP = 0.5
 T = np.arange(-20.0, 20.0 + STEP / 2, STEP)          # sample offsets across the path, px
 BOX = RAMP_BOX * 12.0
@@ -271,35 +273,12 @@ def test_a_station_read_wide_is_asked_only_where_one_edge_jumped():
     assert np.allclose(lo, -5.0) and np.allclose(hi, 5.0)
 
 
-def _wide_under_glare(seed):
-    """A dark bead 10 px wide along y = 80 under a glare ramp (0.8 grey levels per px across
-    it), 16 px wide from x = 130 to 170 (a wide defect, both sides), noise σ 2."""
-    import cv2
-
-    from vision_qc.recipe import recipe_from_dict
-
-    h, w = 160, 300
-    y = np.arange(h, dtype=np.float32)[:, None]
-    img = np.repeat(130.0 - 0.8 * (y - 80.0), w, axis=1).astype(np.float32)
-    bead = np.zeros((h, w), np.float32)
-    bead[75:85, 20:281] = 1.0
-    bead[72:88, 130:170] = 1.0
-    img -= 16.0 * cv2.GaussianBlur(bead, (0, 0), 1.0)
-    img += np.random.default_rng(seed).normal(0.0, 2.0, img.shape).astype(np.float32)
-    recipe = recipe_from_dict({
-        "image_size": [w, h], "mm_per_px": 0.5, "polarity": "dark",
-        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
-        "bead": {"width_mm": 5.0, "width_tol_mm": 1.25, "max_offset_mm": 2.0,
-                 "min_defect_mm": 2.0, "search_mm": 10.0}})
-    return np.clip(np.round(img), 0, 255).astype(np.uint8), recipe
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_wide_stretch_under_glare_stays_wide(monkeypatch, seed):
     # the stations the walk reads wide are read again only to a good bead, and here none is:
     # the defects are the usual rule's, a wide one among them (the walk reads this steep
     # ramp's wide stretch short on its up-slope side, 60-70 mm of the 55-75 mm)
-    frame, recipe = _wide_under_glare(seed)
+    frame, recipe = glare_ramp_scene(gap=False, wide=True, seed=seed)
     res = Inspector(recipe).inspect(frame)
     assert any(d.type == "wide" for d in res.defects), res.defects
     monkeypatch.setattr(inspector_mod, "TRACK_MAX_MM", 0.0)
