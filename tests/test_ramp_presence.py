@@ -5,7 +5,7 @@ import pytest
 
 from vision_qc.inspector import RAMP_BOX, RAMP_MARGIN_PX, Inspector, _ramp_kernel
 
-from conftest import glare_ramp_scene
+from glare_scenes import glare_ramp_scene
 
 STEP = 0.5
 T = np.arange(-20.0, 20.0 + STEP / 2, STEP)          # sample offsets across the path, px

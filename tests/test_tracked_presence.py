@@ -10,7 +10,7 @@ import pytest
 import vision_qc.inspector as inspector_mod
 from vision_qc.inspector import RAMP_BOX, RAMP_MARGIN_PX, Inspector, _tracked_kernel
 
-from conftest import glare_ramp_scene
+from glare_scenes import glare_ramp_scene
 
 STEP = 0.5
 T = np.arange(-20.0, 20.0 + STEP / 2, STEP)          # sample offsets across the path, px
