@@ -216,7 +216,7 @@ def test_tracked_stations_lie_between_good_ones(monkeypatch):
     width[200:205] = 3.0                    # read thin (limit 3.75): asked
     judged = np.ones(n, bool)
     edges = np.full(n, 2.5 / recipe.mm_per_px, np.float32)
-    at, left, right = ins._tracked(present, judged, width, offset, -edges, edges)
+    at, left, right, _ = ins._tracked(present, judged, width, offset, -edges, edges)
     assert list(at) == [*range(100, 110), *range(200, 205)]
     mm = recipe.mm_per_px
     f = (np.arange(100, 110) - 99) / 11
@@ -224,7 +224,7 @@ def test_tracked_stations_lie_between_good_ones(monkeypatch):
     assert np.allclose(0.5 * (left[:10] + right[:10]), ((1 - f) * -0.5 + f * 0.5) / mm)
     assert np.allclose(right[10:] - left[10:], 5.0 / mm)      # the good ones round the thin run
     monkeypatch.setattr(inspector_mod, "TRACK_MAX_MM", 4.0)   # shorter than the 10-station run
-    at, _, _ = ins._tracked(present, judged, width, offset, -edges, edges)
+    at, _, _, _ = ins._tracked(present, judged, width, offset, -edges, edges)
     assert list(at) == list(range(200, 205))
 
 
@@ -240,14 +240,16 @@ def test_tracked_stations_wrap_round_a_closed_path():
     judged = np.ones(n, bool)
     edges = np.full(n, 5.0, np.float32)
     args = (-edges, edges, 3.75, 6.25, 2.0)
-    at, left, right = _tracked_stations(present, judged, width, offset, *args, True, 100.0, 0.5, 3.0, 1.0)
+    at, left, right, _ = _tracked_stations(present, judged, width, offset, *args, True, 100.0,
+                                           0.5, 3.0, 1.0)
     assert list(at) == [0, 1, 2, 46, 47, 48, 49]
     # 45 -> 3 is 8 stations round the loop: station 0 is 5 along
     assert right[0] - left[0] == pytest.approx(((3 / 8) * 4.0 + (5 / 8) * 6.0) / 0.5)
     assert right[3] - left[3] == pytest.approx(((7 / 8) * 4.0 + (1 / 8) * 6.0) / 0.5)
-    at, _, _ = _tracked_stations(present, judged, width, offset, *args, False, 100.0, 0.5, 3.0, 1.0)
+    at = _tracked_stations(present, judged, width, offset, *args, False, 100.0, 0.5, 3.0,
+                           1.0)[0]
     assert list(at) == []                        # open: nothing before the first good station
-    at, _, _ = _tracked_stations(present, judged, width, offset, *args, True, 7.0, 0.5, 3.0, 1.0)
+    at = _tracked_stations(present, judged, width, offset, *args, True, 7.0, 0.5, 3.0, 1.0)[0]
     assert list(at) == []                        # the run is longer than the limit
 
 
@@ -267,8 +269,8 @@ def test_a_station_read_wide_is_asked_only_where_one_edge_jumped():
     left[20:24], right[20:24] = -7.0, 7.0
     offset[30:34] = 3.0                         # moved sideways: both edges out one way
     left[30:34], right[30:34] = 1.0, 11.0
-    at, lo, hi = _tracked_stations(present, judged, width, offset, left, right, 3.75, 6.25,
-                                   2.0, False, 100.0, 0.5, 3.0, 1.0)
+    at, lo, hi, _ = _tracked_stations(present, judged, width, offset, left, right, 3.75, 6.25,
+                                      2.0, False, 100.0, 0.5, 3.0, 1.0)
     assert list(at) == [10, 11, 12, 13]
     assert np.allclose(lo, -5.0) and np.allclose(hi, 5.0)
 

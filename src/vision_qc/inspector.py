@@ -507,22 +507,26 @@ def _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px, w
     and after each candidate (round the loop on a closed path, none past an open path's
     ends), and the edges interpolated between them. A station read wide or offset is a
     candidate only where one of its edges (``left_px``/``right_px``, the walk's) lies more
-    than ``jump_px`` out of the interpolated one and the other within ``keep_px`` of its own."""
+    than ``jump_px`` out of the interpolated one and the other within ``keep_px`` of its own;
+    the fourth array returned says which candidates those are."""
     n = present.shape[0]
     at = np.empty(0, np.int64)
     left = np.empty(0)
     right = np.empty(0)
+    jumped = np.empty(0, np.bool_)
     bad = False
     for i in range(n):
         # most frames have every station good: one light pass to see
         bad |= judged[i] and not (present[i] and width_min <= width_mm[i] <= width_max
                                   and abs(offset_mm[i]) <= max_offset)
     if not bad:
-        return at, left, right
+        return at, left, right, jumped
     good = np.zeros(n, np.bool_)
     cand = np.zeros(n, np.bool_)
     jump = np.zeros(n, np.bool_)
     any_cand = False
+    first = -1
+    last = -1
     for i in range(n):
         w = width_mm[i]
         off_ok = abs(offset_mm[i]) <= max_offset
@@ -533,15 +537,12 @@ def _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px, w
         jump[i] = judged[i] and present[i] and not (in_limits and off_ok) and not thin
         cand[i] = (judged[i] and (not present[i] or thin)) or jump[i]
         any_cand |= cand[i]
-    first = -1
-    last = -1
-    for i in range(n):
         if good[i]:
             if first < 0:
                 first = i
             last = i
     if not any_cand or first < 0 or first == last:
-        return at, left, right
+        return at, left, right, jumped
     prev = np.empty(n, np.int64)
     p = last - n if closed else -1
     for i in range(n):
@@ -557,6 +558,7 @@ def _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px, w
     at = np.empty(n, np.int64)
     left = np.empty(n)
     right = np.empty(n)
+    jumped = np.empty(n, np.bool_)
     m = 0
     for i in range(n):
         if not cand[i] or not (closed or (prev[i] >= 0 and nxt[i] >= 0)):
@@ -580,8 +582,9 @@ def _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px, w
         at[m] = i
         left[m] = lo
         right[m] = hi
+        jumped[m] = jump[i]
         m += 1
-    return at[:m], left[:m], right[:m]
+    return at[:m], left[:m], right[:m], jumped[:m]
 
 
 @kernel
@@ -925,7 +928,6 @@ class Inspector:
         nominal = r.width_mm / mm
         box = max(RAMP_BOX * nominal, 2.0)
         bright = r.polarity == "bright"
-        changed = False
         # NaN edges compare False: no candidate
         cand = (edges.found & judged & ~present
                 & (width_px >= r.width_min_mm / mm) & (width_px <= r.width_max_mm / mm)
@@ -937,14 +939,10 @@ class Inspector:
             if ok.any():
                 present = present.copy()
                 present[at[ok]] = True
-                changed = True
-        if changed:
-            # the neighbours' edges include the stations just found
-            width_mm = np.empty_like(width_mm)
-            offset_mm = np.empty_like(offset_mm)
-            _median_valid(width_px, present, MEDIAN_STATIONS, r.closed, mm, width_mm)
-            _median_valid(offset_px, present, MEDIAN_STATIONS, r.closed, mm, offset_mm)
-        at, hyp_l, hyp_r = self._tracked(present, judged, width_mm, offset_mm, left, right)
+                # the neighbours' edges include the stations just found
+                width_mm, offset_mm = self._smoothed(width_px, offset_px, present)
+        at, hyp_l, hyp_r, jumped = self._tracked(present, judged, width_mm, offset_mm, left,
+                                                 right)
         if at.size:
             out_l = np.zeros(at.size)
             out_r = np.zeros(at.size)
@@ -955,27 +953,29 @@ class Inspector:
             # a station the walk read wide or offset is read again only to a good bead: a
             # reading that is not one (a wide bead whose one edge the walk lost) stays the
             # walk's, so no wide stretch is turned thin
-            with np.errstate(invalid="ignore"):
-                was_bad = (present[at] & ((width_mm[at] > r.width_max_mm)
-                                          | ~(np.abs(offset_mm[at]) <= r.max_offset_mm)))
             w_new = (out_r - out_l) * mm
-            ok &= ~was_bad | ((w_new >= r.width_min_mm) & (w_new <= r.width_max_mm)
-                              & (np.abs(0.5 * (out_l + out_r)) * mm <= r.max_offset_mm))
+            ok &= ~jumped | ((w_new >= r.width_min_mm) & (w_new <= r.width_max_mm)
+                             & (np.abs(0.5 * (out_l + out_r)) * mm <= r.max_offset_mm))
             if ok.any():
-                if not changed:
-                    present = present.copy()
+                present = present.copy()
                 left, right = left.copy(), right.copy()
                 idx = at[ok]
                 left[idx] = out_l[ok]
                 right[idx] = out_r[ok]
                 present[idx] = True
-                width_px = right - left
-                offset_px = (left + right) * np.float32(0.5)
-                width_mm = np.empty_like(width_mm)
-                offset_mm = np.empty_like(offset_mm)
-                _median_valid(width_px, present, MEDIAN_STATIONS, r.closed, mm, width_mm)
-                _median_valid(offset_px, present, MEDIAN_STATIONS, r.closed, mm, offset_mm)
+                width_mm, offset_mm = self._smoothed(right - left, (left + right) * np.float32(0.5),
+                                                     present)
         return present, width_mm, offset_mm, left, right
+
+    def _smoothed(self, width_px, offset_px, present):
+        """Width and offset per station in mm, each the median over :data:`MEDIAN_STATIONS`
+        of the present stations' (as :func:`_measure_kernel` smooths them)."""
+        r = self.recipe
+        width_mm = np.empty(len(width_px), np.float32)
+        offset_mm = np.empty(len(offset_px), np.float32)
+        _median_valid(width_px, present, MEDIAN_STATIONS, r.closed, r.mm_per_px, width_mm)
+        _median_valid(offset_px, present, MEDIAN_STATIONS, r.closed, r.mm_per_px, offset_mm)
+        return width_mm, offset_mm
 
     def _tracked(self, present, judged, width_mm, offset_mm, left_px, right_px):
         """The judged stations without bead, read thin (and not offset), or read wide or
@@ -983,11 +983,12 @@ class Inspector:
         :data:`TRACK_MAX_MM` between stations with a good bead (present, width and offset
         within limits), and where those put the bead's edges: the good stations' smoothed
         width and offset, interpolated along the path across the run. ``left_px`` and
-        ``right_px`` are the walk's edges. Returns (stations, left, right), the edges in px at
-        the rows of ``stations``."""
+        ``right_px`` are the walk's edges. Returns (stations, left, right, jumped): the edges
+        in px, and whether the walk read the station wide or offset, at the rows of
+        ``stations``."""
         r = self.recipe
         if TRACK_MAX_MM <= 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+            return np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.bool_)
         max_run = TRACK_MAX_MM / (r.mm_per_px * self.stations.spacing_px)
         return _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px,
                                  r.width_min_mm, r.width_max_mm, r.max_offset_mm, r.closed,
