@@ -29,16 +29,18 @@ def _profiles(background, bead=0.0, lo=-6.0, hi=6.0, ridge=0.0, n=9, noise=0.0, 
     return np.clip(np.round(prof), 0, 255).astype(np.uint8)
 
 
-def _tracked(prof, *, bright, left=-6.0, right=6.0, min_contrast=6.0, half=3, closed=False):
+def _tracked(prof, *, bright, left=-6.0, right=6.0, min_contrast=6.0, half=3, closed=False,
+             need_ramp=True):
     n = prof.shape[1]
     at = np.arange(n, dtype=np.int64)
     out_l, out_r = np.zeros(n), np.zeros(n)
     ok = _tracked_kernel(prof, float(T[0]), STEP, at, np.full(n, left), np.full(n, right),
-                         bright, half, closed, RAMP_MARGIN_PX, BOX, min_contrast, out_l, out_r)
+                         bright, half, closed, RAMP_MARGIN_PX, BOX, min_contrast, out_l, out_r,
+                         need_ramp)
     return ok, out_l, out_r
 
 
-def _reference(prof, i, *, bright, left, right, min_contrast, half, closed):
+def _reference(prof, i, *, bright, left, right, min_contrast, half, closed, need_ramp=True):
     """The same test and edges spelt out for station i."""
     n = prof.shape[1]
     cols = [(i + d) % n if closed else i + d for d in range(-half, half + 1)]
@@ -61,7 +63,8 @@ def _reference(prof, i, *, bright, left, right, min_contrast, half, closed):
     stand = above[len(above) // 2:].mean()
     c = 0.5 * (left + right)
     if not (stand >= min_contrast and sign * (body - ln) >= 0.5 * min_contrast
-            and sign * (body - rn) >= 0.5 * min_contrast and abs(ln - rn) >= 0.5 * stand):
+            and sign * (body - rn) >= 0.5 * min_contrast
+            and (abs(ln - rn) >= 0.5 * stand or not need_ramp)):
         return False, None, None
     past = sign * (p - chord) - 0.5 * stand         # >= 0: more than half way to the body
     mid = int(np.floor((c - T[0]) / STEP))
