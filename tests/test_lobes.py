@@ -1,17 +1,17 @@
 """A wide dark bead read as one of its lobes (inspector.LOBE_MAX_MM): the stations asked
-(_lobe_stations), the re-reading without a ramp (_tracked_kernel with need_ramp False), and
+(Inspector._lobes, _inset_stations), the re-reading without a ramp (_tracked_kernel with need_ramp False), and
 what it does to whole parts."""
 
 import numpy as np
 import pytest
 
 import vision_qc.inspector as inspector_mod
-from vision_qc.inspector import Inspector, _lobe_stations
+from vision_qc.inspector import Inspector, _inset_stations
 
 from test_tracked_presence import T, _profiles, _reference, _scene, _tracked
 
 MM = 0.5                        # mm per px in the station tables below
-LIMITS = (6.25, 5.0, 0.25)      # width_max_mm, nominal width_mm (10 px), LOBE_SIDES
+WIDTH_MAX, NOMINAL, SIDES = 6.25, 5.0, 0.25     # mm (nominal 10 px), LOBE_SIDES
 
 
 def _stations(n=60):
@@ -21,8 +21,38 @@ def _stations(n=60):
 
 
 def _lobes(present, judged, width, offset, left, right, *, closed=False, max_run=30.0):
-    return _lobe_stations(present, judged, width, offset, left, right, *LIMITS, closed,
-                          max_run, MM, 3.0, 2.0)
+    # the stations read wide on both sides, as Inspector._lobes takes them (held to it by
+    # test_the_inspector_takes_stations_widened_on_both_sides)
+    wide = present & judged & (width > WIDTH_MAX) & (np.abs(offset) <= SIDES * (width - NOMINAL))
+    return _inset_stations(wide, present & judged, width, offset, left, right, closed, max_run,
+                           True, MM, 3.0, 2.0)
+
+
+def test_the_inspector_takes_stations_widened_on_both_sides(monkeypatch):
+    from vision_qc.recipe import recipe_from_dict
+
+    recipe = recipe_from_dict({
+        "image_size": [300, 160], "mm_per_px": MM, "polarity": "dark",
+        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
+        "bead": {"width_mm": NOMINAL, "width_tol_mm": WIDTH_MAX - NOMINAL,
+                 "max_offset_mm": 2.0, "min_defect_mm": 2.0, "search_mm": 10.0}})
+    ins = Inspector(recipe)
+    monkeypatch.setattr(inspector_mod, "LOBE_MAX_MM", 30.0 * MM * ins.stations.spacing_px)
+    n = len(ins)
+    present, judged, width, offset, left, right = _stations(n)
+    width[10:30] = 10.0
+    width[18:22] = 6.0
+    left[18:22], right[18:22] = 0.0, 10.0
+    width[100:120] = 10.0
+    offset[100:120] = 1.5                    # more than a quarter of the 5 mm excess
+    width[108:112] = 6.0
+    left[108:112], right[108:112] = 0.0, 10.0
+    args = (present, judged, width, offset, left, right)
+    for got, want in zip(ins._lobes(*args), _lobes(*args)):
+        assert np.array_equal(got, want)
+    assert list(ins._lobes(*args)[0]) == [18, 19, 20, 21]
+    monkeypatch.setattr(inspector_mod, "LOBE_MAX_MM", 0.0)
+    assert ins._lobes(*args)[0].size == 0
 
 
 def test_a_lobe_between_wide_stations_is_asked_at_their_edges():

@@ -639,25 +639,20 @@ def _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px, w
 
 
 @kernel
-def _lobe_stations(present, judged, width_mm, offset_mm, left_px, right_px, width_max,
-                   nominal, sides, closed, max_run, mm_per_px, jump_px, keep_px):
-    """:meth:`Inspector._lobes` in one pass each way over the stations: the stations with a
-    bead not read wide, in a run of at most ``max_run`` stations between stations read wider
-    than ``width_max`` on both sides (their offset at most ``sides`` × their width's excess
-    over ``nominal``), or within ``max_run`` of one at a wide stretch's end, where one of the
-    walk's edges (``left_px``/``right_px``) lies more than ``jump_px`` inside the edges those
-    put there and the other no more than ``keep_px`` inside its own. Returns (stations,
-    left, right, kept_left): the wide stations' edges, interpolated between them (at a
-    stretch's end, the nearest one's), and whether the left edge is the one that stayed."""
-    n = present.shape[0]
-    wide = np.zeros(n, np.bool_)
+def _inset_stations(anchor, cand, width_mm, offset_mm, left_px, right_px, closed, max_run,
+                    ends, mm_per_px, jump_px, keep_px):
+    """The stations of ``cand`` in a run of at most ``max_run`` stations between stations of
+    ``anchor`` (with ``ends``, also those within ``max_run`` of one beyond the last), where one
+    of the walk's edges (``left_px``/``right_px``) lies more than ``jump_px`` inside the edges
+    the anchors put there (their width and offset interpolated; at a run's end, the nearest
+    one's) and the other no more than ``keep_px`` inside its own. One pass each way over the
+    stations. Returns (stations, left, right, kept_left): those edges, px, and whether the
+    left edge is the one that stayed (:meth:`Inspector._lobes`, :meth:`Inspector._hidden`)."""
+    n = anchor.shape[0]
     first = -1
     last = -1
     for i in range(n):
-        # NaN compares False: an absent station is not one
-        wide[i] = (present[i] and judged[i] and width_mm[i] > width_max
-                   and abs(offset_mm[i]) <= sides * (width_mm[i] - nominal))
-        if wide[i]:
+        if anchor[i]:
             if first < 0:
                 first = i
             last = i
@@ -667,27 +662,27 @@ def _lobe_stations(present, judged, width_mm, offset_mm, left_px, right_px, widt
     kept_left = np.empty(0, np.bool_)
     if first < 0 or first == last:
         return at, left, right, kept_left
-    prev, nxt = _anchors(wide, first, last, closed)
+    prev, nxt = _anchors(anchor, first, last, closed)
     at = np.empty(n, np.int64)
     left = np.empty(n)
     right = np.empty(n)
     kept_left = np.empty(n, np.bool_)
     m = 0
     for i in range(n):
-        if wide[i] or not (present[i] and judged[i]):
+        if anchor[i] or not cand[i]:
             continue
         d_prev = i - prev[i] if closed or prev[i] >= 0 else n
         d_next = nxt[i] - i if closed or nxt[i] >= 0 else n
         if d_prev + d_next <= max_run:
             lo, hi = _interpolated(i, prev[i], nxt[i], width_mm, offset_mm, mm_per_px)
-        elif min(d_prev, d_next) <= max_run:
-            # at a wide stretch's end: the nearest wide station's edges
+        elif ends and min(d_prev, d_next) <= max_run:
+            # at a run's end: the nearest anchor's edges
             a = (prev[i] if d_prev <= d_next else nxt[i]) % n
             lo = (offset_mm[a] - 0.5 * width_mm[a]) / mm_per_px
             hi = (offset_mm[a] + 0.5 * width_mm[a]) / mm_per_px
         else:
             continue
-        # one edge stopped inside the bead (on a dark bead's lit face), the other did not
+        # one edge stopped inside the bead, the other did not
         inl = left_px[i] - lo
         inr = hi - right_px[i]
         if not ((inl > jump_px and inr <= keep_px) or (inr > jump_px and inl <= keep_px)):
@@ -823,8 +818,8 @@ def load_frame_dependent_kernels() -> None:
     _median_valid(edge, np.ones(2, np.bool_), MEDIAN_STATIONS, False, 1.0, out)
     _tracked_stations(np.ones(2, np.bool_), np.ones(2, np.bool_), out, out, edge, edge, 1.0, 1.0,
                       1.0, False, 1.0, 1.0, 1.0, 1.0)
-    _lobe_stations(np.ones(2, np.bool_), np.ones(2, np.bool_), out, out, edge, edge, 1.0, 1.0,
-                   0.25, False, 1.0, 1.0, 1.0, 1.0)
+    _inset_stations(np.ones(2, np.bool_), np.ones(2, np.bool_), out, out, edge, edge, False, 1.0,
+                    True, 1.0, 1.0, 1.0)
     _tracked_kernel(prof, 0.0, 1.0, np.zeros(1, np.int64), np.zeros(1), np.zeros(1), True, 1,
                     False, 1.0, 1.0, 1.0, np.zeros(1), np.zeros(1), False)
 
@@ -1138,18 +1133,23 @@ class Inspector:
 
     def _lobes(self, present, judged, width_mm, offset_mm, left_px, right_px):
         """The judged stations with a bead not read wide, in runs of at most
-        :data:`LOBE_MAX_MM` between stations read wide (on both sides) or that far from one,
-        whose one walk edge stopped more than :data:`TRACK_JUMP_PX` inside where those put it
-        while the other is no more than :data:`TRACK_KEEP_PX` inside, and where the wide
-        stations put the edges (:func:`_lobe_stations`). Returns (stations, left, right,
-        kept_left): the edges in px, and whether the left edge is the one that stayed."""
+        :data:`LOBE_MAX_MM` between stations read wide (on both sides: offset at most
+        :data:`LOBE_SIDES` × the excess width) or that far from one, whose one walk edge
+        stopped more than :data:`TRACK_JUMP_PX` inside where those put it while the other
+        is no more than :data:`TRACK_KEEP_PX` inside, and where the wide stations put the
+        edges (:func:`_inset_stations`). Returns (stations, left, right, kept_left): the
+        edges in px, and whether the left edge is the one that stayed."""
         r = self.recipe
         if LOBE_MAX_MM <= 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.bool_)
+        with np.errstate(invalid="ignore"):
+            # NaN compares False: an absent station is none
+            wide = (present & judged & (width_mm > r.width_max_mm)
+                    & (np.abs(offset_mm) <= LOBE_SIDES * (width_mm - r.width_mm)))
         max_run = LOBE_MAX_MM / (r.mm_per_px * self.stations.spacing_px)
-        return _lobe_stations(present, judged, width_mm, offset_mm, left_px, right_px,
-                              r.width_max_mm, r.width_mm, LOBE_SIDES, r.closed, max_run,
-                              r.mm_per_px, TRACK_JUMP_PX, TRACK_KEEP_PX)
+        return _inset_stations(wide, present & judged, width_mm, offset_mm, left_px, right_px,
+                               r.closed, max_run, True, r.mm_per_px, TRACK_JUMP_PX,
+                               TRACK_KEEP_PX)
 
     def inspect(self, frame: np.ndarray, *, upto_mm: float | None = None) -> InspectionResult:
         """Inspect one frame.
