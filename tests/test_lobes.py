@@ -1,6 +1,6 @@
 """A wide dark bead read as one of its lobes (inspector.LOBE_MAX_MM): the stations asked
-(Inspector._lobes, _inset_stations), the re-reading without a ramp (_tracked_kernel with need_ramp False), and
-what it does to whole parts."""
+(Inspector._lobes, _inset_stations), the re-reading without a ramp (_tracked_kernel with
+need_ramp False), and what it does to whole parts."""
 
 import numpy as np
 import pytest

@@ -126,7 +126,7 @@ def test_whole_bead_on_a_ramp_is_ok():
 
 
 def _without_ramp_test(monkeypatch):
-    monkeypatch.setattr(Inspector, "_on_ramps",
+    monkeypatch.setattr(Inspector, "_read_again_where_misread",
                         lambda self, prof, edges, judged, present, w, o, *a:
                         (present, w, o, edges.left_px, edges.right_px))
 
