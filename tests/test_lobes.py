@@ -21,11 +21,8 @@ def _stations(n=60):
 
 
 def _lobes(present, judged, width, offset, left, right, *, closed=False, max_run=30.0):
-    # the stations read wide on both sides, as Inspector._lobes takes them (held to it by
-    # test_the_inspector_takes_stations_widened_on_both_sides)
-    wide = present & judged & (width > WIDTH_MAX) & (np.abs(offset) <= SIDES * (width - NOMINAL))
-    return _inset_stations(wide, present & judged, width, offset, left, right, closed, max_run,
-                           True, MM, 3.0, 2.0)
+    return _inset_stations(True, present, judged, width, offset, left, right, 3.75, WIDTH_MAX,
+                           NOMINAL, 2.0, SIDES, closed, max_run, MM, 3.0, 2.0)
 
 
 def test_the_inspector_takes_stations_widened_on_both_sides(monkeypatch):

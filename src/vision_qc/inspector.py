@@ -657,29 +657,61 @@ def _tracked_stations(present, judged, width_mm, offset_mm, left_px, right_px, w
 
 
 @kernel
-def _inset_stations(anchor, cand, width_mm, offset_mm, left_px, right_px, closed, max_run,
-                    ends, mm_per_px, jump_px, keep_px):
-    """The stations of ``cand`` in a run of at most ``max_run`` stations between stations of
-    ``anchor`` (with ``ends``, also those within ``max_run`` of one beyond the last), where one
+def _inset_stations(wide, present, judged, width_mm, offset_mm, left_px, right_px, width_min,
+                    width_max, nominal, max_offset, sides, closed, max_run, mm_per_px, jump_px,
+                    keep_px):
+    """With ``wide`` (:meth:`Inspector._lobes`): the anchors are the judged stations read
+    wider than ``width_max`` on both sides (offset at most ``sides`` × the excess over
+    ``nominal``), the candidates the other judged stations with a bead, and a candidate
+    beyond a run's last anchor is asked too. Else (:meth:`Inspector._hidden`): the anchors
+    are the good stations (width and offset within limits), the candidates those read thin
+    (and not offset). NaN compares False: an absent station is neither.
+
+    The candidates in a run of at most ``max_run`` stations between anchors (or within
+    ``max_run`` of one beyond the last), where one
     of the walk's edges (``left_px``/``right_px``) lies more than ``jump_px`` inside the edges
     the anchors put there (their width and offset interpolated; at a run's end, the nearest
     one's) and the other no more than ``keep_px`` inside its own. One pass each way over the
     stations. Returns (stations, left, right, kept_left): those edges, px, and whether the
     left edge is the one that stayed (:meth:`Inspector._lobes`, :meth:`Inspector._hidden`)."""
-    n = anchor.shape[0]
-    first = -1
-    last = -1
-    for i in range(n):
-        if anchor[i]:
-            if first < 0:
-                first = i
-            last = i
+    n = present.shape[0]
     at = np.empty(0, np.int64)
     left = np.empty(0)
     right = np.empty(0)
     kept_left = np.empty(0, np.bool_)
+    # most frames have no station read wide, or none read thin: one light pass to see (the
+    # width first, the rarer condition; measured alone on 7,500 good stations: 30-45 → 12 µs,
+    # 6 of them the call)
+    seen_any = 0
+    for i in range(n):
+        w = width_mm[i]
+        if (w > width_max if wide else w < width_min) and present[i] and judged[i]:
+            seen_any += 1
+            if seen_any >= 2:
+                break
+    if seen_any < (2 if wide else 1):
+        return at, left, right, kept_left
+    anchor = np.zeros(n, np.bool_)
+    cand = np.zeros(n, np.bool_)
+    first = -1
+    last = -1
+    for i in range(n):
+        w = width_mm[i]
+        seen = present[i] and judged[i]
+        if wide:
+            anchor[i] = seen and w > width_max and abs(offset_mm[i]) <= sides * (w - nominal)
+            cand[i] = seen and not anchor[i]
+        else:
+            off_ok = abs(offset_mm[i]) <= max_offset
+            anchor[i] = seen and width_min <= w <= width_max and off_ok
+            cand[i] = seen and w < width_min and off_ok
+        if anchor[i]:
+            if first < 0:
+                first = i
+            last = i
     if first < 0 or first == last:
         return at, left, right, kept_left
+    ends = wide
     prev, nxt = _anchors(anchor, first, last, closed)
     at = np.empty(n, np.int64)
     left = np.empty(n)
@@ -897,8 +929,8 @@ def load_frame_dependent_kernels() -> None:
     _median_valid(edge, np.ones(2, np.bool_), MEDIAN_STATIONS, False, 1.0, out)
     _tracked_stations(np.ones(2, np.bool_), np.ones(2, np.bool_), out, out, edge, edge, 1.0, 1.0,
                       1.0, False, 1.0, 1.0, 1.0, 1.0)
-    _inset_stations(np.ones(2, np.bool_), np.ones(2, np.bool_), out, out, edge, edge, False, 1.0,
-                    True, 1.0, 1.0, 1.0)
+    _inset_stations(True, np.ones(2, np.bool_), np.ones(2, np.bool_), out, out, edge, edge, 1.0,
+                    1.0, 1.0, 1.0, 0.25, False, 1.0, 1.0, 1.0, 1.0)
     _hidden_kernel(prof, 0.0, 1.0, np.zeros(1, np.int64), np.zeros(1), np.zeros(1),
                    np.zeros(1, np.bool_), edge, edge, True, 1, False, 1.0, 1.0, 1.0)
     _tracked_kernel(prof, 0.0, 1.0, np.zeros(1, np.int64), np.zeros(1), np.zeros(1), True, 1,
@@ -1238,13 +1270,10 @@ class Inspector:
         r = self.recipe
         if LOBE_MAX_MM <= 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.bool_)
-        with np.errstate(invalid="ignore"):
-            # NaN compares False: an absent station is none
-            wide = (present & judged & (width_mm > r.width_max_mm)
-                    & (np.abs(offset_mm) <= LOBE_SIDES * (width_mm - r.width_mm)))
         max_run = LOBE_MAX_MM / (r.mm_per_px * self.stations.spacing_px)
-        return _inset_stations(wide, present & judged, width_mm, offset_mm, left_px, right_px,
-                               r.closed, max_run, True, r.mm_per_px, TRACK_JUMP_PX,
+        return _inset_stations(True, present, judged, width_mm, offset_mm, left_px, right_px,
+                               r.width_min_mm, r.width_max_mm, r.width_mm, r.max_offset_mm,
+                               LOBE_SIDES, r.closed, max_run, r.mm_per_px, TRACK_JUMP_PX,
                                TRACK_KEEP_PX)
 
     def _hidden(self, present, judged, width_mm, offset_mm, left_px, right_px):
@@ -1256,14 +1285,11 @@ class Inspector:
         r = self.recipe
         if HIDDEN_MAX_MM <= 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.bool_)
-        with np.errstate(invalid="ignore"):
-            off_ok = np.abs(offset_mm) <= r.max_offset_mm
-            good = (present & judged & (width_mm >= r.width_min_mm)
-                    & (width_mm <= r.width_max_mm) & off_ok)
-            thin = present & judged & (width_mm < r.width_min_mm) & off_ok
         max_run = HIDDEN_MAX_MM / (r.mm_per_px * self.stations.spacing_px)
-        return _inset_stations(good, thin, width_mm, offset_mm, left_px, right_px, r.closed,
-                               max_run, False, r.mm_per_px, TRACK_JUMP_PX, TRACK_KEEP_PX)
+        return _inset_stations(False, present, judged, width_mm, offset_mm, left_px, right_px,
+                               r.width_min_mm, r.width_max_mm, r.width_mm, r.max_offset_mm,
+                               LOBE_SIDES, r.closed, max_run, r.mm_per_px, TRACK_JUMP_PX,
+                               TRACK_KEEP_PX)
 
     def inspect(self, frame: np.ndarray, *, upto_mm: float | None = None) -> InspectionResult:
         """Inspect one frame.
