@@ -1,10 +1,20 @@
-"""Scenes shared by tests: a bead under a glare ramp (imported by name, not a conftest: the
+"""Scenes shared by tests: a straight bead's recipe, a bead under a glare ramp (imported by name, not a conftest: the
 benchmarks' conftest takes that module name when both folders run in one session)."""
 
 import cv2
 import numpy as np
 
 from vision_qc.recipe import recipe_from_dict
+
+
+def straight_recipe():
+    """The recipe of a dark bead 5 mm (10 px) wide along y = 80 px from x = 20 to 280 px of a
+    300×160 frame, 0.5 mm/px: width 3.75-6.25 mm, offset within 2 mm, defects from 2 mm."""
+    return recipe_from_dict({
+        "image_size": [300, 160], "mm_per_px": 0.5, "polarity": "dark",
+        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
+        "bead": {"width_mm": 5.0, "width_tol_mm": 1.25, "max_offset_mm": 2.0,
+                 "min_defect_mm": 2.0, "search_mm": 10.0}})
 
 
 def glare_ramp_scene(*, gap=True, wide=False, seed=1, slope=0.8):
@@ -23,9 +33,5 @@ def glare_ramp_scene(*, gap=True, wide=False, seed=1, slope=0.8):
         bead[72:88, 130:170] = 1.0
     img -= 16.0 * cv2.GaussianBlur(bead, (0, 0), 1.0)
     img += np.random.default_rng(seed).normal(0.0, 2.0, img.shape).astype(np.float32)
-    recipe = recipe_from_dict({
-        "image_size": [w, h], "mm_per_px": 0.5, "polarity": "dark",
-        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
-        "bead": {"width_mm": 5.0, "width_tol_mm": 1.25, "max_offset_mm": 2.0,
-                 "min_defect_mm": 2.0, "search_mm": 10.0}})
+    recipe = straight_recipe()
     return np.clip(np.round(img), 0, 255).astype(np.uint8), recipe

@@ -8,6 +8,7 @@ import pytest
 import vision_qc.inspector as inspector_mod
 from vision_qc.inspector import RAMP_MARGIN_PX, Inspector, _hidden_kernel
 
+from glare_scenes import straight_recipe
 from test_tracked_presence import BOX, STEP, T, _profiles, _scene
 
 
@@ -99,13 +100,7 @@ def test_kernel_equals_the_spelt_out_test(seed, closed):
 
 
 def test_the_stations_asked_are_thin_ones_between_good_ones(monkeypatch):
-    from vision_qc.recipe import recipe_from_dict
-
-    recipe = recipe_from_dict({
-        "image_size": [300, 160], "mm_per_px": 0.5, "polarity": "dark",
-        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
-        "bead": {"width_mm": 5.0, "width_tol_mm": 1.25, "max_offset_mm": 2.0,
-                 "min_defect_mm": 2.0, "search_mm": 10.0}})
+    recipe = straight_recipe()
     ins = Inspector(recipe)
     n = len(ins)
     present, judged = np.ones(n, bool), np.ones(n, bool)

@@ -8,6 +8,7 @@ import pytest
 import vision_qc.inspector as inspector_mod
 from vision_qc.inspector import Inspector, _inset_stations
 
+from glare_scenes import straight_recipe
 from test_tracked_presence import T, _profiles, _reference, _scene, _tracked
 
 MM = 0.5                        # mm per px in the station tables below
@@ -26,13 +27,7 @@ def _lobes(present, judged, width, offset, left, right, *, closed=False, max_run
 
 
 def test_the_inspector_takes_stations_widened_on_both_sides(monkeypatch):
-    from vision_qc.recipe import recipe_from_dict
-
-    recipe = recipe_from_dict({
-        "image_size": [300, 160], "mm_per_px": MM, "polarity": "dark",
-        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
-        "bead": {"width_mm": NOMINAL, "width_tol_mm": WIDTH_MAX - NOMINAL,
-                 "max_offset_mm": 2.0, "min_defect_mm": 2.0, "search_mm": 10.0}})
+    recipe = straight_recipe()
     ins = Inspector(recipe)
     monkeypatch.setattr(inspector_mod, "LOBE_MAX_MM", 30.0 * MM * ins.stations.spacing_px)
     n = len(ins)

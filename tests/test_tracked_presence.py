@@ -10,7 +10,7 @@ import pytest
 import vision_qc.inspector as inspector_mod
 from vision_qc.inspector import RAMP_BOX, RAMP_MARGIN_PX, Inspector, _tracked_kernel
 
-from glare_scenes import glare_ramp_scene
+from glare_scenes import glare_ramp_scene, straight_recipe
 
 STEP = 0.5
 T = np.arange(-20.0, 20.0 + STEP / 2, STEP)          # sample offsets across the path, px
@@ -213,13 +213,7 @@ def test_tracked_stations_lie_between_good_ones(monkeypatch):
     """Inspector._tracked: absent or thin stations between good ones within TRACK_MAX_MM, the
     good ones' width and offset interpolated; none across a longer run, none past an open
     path's ends."""
-    from vision_qc.recipe import recipe_from_dict
-
-    recipe = recipe_from_dict({
-        "image_size": [300, 160], "mm_per_px": 0.5, "polarity": "dark",
-        "path": {"closed": False, "points": [[20, 80], [280, 80]]},
-        "bead": {"width_mm": 5.0, "width_tol_mm": 1.25, "max_offset_mm": 2.0,
-                 "min_defect_mm": 2.0, "search_mm": 10.0}})
+    recipe = straight_recipe()
     ins = Inspector(recipe)
     n = len(ins)
     present = np.ones(n, bool)

@@ -485,6 +485,26 @@ def _flank_rows(lo, hi, t0, step, margin_px, box_px):
             int(np.ceil((hi + margin_px + 2.0 * box_px - t0) / step)))
 
 
+@inlined
+def _window_rows(prof, cols, cnt, r0, r1, col):
+    """``col[r0:r1]``: the rows r0..r1-1 of ``prof`` averaged over the ``cnt`` stations of
+    ``cols`` (:func:`_window`; each row's few stations lie side by side)."""
+    for r in range(r0, r1):
+        acc = 0.0
+        for q in range(cnt):
+            acc += prof[r, cols[q]]
+        col[r] = acc / cnt
+
+
+@inlined
+def _box_mean(col, r0, r1):
+    """The mean of ``col[r0:r1]``, summed in order."""
+    acc = 0.0
+    for r in range(r0, r1):
+        acc += col[r]
+    return acc / (r1 - r0)
+
+
 @kernel
 def _ramp_kernel(prof, t0, step, at, left_px, right_px, bright, half, closed, margin_px, box_px,
                  min_contrast):
@@ -786,21 +806,10 @@ def _tracked_kernel(prof, t0, step, at, left_px, right_px, bright, half, closed,
         e1 = int(np.floor((hi - 1.0 - t0) / step))
         if a1 < 0 or b1 >= m or a2 <= a1 or b1 <= b0 or e1 - e0 < 3:
             continue
-        # the window's stations, then the rows: each row's few stations lie side by side
         cnt = _window(i, half, n, closed, cols)
-        for r in range(a1, b1):
-            acc = 0.0
-            for q2 in range(cnt):
-                acc += prof[r, cols[q2]]
-            col[r] = acc / cnt
-        l_near = 0.0
-        for r in range(a1, a2):
-            l_near += col[r]
-        l_near /= a2 - a1
-        r_near = 0.0
-        for r in range(b0, b1):
-            r_near += col[r]
-        r_near /= b1 - b0
+        _window_rows(prof, cols, cnt, a1, b1, col)
+        l_near = _box_mean(col, a1, a2)
+        r_near = _box_mean(col, b0, b1)
         xl_near = t0 + step * 0.5 * (a1 + a2 - 1)
         xr_near = t0 + step * 0.5 * (b0 + b1 - 1)
         slope = (r_near - l_near) / (xr_near - xl_near)
@@ -889,15 +898,8 @@ def _hidden_kernel(prof, t0, step, at, left_px, right_px, kept_left, walk_left, 
         if f0 < 0 or f1 > m or f1 <= f0 or s0 < 0 or s1 >= m or s1 - s0 < 2:
             continue
         cnt = _window(i, half, n, closed, cols)
-        for r in range(min(s0, f0), max(s1 + 1, f1)):
-            acc = 0.0
-            for q2 in range(cnt):
-                acc += prof[r, cols[q2]]
-            col[r] = acc / cnt
-        bg = 0.0
-        for r in range(f0, f1):
-            bg += col[r]
-        bg /= f1 - f0
+        _window_rows(prof, cols, cnt, min(s0, f0), max(s1 + 1, f1), col)
+        bg = _box_mean(col, f0, f1)
         # the three samples standing out farthest against the bead's polarity
         t1 = -np.inf
         t2 = -np.inf
