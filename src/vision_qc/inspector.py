@@ -1269,14 +1269,8 @@ class Inspector:
         is no more than :data:`TRACK_KEEP_PX` inside, and where the wide stations put the
         edges (:func:`_inset_stations`). Returns (stations, left, right, kept_left): the
         edges in px, and whether the left edge is the one that stayed."""
-        r = self.recipe
-        if LOBE_MAX_MM <= 0:
-            return np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.bool_)
-        max_run = LOBE_MAX_MM / (r.mm_per_px * self.stations.spacing_px)
-        return _inset_stations(True, present, judged, width_mm, offset_mm, left_px, right_px,
-                               r.width_min_mm, r.width_max_mm, r.width_mm, r.max_offset_mm,
-                               LOBE_SIDES, r.closed, max_run, r.mm_per_px, TRACK_JUMP_PX,
-                               TRACK_KEEP_PX)
+        return self._inset(True, LOBE_MAX_MM, present, judged, width_mm, offset_mm, left_px,
+                           right_px)
 
     def _hidden(self, present, judged, width_mm, offset_mm, left_px, right_px):
         """The judged stations read thin (and not offset), in runs of at most
@@ -1284,11 +1278,17 @@ class Inspector:
         more than :data:`TRACK_JUMP_PX` inside where those put it while the other is no more
         than :data:`TRACK_KEEP_PX` inside, and where the good stations put the edges
         (:func:`_inset_stations`). Returns (stations, left, right, kept_left)."""
+        return self._inset(False, HIDDEN_MAX_MM, present, judged, width_mm, offset_mm, left_px,
+                           right_px)
+
+    def _inset(self, wide, max_mm, present, judged, width_mm, offset_mm, left_px, right_px):
+        """:func:`_inset_stations` with this recipe's limits, in runs of at most ``max_mm``
+        (none where it is 0)."""
         r = self.recipe
-        if HIDDEN_MAX_MM <= 0:
+        if max_mm <= 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.bool_)
-        max_run = HIDDEN_MAX_MM / (r.mm_per_px * self.stations.spacing_px)
-        return _inset_stations(False, present, judged, width_mm, offset_mm, left_px, right_px,
+        max_run = max_mm / (r.mm_per_px * self.stations.spacing_px)
+        return _inset_stations(wide, present, judged, width_mm, offset_mm, left_px, right_px,
                                r.width_min_mm, r.width_max_mm, r.width_mm, r.max_offset_mm,
                                LOBE_SIDES, r.closed, max_run, r.mm_per_px, TRACK_JUMP_PX,
                                TRACK_KEEP_PX)
