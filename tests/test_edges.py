@@ -1572,6 +1572,23 @@ def test_speck_runs_repair_a_speck_not_a_wide_stretch():
     assert sus[1, 50:55].all() and sus.sum() == 5
 
 
+@pytest.mark.parametrize("run", [8, 9, 10, 12])
+def test_speck_runs_take_a_blurred_speck_of_nine_stations_not_ten(run):
+    # a 5 px speck on a blurred flank pulls the edge out over 8-9 stations (normal posed dark
+    # s7 ws_0151, bright ws_0105: 8); a one-sided bulge of 10 stations or more is the bead's
+    n = 200
+    side = np.stack([np.full(n, -6.0), np.full(n, 6.0)]).astype(np.float32)
+    side[0, 80:80 + run] = -9.5
+    sus = np.zeros((2, n), bool)
+    E._speck_runs(side, np.ones((2, n), bool), sus, False, E._REPAIR_HALF,
+                  np.float32(E._REPAIR_PX), E._SPECK_STATIONS)
+    assert E._SPECK_STATIONS == 9
+    if run <= 9:
+        assert sus[0, 80:80 + run].all() and sus.sum() == run
+    else:
+        assert not sus.any()
+
+
 def _finish_reference(rows, suspect, ok, contrast, sigma, m, step_px, closed):
     """find_edges' last steps as numpy had them (no speck runs: ``speck`` 0)."""
     side_px = ((rows - (m - 1) / 2.0) * step_px).astype(np.float32)

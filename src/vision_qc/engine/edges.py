@@ -52,10 +52,11 @@ Per station:
    over 4-6 stations (3-4 mm "wide" calls: 6 of the 32 false alarms of normal dark seed 7,
    5 of 17 on seed 8, 2 of its 5 false rejects). A speck is a compact blob, a wide stretch
    of bead a long bulge of both edges (or a ramp out to one): so an edge that stands out of
-   its side's median over ±10 stations by more than 1 px over at most 7 stations (a speck
-   up to 5 px across, stations up to 1 px apart, and the smoothing along the path), alone
+   its side's median over ±10 stations by more than 1 px over at most 9 stations (a speck
+   up to 5 px across, stations up to 1 px apart, the smoothing along the path, and the
+   blur, which spreads a speck's pull on the edge ~1 px either side), alone
    (no other station of its side within 10 strays from its median), while the other side's
-   edge stays on its own median there, and whose side lies at the same level (±1 px) the 7
+   edge stays on its own median there, and whose side lies at the same level (±1 px) the 9
    stations before and after, is suspect (:func:`_speck_runs`); so is a bright speck's on
    a bright bead. Measured (seed 7 / held-out seed 8, after the glare rule of
    ``inspector.PRESENCE_CONTRAST``): normal dark false alarms 0.115 → 0.085 and 0.090 →
@@ -303,9 +304,10 @@ _NARROW = 0.75             # a locator box narrower than this × nominal width m
 _WIDE = 1.25               # boxes wider than this × nominal are the wider-than-nominal scales
 _REPAIR_HALF = 10          # a suspect edge is compared with its side's median over ±this many stations
 _REPAIR_PX = 1.0           # ... and replaced by it when they differ by more than this
-_SPECK_STATIONS = 7        # an edge out of its side's trend for at most this many stations, alone,
+_SPECK_STATIONS = 9        # an edge out of its side's trend for at most this many stations, alone,
                            # is a speck's (up to 5 px across, stations <= 1 px apart, plus the
-                           # smoothing along the path over 3; see _speck_runs)
+                           # smoothing along the path over 3 and the blur's reach, ~1 px either
+                           # side; see _speck_runs)
 _FLAT_PX = 2.0             # the walk's flatness test spans this many px ...
 _FLAT_STRETCH = 2.0        # ... times at most this on a frame short of contrast (see find_edges)
 _SNR_SMOOTH = 20.0         # below this ratio of the frame's typical bead contrast to the noise of one
