@@ -4,10 +4,11 @@ import dataclasses
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from vision_qc.cli import COMMANDS, main
-from vision_qc.recipe import save_recipe
+from vision_qc.recipe import load_recipe, save_recipe
 from vision_qc.synth import SceneRenderer, sample_scene
 
 
@@ -63,3 +64,30 @@ def test_eval_names_a_bad_recipe(generated, tmp_path, capsys):
     (empty / "a.json").write_text("{}")
     assert main(["eval", str(empty), "--recipe", str(bad)]) == 2
     assert "polarity" in capsys.readouterr().err
+
+
+def test_eval_reads_another_recipes_path_along_the_truths(tmp_path, capsys):
+    # a recipe with its own path (as a taught one: another start, other points on the same
+    # loop) is scored along the generator's path: the same gap ends and per-station figures
+    # as the generator's own recipe, within the stations' resampling
+    gen = tmp_path / "gen"
+    assert main(["generate", str(gen), "--n", "2", "--seed", "5", "--preset", "clean",
+                 "--size", "1280x1024", "--defects", "gap", "--ng-fraction", "1"]) == 0
+    assert main(["eval", str(gen), "--out", str(tmp_path / "own.json")]) == 0
+    own = json.loads((tmp_path / "own.json").read_text())["overall"]
+    recipe = load_recipe(gen / "recipe.yaml")
+    other = recipe.replace(points_xy=np.roll(recipe.points_xy, -len(recipe.points_xy) // 3, axis=0))
+    save_recipe(other, tmp_path / "other.yaml")
+    assert main(["eval", str(gen), "--recipe", str(tmp_path / "other.yaml"),
+                 "--out", str(tmp_path / "other.json")]) == 0
+    capsys.readouterr()
+    got = json.loads((tmp_path / "other.json").read_text())["overall"]
+    assert own["gap_end_error"]["ends"] >= 2
+    for g in (own, got):
+        assert g["confusion"]["ng_called_ng"] == 2 and g["recall"]["gap"] == 1.0
+        assert g["false_alarms"] == 0
+        assert g["gap_end_error"]["px_max"] < 1.0
+    assert got["gap_end_error"]["ends"] == own["gap_end_error"]["ends"]
+    assert got["width_error_px"]["stations"] == pytest.approx(own["width_error_px"]["stations"], rel=0.01)
+    assert got["width_error_px"]["median_abs"] == pytest.approx(own["width_error_px"]["median_abs"], abs=0.02)
+    assert got["offset_error_px"]["median_abs"] == pytest.approx(own["offset_error_px"]["median_abs"], abs=0.02)

@@ -4,6 +4,10 @@ DIR is either an output folder of ``vision-qc inspect`` (holding ``results.jsonl
 looked up beside each image, or in ``--truth``), or a generated folder (images, their truth
 JSON files and ``recipe.yaml``), which is then inspected here first. Inspecting here also
 gives per-station width and offset errors, which the result records alone do not carry.
+With ``--recipe`` another recipe than the folder's own (a taught one) is inspected, and its
+arcs and stations are read along the folder's recipe's path, along which the truth is given
+(:class:`~vision_qc.evaluation.PathMap`). The records of an inspect output folder are scored
+as they are: their arcs must be along the truth's path.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from ..cli import UsageError
-from ..evaluation import score
+from ..evaluation import PathMap, score
 from ..inspector import FrameError, Inspector
 from ..recipe import RecipeError, load_recipe
 
@@ -65,9 +70,29 @@ def _items_from_results(folder: Path, truth_dir: Path | None) -> list[dict]:
     return items
 
 
+def _path_map(folder: Path, recipe_path: Path, inspector: Inspector) -> PathMap | None:
+    """How to read ``recipe_path``'s arcs and stations along the path of the generator's own
+    recipe (``folder/recipe.yaml``), along which the truth is given; None when they are the
+    same path (or the folder holds no recipe of its own)."""
+    own = folder / "recipe.yaml"
+    if not own.exists() or own.resolve() == recipe_path.resolve():
+        return None
+    gen = load_recipe(own)
+    mine = inspector.recipe
+    if (gen.closed == mine.closed and gen.interpolation == mine.interpolation
+            and gen.points_xy.shape == mine.points_xy.shape
+            and np.array_equal(gen.points_xy, mine.points_xy)):
+        return None
+    if abs(gen.mm_per_px - inspector.recipe.mm_per_px) > 1e-9 * gen.mm_per_px:
+        raise UsageError(f"{recipe_path} has {inspector.recipe.mm_per_px} mm/px, the generator's "
+                         f"{own} {gen.mm_per_px}: its arcs cannot be read along the truth's path")
+    return PathMap(inspector.stations, Inspector(gen).stations, gen.mm_per_px)
+
+
 def _items_by_inspecting(folder: Path, recipe_path: Path, truth_dir: Path | None) -> list[dict]:
     recipe = load_recipe(recipe_path)
     inspector = Inspector(recipe)
+    pmap = _path_map(folder, recipe_path, inspector)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise UsageError(f"{folder} holds no results.jsonl and no images to inspect")
@@ -88,9 +113,17 @@ def _items_by_inspecting(folder: Path, recipe_path: Path, truth_dir: Path | None
             items.append({"record": {"file": str(img_path), "verdict": "ERROR", "error": str(exc)},
                           "truth": truth})
             continue
-        items.append({"record": res.to_record(str(img_path)), "truth": truth,
-                      "length_mm": inspector.length_mm, "closed": recipe.closed,
-                      "width_mm": res.width_mm, "offset_mm": res.offset_mm})
+        if pmap is None:
+            items.append({"record": res.to_record(str(img_path)), "truth": truth,
+                          "length_mm": inspector.length_mm, "closed": recipe.closed,
+                          "width_mm": res.width_mm, "offset_mm": res.offset_mm})
+        else:
+            # another path than the truth's (a taught recipe): its arcs and stations read
+            # along the generator's
+            width_mm, offset_mm = pmap.per_station(res.width_mm, res.offset_mm)
+            items.append({"record": pmap.record(res.to_record(str(img_path))), "truth": truth,
+                          "length_mm": pmap.dst_length_mm, "closed": pmap.closed,
+                          "width_mm": width_mm, "offset_mm": offset_mm})
     return items
 
 
