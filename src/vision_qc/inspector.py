@@ -172,6 +172,19 @@ HIDDEN_LEVEL = 0.5
 # and its other one within TRACK_JUMP_PX of the neighbours' (a bead really thin on one side
 # reads thin again and stays thin). HIDDEN_LOBES = False turns it off.
 HIDDEN_LOBES = True
+# Inside a gap the locator looks across the whole search band, and a dark speck on the frit
+# beside the path, as dark as a bead, is read there as a short piece of bead far off the
+# path: the gap is split in two, the piece called "offset" (hard dark s9 ws_0132: one gap
+# end read 17.6 px short, at the speck). A bead cannot leave its path by more than the
+# offset limit and come back within a speck's length with no bead on either side. So a run
+# of present stations at most ISLAND_PX long along the path, every one of them offset
+# beyond the limit, with at least min_defect_mm of (judged) stations without bead on each
+# side, is no bead: its stations are read as without bead. (A bead really laid off its path
+# is read present over much of its stretch; on hard bright s7 a low-contrast offset bead
+# read absent but for a few stations at one end of the stretch lost its "offset" call to
+# the gap when one station without bead on each side was enough: ws_0045, ws_0122.) It only
+# ever lengthens a gap, so it cannot hide a defect. ISLAND_PX = 0 turns it off.
+ISLAND_PX = 9.0
 
 _F64_MAX = float(np.finfo(np.float64).max)
 
@@ -927,6 +940,64 @@ def _hidden_kernel(prof, t0, step, at, left_px, right_px, kept_left, walk_left, 
     return out
 
 
+@kernel
+def _island_kernel(present, judged, offset_mm, max_offset_mm, max_len, min_gap, closed):
+    """The stations of every run of present stations at most ``max_len`` long with at least
+    ``min_gap`` judged stations without bead on each side (none past an open path's ends;
+    round a closed one) whose offsets all exceed ``max_offset_mm`` (see :data:`ISLAND_PX`):
+    (N,) bool."""
+    n = present.shape[0]
+    out = np.zeros(n, np.bool_)
+    if max_len <= 0 or n < 3:
+        return out
+    # start from a station without bead, so that no run is cut by the path's start
+    first = -1
+    for i in range(n):
+        if not present[i]:
+            first = i
+            break
+    if first < 0:
+        return out
+    k = 1
+    while k <= n:
+        i = (first + k) % n if closed else first + k
+        if not closed and i >= n:
+            break
+        if not present[i]:
+            k += 1
+            continue
+        # a run of present stations from i: its length and its far side
+        run = 0
+        far = True
+        while run < n:
+            j = i + run
+            if closed:
+                j %= n
+            elif j >= n:
+                break
+            if not present[j]:
+                break
+            if not (abs(np.float64(offset_mm[j])) > max_offset_mm):
+                far = False
+            run += 1
+        bounded = run <= max_len and far
+        # at least min_gap judged stations without bead on each side
+        for side in (-1, 1):
+            for q in range(1, min_gap + 1):
+                if not bounded:
+                    break
+                j = i - q if side < 0 else i + run - 1 + q
+                if closed:
+                    j %= n
+                bounded = 0 <= j < n and judged[j] and not present[j]
+        if bounded:
+            for q in range(run):
+                j = i + q
+                out[j % n if closed else j] = True
+        k += run
+    return out
+
+
 def load_frame_dependent_kernels() -> None:
     """Call once, on tiny inputs of the hot path's types, the kernels of this module that only
     some frames reach (:meth:`Inspector._read_again_where_misread`: a bead under a glare
@@ -948,6 +1019,8 @@ def load_frame_dependent_kernels() -> None:
                    np.zeros(1, np.bool_), edge, edge, True, 1, False, 1.0, 1.0, 1.0)
     _tracked_kernel(prof, 0.0, 1.0, np.zeros(1, np.int64), np.zeros(1), np.zeros(1), True, 1,
                     False, 1.0, 1.0, 1.0, np.zeros(1), np.zeros(1), False)
+    _island_kernel(np.zeros(3, np.bool_), np.ones(3, np.bool_), np.zeros(3, np.float32), 1.0, 1, 1,
+                   False)
 
 
 @kernel
@@ -1380,6 +1453,15 @@ class Inspector:
             float(np.finfo(width_dtype).max), MEDIAN_STATIONS, r.closed, mm)
         present, width_mm, offset_mm, left_px, right_px = self._read_again_where_misread(
             prof, edges, judged, present, width_mm, offset_mm, min_contrast, min_width_px)
+        if ISLAND_PX > 0:
+            min_gap = max(int(math.ceil(r.min_defect_mm / (stations.spacing_px * mm))), 1)
+            island = _island_kernel(present, judged, offset_mm, r.max_offset_mm,
+                                    int(ISLAND_PX / stations.spacing_px), min_gap, r.closed)
+            if island.any():
+                present = present & ~island
+                width_mm, offset_mm = self._smoothed(right_px - left_px,
+                                                     (left_px + right_px) * np.float32(0.5),
+                                                     present)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
