@@ -950,6 +950,12 @@ def _island_kernel(present, judged, offset_mm, max_offset_mm, max_len, min_gap, 
     out = np.zeros(n, np.bool_)
     if max_len <= 0 or n < 3:
         return out
+    # most frames have no present station beyond the limit: one light pass, then return
+    far_any = False
+    for i in range(n):
+        far_any |= present[i] & (abs(np.float64(offset_mm[i])) > max_offset_mm)
+    if not far_any:
+        return out
     # start from a station without bead, so that no run is cut by the path's start
     first = -1
     for i in range(n):
