@@ -85,7 +85,8 @@ def test_path_map_reads_arcs_along_the_truths_path():
         assert pm.arc(a) == pytest.approx((a + quarter) % length, abs=0.02)
     # round the truth's start: wraps
     assert pm.arc(3 * quarter + 1.0) == pytest.approx(1.0, abs=0.02)
-    rec = pm.record({"verdict": "NG", "defects": [{"type": "gap", "start_mm": 10.0, "end_mm": 20.0}]})
+    rec = pm.record({"verdict": "NG",
+                     "defects": [{"type": "gap", "start_mm": 10.0, "end_mm": 20.0}]})
     assert rec["defects"][0]["start_mm"] == pytest.approx(10.0 + quarter, abs=0.02)
     assert rec["defects"][0]["end_mm"] == pytest.approx(20.0 + quarter, abs=0.02)
 

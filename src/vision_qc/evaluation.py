@@ -91,7 +91,8 @@ class PathMap:
         out["defects"] = defects
         return out
 
-    def per_station(self, width_mm: np.ndarray, offset_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def per_station(self, width_mm: np.ndarray,
+                    offset_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-station width and offset (mm, along the recipe's stations) at the generator's
         stations: each its nearest recipe station's, the offset measured from the generator's
         path (the recipe's path's own offset from it added, its normal turned to the

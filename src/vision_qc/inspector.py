@@ -1004,6 +1004,15 @@ def _island_kernel(present, judged, offset_mm, max_offset_mm, max_len, min_gap, 
     return out
 
 
+def _kept_and_placed(kept_left, out_l, out_r, walk_l, walk_r, hyp_l, hyp_r) -> np.ndarray:
+    """Where a station read again (edges ``out_l``, ``out_r``) keeps the walk's edge on its
+    kept side (``walk_l``/``walk_r``; the left where ``kept_left``) and puts the other where
+    its neighbours put it (``hyp_l``/``hyp_r``), each within :data:`TRACK_JUMP_PX`: the
+    lobe rule's and the hidden-bead rule's test of a reading, (K,) bool."""
+    kept = np.abs(np.where(kept_left, out_l - walk_l, out_r - walk_r)) <= TRACK_JUMP_PX
+    return kept & (np.abs(np.where(kept_left, out_r - hyp_r, out_l - hyp_l)) <= TRACK_JUMP_PX)
+
+
 def load_frame_dependent_kernels() -> None:
     """Call once, on tiny inputs of the hot path's types, the kernels of this module that only
     some frames reach (:meth:`Inspector._read_again_where_misread`: a bead under a glare
@@ -1025,8 +1034,8 @@ def load_frame_dependent_kernels() -> None:
                    np.zeros(1, np.bool_), edge, edge, True, 1, False, 1.0, 1.0, 1.0)
     _tracked_kernel(prof, 0.0, 1.0, np.zeros(1, np.int64), np.zeros(1), np.zeros(1), True, 1,
                     False, 1.0, 1.0, 1.0, np.zeros(1), np.zeros(1), False)
-    _island_kernel(np.zeros(3, np.bool_), np.ones(3, np.bool_), np.zeros(3, np.float32), 1.0, 1, 1,
-                   False)
+    _island_kernel(np.zeros(3, np.bool_), np.ones(3, np.bool_), np.zeros(3, np.float32), 1.0, 1,
+                   1, False)
 
 
 @kernel
@@ -1235,7 +1244,8 @@ class Inspector:
         rule but standing out of a glare ramp (:data:`RAMP_STATIONS`), looked for where
         their good neighbours put the bead (:data:`TRACK_MAX_MM`), one lobe of a wide dark
         bead (:data:`LOBE_MAX_MM`), and half a bead hidden under a speck
-        (:data:`HIDDEN_MAX_MM`) or by a lobe lit by glare (:data:`HIDDEN_LOBES`); widths and offsets smoothed again with each. Returns
+        (:data:`HIDDEN_MAX_MM`) or by a lobe lit by glare (:data:`HIDDEN_LOBES`); widths
+        and offsets smoothed again with each. Returns
         (present, width_mm, offset_mm, left_px, right_px), the arguments themselves (and the
         edge finder's edges) where none is."""
         r = self.recipe
@@ -1288,11 +1298,8 @@ class Inspector:
                                  out_r, False)
             # kept only where the bead is read again wide, its kept edge where the walk had it
             # and its other one where the wide stations put it
-            new_kept = np.where(kept_left, out_l, out_r)
-            new_other = np.where(kept_left, out_r, out_l)
             ok &= ((out_r - out_l) * mm > r.width_max_mm)
-            ok &= np.abs(new_kept - np.where(kept_left, left[at], right[at])) <= TRACK_JUMP_PX
-            ok &= np.abs(new_other - np.where(kept_left, hyp_r, hyp_l)) <= TRACK_JUMP_PX
+            ok &= _kept_and_placed(kept_left, out_l, out_r, left[at], right[at], hyp_l, hyp_r)
             present, width_mm, offset_mm, left, right = self._read_again(
                 at[ok], out_l[ok], out_r[ok], present, width_mm, offset_mm, left, right)
         at, hyp_l, hyp_r, kept_left = self._hidden(present, judged, width_mm, offset_mm, left,
@@ -1310,9 +1317,8 @@ class Inspector:
                                               float(min_contrast), out_l, out_r, False)
                 w_new = (out_r - out_l) * mm
                 again &= (w_new >= r.width_min_mm) & (w_new <= r.width_max_mm)
-                again &= np.abs(np.where(kept_left, out_l - left[at], out_r - right[at])) \
-                    <= TRACK_JUMP_PX
-                again &= np.abs(np.where(kept_left, out_r - hyp_r, out_l - hyp_l)) <= TRACK_JUMP_PX
+                again &= _kept_and_placed(kept_left, out_l, out_r, left[at], right[at], hyp_l,
+                                          hyp_r)
                 hyp_l = np.where(again, out_l, hyp_l)
                 hyp_r = np.where(again, out_r, hyp_r)
                 ok |= again

@@ -62,9 +62,9 @@ Per station:
    suspect too. Normal dark s10 ws_0141: the other edge 1.4 px off against 5-6 px, a 3.1 mm
    "wide" false reject. On 21 sets: normal dark s10 false rejects 1 -> 0, false alarms 0.010
    -> 0.005; hard dark s8 32 -> 31 and 1.120 -> 1.105; hard dark s10 and hard bright s8 one
-   false alarm fewer each; nothing else, no escape), and whose side lies at the same level (±1 px) the 9
-   stations before and after, is suspect (:func:`_speck_runs`); so is a bright speck's on
-   a bright bead. Measured (seed 7 / held-out seed 8, after the glare rule of
+   false alarm fewer each; nothing else, no escape), and whose side lies at the same level
+   (±1 px) the 9 stations before and after, is suspect (:func:`_speck_runs`); so is a
+   bright speck's on a bright bead. Measured (seed 7 / held-out seed 8, after the glare rule of
    ``inspector.PRESENCE_CONTRAST``): normal dark false alarms 0.115 → 0.085 and 0.090 →
    0.070 per image, false rejects 4 → 2 and 2 → 2; normal bright s8 false rejects 1 → 0
    (a bright speck read 3 mm too wide), false alarms 0.020 → 0.005; hard bright false

@@ -83,8 +83,8 @@ def _path_map(folder: Path, recipe_path: Path, inspector: Inspector) -> PathMap 
             and gen.points_xy.shape == mine.points_xy.shape
             and np.array_equal(gen.points_xy, mine.points_xy)):
         return None
-    if abs(gen.mm_per_px - inspector.recipe.mm_per_px) > 1e-9 * gen.mm_per_px:
-        raise UsageError(f"{recipe_path} has {inspector.recipe.mm_per_px} mm/px, the generator's "
+    if abs(gen.mm_per_px - mine.mm_per_px) > 1e-9 * gen.mm_per_px:
+        raise UsageError(f"{recipe_path} has {mine.mm_per_px} mm/px, the generator's "
                          f"{own} {gen.mm_per_px}: its arcs cannot be read along the truth's path")
     return PathMap(inspector.stations, Inspector(gen).stations, gen.mm_per_px)
 
