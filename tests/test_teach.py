@@ -119,6 +119,17 @@ def _generated(seed, index):
     return SceneRenderer(spec).render()
 
 
+def test_a_flat_topped_median_profile_gives_a_clear_error_not_a_memory_error():
+    """Image 0 of ``vision-qc generate --seed 48 --ng-fraction 0``: a candidate's median
+    profile has a flat top whose samples differ by a rounding (121.666...67, ...66); the
+    half-level crossing extrapolated from them put an edge 6e12 px out, and building the
+    next maps asked for 205 TiB (MemoryError). Such a crossing now keeps the ridge scale's
+    width, and teaching ends in the documented error: two dark lines of similar contrast."""
+    sc = _generated(48, 0)
+    with pytest.raises(TeachError, match="several candidate beads"):
+        teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+
+
 @pytest.mark.parametrize("index", [1, 3])
 def test_hard_stretches_and_a_broken_closure_still_give_a_closed_line_on_the_bead(index):
     """Two good parts that taught badly: a dark bead merged over a long stretch with the dark

@@ -864,13 +864,22 @@ def _profile_width(gray: np.ndarray, st: Stations, *, bright: bool, width_px: fl
         j = k
         while 0 < j + d < len(p) - 1 and p[j + d] <= p[j]:
             j += d
+        if j == k:
+            # no fall on this side (a higher sample beyond the peak): no half level
+            return width_px
         half = 0.5 * (p[k] + p[j])
         i = k
         while i != j and p[i + d] > half:
             i += d
-        # linear crossing between i - d (above) and i (at or below)
+        # linear crossing between i - d (above) and i (at or below) — or, where the walk
+        # stopped before j, extrapolated from those two
         a, b = p[i - d], p[i]
         f = (a - half) / (a - b) if a != b else 0.5
+        if not -4.0 <= f <= 6.0:
+            # more than 2 px beyond the pair: two samples of a flat top a rounding apart
+            # (121.666...67 and 121.666...66) gave a width of 6e12 px, a 205 TiB allocation
+            # and a MemoryError (generate --seed 48 --ng-fraction 0, image 0)
+            return width_px
         ends.append(t[i - d] + d * f * 0.5)
     w = float(ends[1] - ends[0])
     return w if w > 1.0 else width_px
