@@ -129,7 +129,7 @@ def _row_medians(values: np.ndarray) -> np.ndarray:
 
 
 def _reference_gap_end_tips(gray, prof, *, stations, t_px, present, left_px, right_px, tips_px,
-                            into, far_px, bright, width_px, smooth_stations):
+                            into, far_px, bright, width_px, smooth_stations, blur_px=None):
     """gap_end_tips in whole-array numpy, as it was before its kernels."""
     k = len(tips_px)
     n = len(stations)
@@ -173,7 +173,7 @@ def _reference_gap_end_tips(gray, prof, *, stations, t_px, present, left_px, rig
     nb = block.shape[1]
     both = np.concatenate([block, ends.astype(block.dtype, copy=False)], axis=1)
     edges = find_edges(both, step_px=float(t_px[1] - t_px[0]), bright=bright, width_px=width_px,
-                       smooth_stations=smooth_stations, closed=False)
+                       smooth_stations=smooth_stations, closed=False, blur_px=blur_px)
     half = 0.5 * (edges.right_px[nb:] - edges.left_px[nb:]).astype(np.float64)
     inset = radius[:, None] - np.sqrt(np.maximum(radius[:, None] ** 2 - rows ** 2, 0.0))
     half = np.where(np.abs(rows) <= gap_ends._ROWS_REACH * radius[:, None],

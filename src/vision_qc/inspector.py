@@ -19,6 +19,7 @@ import numpy as np
 
 from .engine.align import AlignError, Aligner
 from .engine._jit import finite, inlined, kernel
+from .engine.blur import build_blur_probe, clean_step_blur
 from .engine.edges import edges_near, find_edges
 from .engine.gap_ends import END_STATIONS, gap_end_tips
 from .engine.judge import judge, station_status
@@ -1075,7 +1076,7 @@ def _stats_kernel(width_mm, offset_mm, present, judged):
 
 
 def _measured_gap_ends(defects, gray, prof, *, stations, t_px, edges, present, bright,
-                       width_px, mm_per_px, min_defect_mm) -> tuple:
+                       width_px, mm_per_px, min_defect_mm, blur_px=None) -> tuple:
     """``defects`` with each gap's ends moved to where the bead's rounded ends meet the
     surface, measured on the image along the path (:func:`~.engine.gap_ends.gap_end_tips`);
     an end that cannot be measured stays where presence put it. Gaps whose measured ends
@@ -1098,7 +1099,7 @@ def _measured_gap_ends(defects, gray, prof, *, stations, t_px, edges, present, b
                         into=np.array([1.0, -1.0] * len(gaps)),
                         far_px=np.array([0.5 * g for g in seg for _ in range(2)]),
                         bright=bright, width_px=width_px,
-                        smooth_stations=SMOOTH_STATIONS).tolist()
+                        smooth_stations=SMOOTH_STATIONS, blur_px=blur_px).tolist()
     half = 0.5 * length_px
     runs = []
     for q, d in enumerate(gaps):
@@ -1203,6 +1204,11 @@ class Inspector:
         self.aligner = (Aligner(self.stations, size_wh=recipe.image_size_wh,
                                 bright=recipe.polarity == "bright", width_px=recipe.width_mm * k,
                                 reference=recipe.reference) if recipe.align else None)
+        # the profiles across a clean step beside the bead, the frame's blur read there
+        self.blur_probe = build_blur_probe(self.stations, search_px=self.search_px,
+                                           width_px=recipe.width_mm * k,
+                                           max_offset_px=recipe.max_offset_mm * k,
+                                           step_px=step_px)
         self.arc_mm = self.stations.arc_px * recipe.mm_per_px
         self.length_mm = self.stations.length_px * recipe.mm_per_px
         station_mm = self.stations.spacing_px * recipe.mm_per_px
@@ -1446,10 +1452,11 @@ class Inspector:
         t2 = time.perf_counter()
         n = len(self.stations)
         judged = np.ones(n, bool) if upto_mm is None else self.arc_mm <= upto_mm
+        blur = clean_step_blur(gray, self.blur_probe, matrix)
         edges = find_edges(prof, step_px=self.sampler.step_px, bright=r.polarity == "bright",
                            width_px=r.width_mm / r.mm_per_px, smooth_stations=SMOOTH_STATIONS,
                            closed=r.closed, max_smooth_stations=self._noisy_smooth,
-                           typical_of=None if upto_mm is None else judged)
+                           typical_of=None if upto_mm is None else judged, blur_px=blur)
         t3 = time.perf_counter()
         mm = r.mm_per_px
         width_dtype = np.result_type(edges.left_px, edges.right_px)
@@ -1501,11 +1508,11 @@ class Inspector:
             tips = np.array([float(x) / mm for d in defects if d.type == "gap"
                              for x in (d.start_mm, d.end_mm)])
             end_edges = edges_near(edges.usual, np.rint(tips / stations.spacing_px),
-                                   END_STATIONS)
+                                   END_STATIONS, blur_px=blur)
         defects = _measured_gap_ends(defects, gray, prof, stations=stations,
                                      t_px=self.sampler.t_px, edges=end_edges, present=present,
                                      bright=r.polarity == "bright", width_px=r.width_mm / mm,
-                                     mm_per_px=mm, min_defect_mm=r.min_defect_mm)
+                                     mm_per_px=mm, min_defect_mm=r.min_defect_mm, blur_px=blur)
         if upto_mm is not None:
             defects = tuple(d for d in defects if d.start_mm <= upto_mm)
         stats = _stats(width_mm, offset_mm, present, judged)

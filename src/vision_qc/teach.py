@@ -38,6 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from .engine.align import Aligner, AlignError
+from .engine.blur import build_blur_probe, clean_step_blur
 from .engine.edges import find_edges
 from .engine.judge import find_runs, run_lengths
 from .engine.sampling import build_maps, profiles_by_station, sample_profiles
@@ -423,8 +424,13 @@ def _measure(gray: np.ndarray, stations: Stations, *, bright: bool, width_px: fl
     # sampled and smoothed as the inspector will, so that the taught width is what it measures
     maps = build_maps(stations, half_width_px=half, step_px=STEP_PX)
     prof_mn = sample_profiles(gray, maps)
+    # the blur read on a clean step beside the bead, as the inspector reads it (a bead's
+    # offset up to half its width assumed: the recipe's limit is not known yet)
+    probe = build_blur_probe(stations, search_px=half, width_px=width_px,
+                             max_offset_px=0.5 * width_px, step_px=STEP_PX)
     e = find_edges(prof_mn, step_px=STEP_PX, bright=bright, width_px=width_px,
-                   smooth_stations=SMOOTH_STATIONS, closed=stations.closed)
+                   smooth_stations=SMOOTH_STATIONS, closed=stations.closed,
+                   blur_px=clean_step_blur(gray, probe))
     prof = np.ascontiguousarray(prof_mn.T, dtype=np.float32)       # (N, M): a row per station
     typical = float(np.median(e.contrast[e.found])) if e.found.any() else 0.0
     ok = e.found & (e.contrast >= 0.4 * typical) & (typical > 0)

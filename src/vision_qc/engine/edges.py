@@ -177,7 +177,19 @@ Per station:
    ``_STEP_MOVE_PX``), from tables built once per sample step. The blur is the frame's: the
    vertex of the median residual over six candidates, read on the flatter half of the flanks
    of ~``_STEP_SIGMA_STATIONS`` stations (where the model is closest to exact; an edge moves
-   ~0.7 px per px of blur error). Suspect edges, edges whose background (beyond 2.5 σ
+   ~0.7 px per px of blur error) — or, given ``blur_px`` (the caller's, measured on a clean
+   step beside the bead: :mod:`vision_qc.engine.blur`), that one: on a dark bead always (its
+   rim is darker than its crest, no ramp, and the flanks' choice ran low by 0.14 px on the
+   median `hard` frame and up to 0.6 px, each edge then outside the footprint); on a bright
+   bead only where the flanks' choice is more than ``_BLUR_STRAY_PX`` (0.15 px) from it. A
+   bright bead's cap shading is curved where the model has a line, and the flanks' blur,
+   ~0.03 px below the true one on `normal` frames, takes up part of that: given the clean
+   step's always, clean bright width error median 0.088 -> 0.113 px, p95 0.295 -> 0.301
+   (seed 7), both past their targets; where the two differ by more than 0.15 px the flanks'
+   choice is a misfit (hard bright). Measured with the clean step's blur (21 sets, README):
+   mean-width error on normal dark 0.050-0.058 -> 0.040-0.045 mm, hard false rejects 28 ->
+   27, 28 -> 27, 31 -> 25, 23 -> 22 (hard bright s8 28), fewer false alarms on every hard
+   set; clean bright unchanged. Suspect edges, edges whose background (beyond 2.5 σ
    out) is not flat by the walk's tolerance (a speck beside the flank), and edges of a bead
    narrower than twice the model's inner reach (its flank would span the crest: a 10 mm bead
    7 px wide at 1.4 mm/px; the taught and the inspected width of one part then differed by
@@ -331,6 +343,8 @@ _STEP_IN_SIGMAS = 4.0      # ... to this many blurs inside it
 _STEP_SIGMA_STATIONS = 128 # the blur is chosen on the edges of about this many stations ...
 _STEP_SIGMA_ROUND = 0.01   # ... to this many px
 _STEP_MOVE_PX = 0.5        # the step model moves an edge at most this far
+_BLUR_STRAY_PX = 0.15      # a bright bead's flanks choose the blur unless this far from the clean
+                           # step's (see find_edges, step 6)
 _STEP_FLAT_SIGMAS = 2.5    # its background (samples farther out than this many σ) must be flat
 
 
@@ -2188,7 +2202,7 @@ def _front(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
 def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: float,
                smooth_stations: int = 3, closed: bool = False,
                max_smooth_stations: int | None = None,
-               typical_of: np.ndarray | None = None) -> Edges:
+               typical_of: np.ndarray | None = None, blur_px: float | None = None) -> Edges:
     """Find the bead's edges on the profiles of N stations, M samples each, ``step_px`` apart
     along the normals.
 
@@ -2218,6 +2232,10 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
     typical_of : (N,) bool, optional
         The stations whose contrast sets the frame's typical contrast for that decision (a
         bead still being laid: the part judged so far); None: all.
+    blur_px : float, optional
+        The frame's blur as step 6 sees it, measured elsewhere (on a clean step:
+        :func:`~vision_qc.engine.blur.clean_step_blur`); None: step 6 chooses it from the
+        bead's flanks.
     """
     m, n = prof.shape
     if n == 0:
@@ -2242,7 +2260,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
         # the usual resolution, as the widths' judging does: averaged over up to 12 mm, a
         # dark bead's short gap kept its contrast (hard dark seed 7: gap recall 0.96 -> 0.94)
     noisy = k > smooth_stations
-    left, right, found, sigma_px = _edges_after(front, contrast, shortfall, noisy)
+    left, right, found, sigma_px = _edges_after(front, contrast, shortfall, noisy,
+                                                blur_px=blur_px)
     return Edges(left_px=left, right_px=right, found=found, contrast=contrast,
                  sigma_px=sigma_px, smooth_stations=int(front.smooth_stations),
                  flank_step=np.abs(front.bg_l - front.bg_r), usual=usual if noisy else None)
@@ -2255,7 +2274,8 @@ def find_edges(prof: np.ndarray, *, step_px: float, bright: bool, width_px: floa
 _NEAR_MARGINS = (64, 128, 256)
 
 
-def edges_near(usual: _Front, centres: np.ndarray, reach: int) -> Edges:
+def edges_near(usual: _Front, centres: np.ndarray, reach: int,
+               blur_px: float | None = None) -> Edges:
     """The edges that :func:`find_edges` at ``usual.smooth_stations`` finds on the whole
     frame (``max_smooth_stations`` None), at the stations within ``reach`` of each of
     ``centres`` (station indices; round a closed path), bit for bit; NaN edges elsewhere.
@@ -2264,13 +2284,14 @@ def edges_near(usual: _Front, centres: np.ndarray, reach: int) -> Edges:
     locator's boxes are ``usual``'s (:attr:`Edges.usual` of the call that averaged over more
     stations), the walk and the Gaussian fits run everywhere (the frame's median blur
     replaces stray fits), and so do the shading shift (its scatter sets the averaging along
-    the path) and the step model's blur (chosen on ~128 stations). Only the step model's
+    the path) and the step model's blur (chosen on ~128 stations, or ``blur_px``, as the
+    whole frame's call was given it). Only the step model's
     move, the bridged-speck test and the speck and repair steps run on windows round the
     centres (``_NEAR_MARGINS``): on the hard dark 2448×2048 frames they took 0.9-4.5 ms of
     the whole call's 3.7-8.2, and its smoothing and locator, ``usual``'s, 1.1-1.5 more."""
     centres = np.asarray(centres, np.int64)
     left, right, found, sigma_px = _edges_after(usual, usual.contrast, 1.0, False,
-                                                near=(centres, int(reach)))
+                                                near=(centres, int(reach)), blur_px=blur_px)
     return Edges(left_px=left, right_px=right, found=found, contrast=usual.contrast,
                  sigma_px=sigma_px, smooth_stations=int(usual.smooth_stations),
                  flank_step=np.abs(usual.bg_l - usual.bg_r))
@@ -2306,7 +2327,7 @@ def _columns(a: np.ndarray, runs: list) -> np.ndarray:
 
 
 def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool,
-                 near: tuple | None = None) -> tuple:
+                 near: tuple | None = None, blur_px: float | None = None) -> tuple:
     """find_edges' steps 3 to 6 and the repair from its first steps ``fr``: (left, right,
     found, sigma_px). ``near`` (centres, reach): only the edges of the stations within
     reach of the centres are wanted (:func:`edges_near`), the steps after the blur's choice
@@ -2363,10 +2384,18 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
                 shaded[side] = rows[side] + _along_median(shift[side], valid[side], half, closed,
                                                           every)
         # step 6: the edge where a blurred step with the flank's shading as a ramp fits best
-        sigmas, k0, _, solve4, basis4, used, span = _step_tables(step_px)
-        med = _step_sigma(p, shaded, valid, shift, sigmas, k0, solve4, basis4, used, span,
-                          max(n // _STEP_SIGMA_STATIONS, 1))
-        blur = _step_blur(sigmas, med)
+        blur = None
+        if blur_px is not None and not bright:
+            # measured on a clean step (engine.blur): the flanks' own choice takes up what the
+            # model misses of their shading (a dark bead's rim darker than its crest)
+            blur = round(float(blur_px) / _STEP_SIGMA_ROUND) * _STEP_SIGMA_ROUND
+        if blur is None:
+            sigmas, k0, _, solve4, basis4, used, span = _step_tables(step_px)
+            med = _step_sigma(p, shaded, valid, shift, sigmas, k0, solve4, basis4, used, span,
+                              max(n // _STEP_SIGMA_STATIONS, 1))
+            blur = _step_blur(sigmas, med)
+            if blur_px is not None and abs(blur - blur_px) > _BLUR_STRAY_PX:
+                blur = round(float(blur_px) / _STEP_SIGMA_ROUND) * _STEP_SIGMA_ROUND
         sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
         # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
         # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays

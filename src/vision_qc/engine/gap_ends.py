@@ -255,7 +255,8 @@ def _tip_arcs(left_px, right_px, usable, radius, cap, into, tips, rows, length, 
 def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarray,
                  present: np.ndarray, left_px: np.ndarray, right_px: np.ndarray,
                  tips_px: np.ndarray, into: np.ndarray, far_px: np.ndarray, bright: bool,
-                 width_px: float, smooth_stations: int) -> np.ndarray:
+                 width_px: float, smooth_stations: int,
+                 blur_px: float | None = None) -> np.ndarray:
     """Arc length of each gap end's tip, measured on the image along the path.
 
     Parameters
@@ -282,6 +283,9 @@ def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarr
         Nominal bead width, px.
     smooth_stations : int
         Profiles averaged over this many neighbours (neighbouring offsets, here), as across.
+    blur_px : float, optional
+        The frame's blur measured on a clean step (``find_edges``' ``blur_px``); None: the
+        edge finder chooses it on the frame's stations put in with the ends.
 
     Returns
     -------
@@ -325,7 +329,7 @@ def gap_end_tips(gray: np.ndarray, prof: np.ndarray, *, stations, t_px: np.ndarr
         # no end usable
         return np.full(k, np.nan)
     edges = find_edges(both, step_px=float(t_px[1] - t_px[0]), bright=bright, width_px=width_px,
-                       smooth_stations=smooth_stations, closed=False)
+                       smooth_stations=smooth_stations, closed=False, blur_px=blur_px)
     return _tip_arcs(edges.left_px[nb:], edges.right_px[nb:], usable, radius, cap, into,
                      tips_px, _ROWS_PX, float(stations.length_px), stations.closed)
 
