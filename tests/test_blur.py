@@ -3,7 +3,6 @@ edge finder takes it."""
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import cv2
@@ -16,17 +15,10 @@ from vision_qc.engine import edges as E
 from vision_qc.engine.edges import find_edges
 from vision_qc.inspector import Inspector, to_gray
 
+from generated_scenes import generated_scene
 
-def _scene(seed, preset, polarity, k, *more):
-    """Scene ``k`` of ``vision-qc generate DIR --seed S --preset P --polarity B [more]``."""
-    from vision_qc.shell import generate
-    from vision_qc.synth import SceneRenderer, sample_scene
 
-    ap = argparse.ArgumentParser()
-    generate.add_arguments(ap)
-    kw = generate._check_args(ap.parse_args(["unused", "--seed", str(seed), "--preset", preset,
-                                             "--polarity", polarity, *more]))
-    return SceneRenderer(sample_scene(np.random.default_rng([seed, 1, k]), **kw)).render()
+_scene = generated_scene
 
 
 def _effective_blur(scene):

@@ -2,7 +2,6 @@
 tracked test and its edges (_tracked_kernel), the stations it is asked about
 (Inspector._tracked), and what it does to whole parts."""
 
-import argparse
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ import pytest
 import vision_qc.inspector as inspector_mod
 from vision_qc.inspector import RAMP_BOX, RAMP_MARGIN_PX, Inspector, _tracked_kernel
 
+from generated_scenes import generated_scene
 from glare_scenes import glare_ramp_scene, straight_recipe
 
 STEP = 0.5
@@ -170,15 +170,7 @@ def test_kernel_equals_the_spelt_out_test(seed, closed):
             assert got_r[i] == pytest.approx(want_r, abs=1e-9)
 
 
-def _scene(seed, preset, polarity, k, *more):
-    from vision_qc.shell import generate
-    from vision_qc.synth import SceneRenderer, sample_scene
-
-    ap = argparse.ArgumentParser()
-    generate.add_arguments(ap)
-    kw = generate._check_args(ap.parse_args(["unused", "--seed", str(seed), "--preset", preset,
-                                             "--polarity", polarity, *more]))
-    return SceneRenderer(sample_scene(np.random.default_rng([seed, 1, k]), **kw)).render()
+_scene = generated_scene
 
 
 @pytest.mark.parametrize("seed, k", [(7, 107), (8, 1), (7, 159), (8, 38)])
