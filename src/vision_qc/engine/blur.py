@@ -41,6 +41,7 @@ have). Cost: one compiled pass over 96 profiles of ~180 samples.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -48,6 +49,8 @@ import numpy as np
 
 from ..geometry import Stations
 from ._jit import kernel
+from .edges import _SMOOTH_ACROSS_PX
+from .edges import _STEP_SIGMA_ROUND as _ROUND_PX
 from .sampling import ProfileSampler, build_sampler, sample_stations
 
 __all__ = ["BlurProbe", "build_blur_probe", "clean_step_blur"]
@@ -61,18 +64,20 @@ _STATIONS = 96             # profiles sampled, spread along the path
 _REACH_WIDTHS = 2.0        # beyond the search band, the profiles reach this many nominal widths
 _MIN_EDGES = 16            # fewer clean steps than this: no blur (step 6 chooses its own)
 _MAX_MISFIT = 0.1          # a kept step's rms residual is at most this × its height
-_SMOOTH_ACROSS_PX = 0.35   # as find_edges' step 1 (edges._SMOOTH_ACROSS_PX)
-_ROUND_PX = 0.01           # the blur is given to this many px (as step 6's own choice)
+# the profiles are smoothed across as find_edges' step 1 smooths them (_SMOOTH_ACROSS_PX),
+# and the blur is given to step 6's own rounding (_ROUND_PX)
 
 
+@dataclass(frozen=True, eq=False)
 class BlurProbe:
-    """The profiles :func:`clean_step_blur` reads: a sampler over a subset of the stations,
-    reaching ``reach_px`` either side, and the half width ``exclude_px`` about the path
-    beyond which a step is looked for."""
+    """What :func:`clean_step_blur` needs, built once per recipe: the sampler of the
+    profiles (a subset of the stations, reaching beyond the search band), the half width
+    ``exclude_px`` about the path beyond which a step is looked for, and the fit's tables
+    for the sampler's step (:func:`_tables`)."""
 
-    def __init__(self, sampler: ProfileSampler, exclude_px: float):
-        self.sampler = sampler
-        self.exclude_px = float(exclude_px)
+    sampler: ProfileSampler
+    exclude_px: float
+    tables: tuple
 
 
 def build_blur_probe(stations: Stations, *, search_px: float, width_px: float,
@@ -88,7 +93,8 @@ def build_blur_probe(stations: Stations, *, search_px: float, width_px: float,
                    length_px=stations.length_px, closed=stations.closed)
     reach = float(search_px) + _REACH_WIDTHS * float(width_px)
     sampler = build_sampler(sub, half_width_px=reach, step_px=step_px)
-    return BlurProbe(sampler, float(width_px) + float(max_offset_px))
+    return BlurProbe(sampler, float(width_px) + float(max_offset_px),
+                     _tables(float(sampler.step_px)))
 
 
 @lru_cache(maxsize=8)
@@ -205,7 +211,7 @@ def clean_step_blur(gray: np.ndarray, probe: BlurProbe, matrix: np.ndarray | Non
     the bead; None where fewer than ``_MIN_EDGES`` are clean enough. ``matrix``: the part's
     pose (2×3), as for :func:`~vision_qc.engine.sampling.sample_stations`."""
     sampler = probe.sampler
-    w, ortho, height, k_mid, k_out = _tables(float(sampler.step_px))
+    w, ortho, height, k_mid, k_out = probe.tables
     blur, misfit, ok = _fit_kernel(sample_stations(gray, sampler, matrix), sampler.t_px,
                                    probe.exclude_px, w, k_mid, k_out, ortho, height, _PHASES,
                                    _GRID_F64)

@@ -2384,18 +2384,19 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
                 shaded[side] = rows[side] + _along_median(shift[side], valid[side], half, closed,
                                                           every)
         # step 6: the edge where a blurred step with the flank's shading as a ramp fits best
-        blur = None
-        if blur_px is not None and not bright:
+        given = (None if blur_px is None else
+                 round(float(blur_px) / _STEP_SIGMA_ROUND) * _STEP_SIGMA_ROUND)
+        if given is not None and not bright:
             # measured on a clean step (engine.blur): the flanks' own choice takes up what the
             # model misses of their shading (a dark bead's rim darker than its crest)
-            blur = round(float(blur_px) / _STEP_SIGMA_ROUND) * _STEP_SIGMA_ROUND
-        if blur is None:
+            blur = given
+        else:
             sigmas, k0, _, solve4, basis4, used, span = _step_tables(step_px)
             med = _step_sigma(p, shaded, valid, shift, sigmas, k0, solve4, basis4, used, span,
                               max(n // _STEP_SIGMA_STATIONS, 1))
             blur = _step_blur(sigmas, med)
-            if blur_px is not None and abs(blur - blur_px) > _BLUR_STRAY_PX:
-                blur = round(float(blur_px) / _STEP_SIGMA_ROUND) * _STEP_SIGMA_ROUND
+            if given is not None and abs(blur - blur_px) > _BLUR_STRAY_PX:
+                blur = given
         sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
         # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
         # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays
