@@ -90,7 +90,8 @@ def test_not_judged_stations_are_ok():
     assert s.tolist() == [STATUS_CODES["gap"], 0]
 
 
-def _judge(width, *, closed=False, min_defect_mm=3.0, present=None, offset=None):
+def _judge(width, *, closed=False, min_defect_mm=3.0, present=None, offset=None,
+           min_gap_mm=None):
     n = len(width)
     width = np.asarray(width, float)
     present = np.isfinite(width) if present is None else np.asarray(present, bool)
@@ -100,7 +101,8 @@ def _judge(width, *, closed=False, min_defect_mm=3.0, present=None, offset=None)
     length = float(n if closed else n - 1)
     xy = np.stack([arc, np.zeros(n)], axis=1)
     return judge(status, arc_mm=arc, length_mm=length, closed=closed, width_mm=width,
-                 offset_mm=offset, present=present, xy_px=xy, min_defect_mm=min_defect_mm, **LIMITS)
+                 offset_mm=offset, present=present, xy_px=xy, min_defect_mm=min_defect_mm,
+                 min_gap_mm=min_gap_mm, **LIMITS)
 
 
 def test_empty_and_clean_paths_have_no_defects():
@@ -135,6 +137,17 @@ def test_min_defect_exactly_at_limit_is_reported():
     (d,) = _judge(w, min_defect_mm=3.0)
     assert d.length_mm == pytest.approx(3.0)
     assert _judge(w, min_defect_mm=3.01) == ()
+
+
+def test_gap_runs_have_their_own_shortest_length():
+    # the inspector keeps shorter gap runs and judges them once their ends are measured
+    w = np.full(40, 10.0)
+    w[5:7] = np.nan            # a gap run of 2 mm
+    w[20:22] = 5.0             # a thin run of 2 mm
+    assert _judge(w) == ()
+    kept = _judge(w, min_gap_mm=1.5)
+    assert [(d.type, d.length_mm) for d in kept] == [("gap", pytest.approx(2.0))]
+    assert _judge(w, min_gap_mm=2.01) == ()
 
 
 def test_gap_crossing_the_start_of_a_closed_path_wraps():

@@ -309,7 +309,8 @@ def _worst(kind, i0, count, present, width, offset):
 
 @kernel
 def _judge_kernel(status, codes, arc, length, closed, present, width, offset, width_min,
-                  width_max, max_offset, min_defect, merge_stations, spacing, off_limit):
+                  width_max, max_offset, min_defect, merge_stations, spacing, off_limit,
+                  min_gap):
     """The defects of :func:`judge` as parallel arrays (kind, start, end, length, worst,
     middle station), kinds in ``codes`` order, each kind's runs in find_runs order.
 
@@ -318,7 +319,8 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
     offset: the status code keeps one type per station (the overlay's colour), but a stretch
     that breaks two limits is reported under both (a bead laid off its path onto a dark frit
     or fixture is measured too wide as well: reported as wide only, the offset went
-    unreported)."""
+    unreported). Gap runs shorter than ``min_gap``, the others shorter than ``min_defect``,
+    are dropped."""
     n = status.shape[0]
     # one pass for which kinds have a station at all (the others' runs are not looked for)
     # and whether any thin or wide station is off the path too: judge 0.045 -> 0.027 ms on
@@ -367,7 +369,7 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
             seg = (a1 - a0) % length if closed else a1 - a0
             if closed and seg == 0 and i1 - i0 == n - 1:
                 seg = length
-            if seg < min_defect:
+            if seg < (min_gap if kind == 0 else min_defect):
                 continue
             mid = np.rint((a0 + seg / 2) / spacing)
             if closed:
@@ -385,11 +387,13 @@ def _judge_kernel(status, codes, arc, length, closed, present, width, offset, wi
 
 
 def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy_px,
-          width_min_mm, width_max_mm, max_offset_mm, min_defect_mm, merge_stations=2):
+          width_min_mm, width_max_mm, max_offset_mm, min_defect_mm, merge_stations=2,
+          min_gap_mm=None):
     """Defect segments from per-station status.
 
     Runs of one type separated by at most ``merge_stations`` stations are merged; runs shorter
-    than ``min_defect_mm`` (from end to end, sub-station) are dropped. The ends of a run are
+    than ``min_defect_mm`` (gap runs: ``min_gap_mm``; from end to end, sub-station) are
+    dropped. The ends of a run are
     placed where the measured value crosses its limit, interpolated between stations; gap ends
     half way between the last station with bead and the first without (the inspector then
     measures them on the image: :mod:`.gap_ends`). A stretch too thin or
@@ -412,6 +416,10 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
         Station positions (a defect's centre is the station nearest its middle).
     width_min_mm, width_max_mm, max_offset_mm, min_defect_mm : float
     merge_stations : int
+    min_gap_mm : float or None
+        Gap runs shorter than this are dropped (None: ``min_defect_mm``). The inspector
+        passes less and drops a gap shorter than ``min_defect_mm`` once its ends are measured
+        on the image (:data:`vision_qc.inspector.GAP_RUN_FRACTION`).
 
     Returns
     -------
@@ -432,7 +440,8 @@ def judge(status, *, arc_mm, length_mm, closed, width_mm, offset_mm, present, xy
         np.asarray(present, bool), _float_array(width_mm), _float_array(offset_mm),
         float(width_min_mm), float(width_max_mm), float(max_offset_mm), float(min_defect_mm),
         int(merge_stations), float(spacing),
-        _limit_as_compared(np.asarray(offset_mm).dtype, max_offset_mm))
+        _limit_as_compared(np.asarray(offset_mm).dtype, max_offset_mm),
+        float(min_defect_mm if min_gap_mm is None else min_gap_mm))
     out = [Defect(type=_TYPES[k], start_mm=s, end_mm=e, length_mm=g,
                   center_px=(float(xy_px[m, 0]), float(xy_px[m, 1])), worst_mm=v,
                   limit_mm=float(limit[k]))
