@@ -42,6 +42,7 @@ def _part(seed: int, preset: str, polarity: str, lengths, ramp_mm: float) -> lis
     rng = np.random.default_rng(seed + 1000)
     out = []
     length = SceneRenderer(spec).stations.length_px * spec.mm_per_px
+    inspector = None            # one per part: the defect changes the image, not the recipe
     for kind, value in KINDS:
         for plateau in lengths:
             ramp = ramp_mm if kind != "gap" else 0.0
@@ -49,7 +50,8 @@ def _part(seed: int, preset: str, polarity: str, lengths, ramp_mm: float) -> lis
             center = float(rng.uniform(half + 40, length - half - 40))
             scene = SceneRenderer(dataclasses.replace(
                 spec, defects=(DefectSpec(kind, center, float(plateau), ramp, value),))).render()
-            inspector = Inspector(scene.recipe)
+            if inspector is None:
+                inspector = Inspector(scene.recipe)
             rec = inspector.inspect(scene.image).to_record("part")
             truth = scene.truth["defects"]
             pairs = match_defects(rec["defects"], truth, length_mm=inspector.length_mm)

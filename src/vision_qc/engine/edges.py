@@ -2395,7 +2395,7 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             med = _step_sigma(p, shaded, valid, shift, sigmas, k0, solve4, basis4, used, span,
                               max(n // _STEP_SIGMA_STATIONS, 1))
             blur = _step_blur(sigmas, med)
-            if given is not None and abs(blur - blur_px) > _BLUR_STRAY_PX:
+            if given is not None and abs(blur - given) > _BLUR_STRAY_PX:
                 blur = given
         sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
         # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
