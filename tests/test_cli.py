@@ -90,6 +90,9 @@ def test_eval_reads_another_recipes_path_along_the_truths(tmp_path, capsys):
     assert got["gap_end_error"]["ends"] == own["gap_end_error"]["ends"]
     gw, ow = got["width_error_px"], own["width_error_px"]
     assert gw["stations"] == pytest.approx(ow["stations"], rel=0.01)
-    assert gw["median_abs"] == pytest.approx(ow["median_abs"], abs=0.02)
+    # a bright bead's widths follow the blur read on the glass edge, whose 96 profiles lie
+    # elsewhere along a path with another start: 0.78 / 0.83 px against 0.80 / 0.80 on these
+    # two parts (truth 0.81), ~0.1 mm of mean width each since the cap's curvature (README)
+    assert gw["median_abs"] == pytest.approx(ow["median_abs"], abs=0.06)
     go, oo = got["offset_error_px"], own["offset_error_px"]
     assert go["median_abs"] == pytest.approx(oo["median_abs"], abs=0.02)

@@ -1307,12 +1307,24 @@ def _step_window_reference(step_px):
     return j, psi
 
 
-def _step_move_reference(p, rows, s_idx, step_px):
+def _half_parabola_reference(x, sigma):
+    """σ²H at ``x`` px from the edge: the half-parabola x²/2 inside it, blurred by ``sigma``
+    (numerically: the Gaussian's weights over a fine grid)."""
+    t = np.linspace(-8 * sigma, 8 * sigma, 4001)
+    w = np.exp(-0.5 * (t / sigma) ** 2)
+    w /= w.sum()
+    return np.array([np.sum(w * np.where(xi - t > 0, 0.5 * (xi - t) ** 2, 0.0)) for xi in x])
+
+
+def _step_move_reference(p, rows, s_idx, step_px, sigmas=E._STEP_SIGMAS, kappa=None):
     """find_edges' step 6 by plain least squares, one edge at a time: the samples from
     ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside the edge's phase's place (the
     middle of its bin between the nearest sample and the next), the model [1, Φ, σG, φ]
-    there, the edge moved by -σ c_φ / c_Φ (clipped) from it."""
-    sigma = E._STEP_SIGMAS[s_idx]
+    there, the edge moved by -σ c_φ / c_Φ (clipped) from it. With a curvature κ (per edge,
+    (2, N)) the profile's κ × step × σ²H part is taken off the coefficients: with P the
+    least-squares coefficients of σ²H on the same basis, step = c_Φ / (1 + κ P_Φ) and the
+    move -σ (c_φ - step κ P_φ) / step."""
+    sigma = sigmas[s_idx]
     m, n = p.shape
     out = rows.copy()
     j, psis = _step_window_reference(step_px)
@@ -1330,11 +1342,19 @@ def _step_move_reference(p, rows, s_idx, step_px):
                            len(psis) - 1)]
             x = (j - psi) * step_px
             use = (x <= E._STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -E._STEP_OUT_PX - 1e-9)
-            coef = np.linalg.lstsq(_step_basis_reference(x[use], sigma),
-                                   p[r[use], i].astype(np.float64), rcond=None)[0]
+            basis = _step_basis_reference(x[use], sigma)
+            coef = np.linalg.lstsq(basis, p[r[use], i].astype(np.float64), rcond=None)[0]
             if not coef[1] > 1e-3:
                 continue
-            move = np.clip(-sigma * coef[3] / coef[1], -E._STEP_MOVE_PX, E._STEP_MOVE_PX)
+            move = -sigma * coef[3] / coef[1]
+            if kappa is not None and kappa[s, i] != 0:
+                proj = np.linalg.lstsq(basis, _half_parabola_reference(x[use], sigma),
+                                       rcond=None)[0]
+                step = coef[1] / (1 + kappa[s, i] * proj[1])
+                if not step > 1e-3:
+                    continue
+                move = -sigma * (coef[3] - step * kappa[s, i] * proj[3]) / step
+            move = np.clip(move, -E._STEP_MOVE_PX, E._STEP_MOVE_PX)
             out[s, i] = i0 + sign * (psi + move / step_px)
     return out
 
@@ -1396,13 +1416,99 @@ def test_step_kernel_and_blur_choice_equal_reference(seed, step):
         got = E._step_sigma(prof, rows, use, shade, sigmas, k0, solve4, basis4, used, span, every)
         np.testing.assert_allclose(got, _step_sigma_reference(prof, rows, use, shade, every, step),
                                    rtol=1e-4)
+    flat = np.zeros((2, n))
+    no_proj = np.zeros((1, solve.shape[1], 2))
     for s_idx in range(len(E._STEP_SIGMAS)):
         got = E._step_kernel(prof, rows, use, s_idx, sigmas, k0, solve, span, step,
-                             E._STEP_MOVE_PX, 1e9, np.zeros(n, np.float32))
+                             E._STEP_MOVE_PX, 1e9, np.zeros(n, np.float32), flat, no_proj)
         want = _step_move_reference(prof, rows, s_idx, step)
         want[~use] = rows[~use]
         np.testing.assert_allclose(got, want, rtol=0, atol=2e-4)
         assert np.isnan(got[0, 3]) and got[1, 5] == rows[1, 5] and got[0, 7] == rows[0, 7]
+
+
+def _curvature_reference(p, rows, use, sigma, step_px):
+    """Each edge's c_H / c_Φ of [1, Φ, σG, σ²H, φ] by plain least squares on the step
+    model's window (as _step_move_reference places it); NaN where it is not fitted."""
+    m, n = p.shape
+    out = np.full((2, n), np.nan)
+    j, psis = _step_window_reference(step_px)
+    j = j[j <= int(np.floor(E._STEP_IN_SIGMAS * sigma / step_px + psis.max() + 1e-9))]
+    for s in range(2):
+        sign = 1 - 2 * s
+        for i in range(n):
+            e = rows[s, i]
+            if not use[s, i] or not np.isfinite(e):
+                continue
+            i0 = int(np.rint(e))
+            r = i0 + sign * j
+            if r.min() < 0 or r.max() > m - 1:
+                continue
+            psi = psis[min(max(int(np.floor((sign * (e - i0) + 0.5) * len(psis))), 0),
+                           len(psis) - 1)]
+            x = (j - psi) * step_px
+            u = (x <= E._STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -E._STEP_OUT_PX - 1e-9)
+            b = _step_basis_reference(x[u], sigma)
+            b = np.column_stack([b[:, :3], _half_parabola_reference(x[u], sigma), b[:, 3]])
+            coef = np.linalg.lstsq(b, p[r[u], i].astype(np.float64), rcond=None)[0]
+            if coef[1] > 1e-3:
+                out[s, i] = coef[3] / coef[1]
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("step", [0.5, 1.0])
+def test_cap_curvature_and_curved_step_equal_reference(seed, step):
+    # a bright bead's cap curvature per edge (step 6) and the step model's move given one,
+    # against plain least squares; the cap's curvature then shared along the path
+    rng = np.random.default_rng(seed + 10)
+    n = 40
+    m = int(20 / step) * 2 + 1
+    t = (np.arange(m) - (m - 1) / 2) * step
+    prof = np.empty((m, n), np.float32)
+    truth = np.empty((2, n))
+    for i in range(n):
+        left, right = rng.uniform(-7, -4), rng.uniform(4, 7)
+        prof[:, i] = analytic_bead(left, right, sigma=rng.uniform(0.7, 1.3), bg=50.0,
+                                   height=rng.uniform(30, 90), slope=rng.uniform(-4, 8),
+                                   t=t)
+        truth[:, i] = left, right
+    prof += rng.normal(0, 2.0, prof.shape).astype(np.float32)
+    rows = (truth + rng.uniform(-0.6, 0.6, truth.shape)) / step + (m - 1) / 2
+    rows[0, 3] = np.nan
+    rows[1, 5] = 2.0
+    use = np.isfinite(rows)
+    use[1, 8] = False
+    for blur in (0.8, 1.15):
+        sigmas, k0, solve, _, _, _, span = E._step_tables(step, (blur,))
+        solve5, proj = E._curv_tables(step, blur)
+        got = E._curv_kernel(prof, rows, use, k0, solve5, span, 1)
+        want = _curvature_reference(prof, rows, use, float(sigmas[0]), step)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        fin = np.isfinite(want)
+        np.testing.assert_allclose(got[fin], want[fin], rtol=2e-3, atol=2e-5)
+        # every 3rd station's alone, the others NaN
+        third = E._curv_kernel(prof, rows, use, k0, solve5, span, 3)
+        np.testing.assert_array_equal(third[:, ::3], got[:, ::3])
+        off = np.ones(n, bool)
+        off[::3] = False
+        assert np.isnan(third[:, off]).all()
+        kappa = rng.uniform(-0.08, 0.08, (2, n))
+        kappa[:, ::7] = 0.0
+        moved = E._step_kernel(prof, rows, use, 0, sigmas, k0, solve, span, step,
+                               E._STEP_MOVE_PX, 1e9, np.zeros(n, np.float32), kappa, proj)
+        want = _step_move_reference(prof, rows, 0, step, sigmas=(float(sigmas[0]),),
+                                    kappa=kappa)
+        want[~use] = rows[~use]
+        np.testing.assert_allclose(moved, want, rtol=0, atol=2e-4)
+        shared = E._cap_curvature(prof, rows, use, k0, span, step, blur, False)
+        assert shared.shape == (2, n) and np.isfinite(shared).all()
+        half = n // 4             # a quarter of the path at most (the window's half: 50)
+        every = -(-half // E._CURV_SAMPLES)
+        for s in range(2):
+            v = got[s, n // 2 - half:n // 2 + half + 1]
+            v = v[(np.arange(n // 2 - half, n // 2 + half + 1) % every) == 0]
+            assert shared[s, n // 2] == pytest.approx(np.median(v[np.isfinite(v)]), rel=1e-9)
 
 
 def test_step_blur_is_the_residual_parabola_s_vertex():

@@ -181,15 +181,35 @@ Per station:
    step beside the bead: :mod:`vision_qc.engine.blur`), that one: on a dark bead always (its
    rim is darker than its crest, no ramp, and the flanks' choice ran low by 0.14 px on the
    median `hard` frame and up to 0.6 px, each edge then outside the footprint); on a bright
-   bead only where the flanks' choice is more than ``_BLUR_STRAY_PX`` (0.15 px) from it. A
-   bright bead's cap shading is curved where the model has a line, and the flanks' blur,
-   ~0.03 px below the true one on `normal` frames, takes up part of that: given the clean
-   step's always, clean bright width error median 0.088 -> 0.113 px, p95 0.295 -> 0.301
-   (seed 7), both past their targets; where the two differ by more than 0.15 px the flanks'
-   choice is a misfit (hard bright). Measured with the clean step's blur (21 sets, README):
-   mean-width error on normal dark 0.050-0.058 -> 0.040-0.045 mm, hard false rejects 28 ->
-   27, 28 -> 27, 31 -> 25, 23 -> 22 (hard bright s8 28), fewer false alarms on every hard
-   set; clean bright unchanged. Suspect edges, edges whose background (beyond 2.5 σ
+   bead with the cap's curvature (below) where the frame is clear of the noise, elsewhere
+   only where the flanks' choice is more than ``_BLUR_STRAY_PX`` (0.15 px) from it (given
+   it always with the straight ramp, clean bright width error median 0.088 -> 0.113 px: the
+   flanks' slightly low blur takes up part of the cap's curved shading; where the two differ
+   by more than 0.15 px the flanks' choice is a misfit, hard bright). Measured with the clean
+   step's blur (21 sets, README): mean-width error on normal dark 0.050-0.058 -> 0.040-0.045
+   mm, hard false rejects 28 -> 27, 28 -> 27, 31 -> 25, 23 -> 22 (hard bright s8 28), fewer
+   false alarms on every hard set.
+   A bright bead's cap shading is curved where the model has a line: it climbs fastest right
+   at the rim and levels off towards the crest, the straight ramp takes its average slope
+   and the edge lands inside the footprint. So on a bright bead, given the clean step's blur,
+   on a frame whose typical contrast is at least ``_CURV_SNR`` times the noise of a sample,
+   the model is ``b + S (Φ + κ σ²H) + s σ G + d φ`` (``H`` G's integral: the half-parabola
+   ``x²/2`` blurred), κ the cap's curvature relative to the step, per px. κ fitted per edge
+   scatters (a fifth basis function on ~18 samples: p95 0.8-1.6 px of edge on noisy frames,
+   28 November), but the light and the bead's shape change slowly along the path, so each
+   side's κ is the median over ``_CURV_STATIONS`` stations of the per-edge fits (every 4th
+   station's: :func:`_curv_kernel`, :func:`_cap_curvature`) and the step's move takes the
+   known κ off its coefficients (``S = c_Φ / (1 + κ P_Φ)``, ``d = c_φ - S κ P_φ``, P the
+   projection of ``σ²H`` on the model's rows: :func:`_curv_tables`). Not where fewer than
+   ``_CURV_ROOMY`` of the edges leave the model room (a bead under 8 blurs wide, read only at
+   its stations read wide: they moved out, a false reject more on hard bright s7). Measured
+   (29 November, README): clean bright mean-width error 0.054-0.062 -> 0.030-0.035 mm, width
+   error median / p95 0.07-0.09 / 0.28-0.30 -> 0.06 / 0.22 px. Not on noisier frames: noise
+   biases the fit of κ towards none (an analytic cap: -0.099 without noise, -0.06 at σ 1),
+   and on normal bright frames (contrast 26-84 times the noise) the stretches without
+   defects read 0.07 px narrow on the median frame with it (+0.03 without). Dark beads keep
+   the straight ramp: with κ, normal dark mean width 0.045 -> 0.096 mm (a dark bead's rim is
+   darker than its crest, no cap to curve). Suspect edges, edges whose background (beyond 2.5 σ
    out) is not flat by the walk's tolerance (a speck beside the flank), and edges of a bead
    narrower than twice the model's inner reach (its flank would span the crest: a 10 mm bead
    7 px wide at 1.4 mm/px; the taught and the inspected width of one part then differed by
@@ -198,12 +218,10 @@ Per station:
    outwards positive, then |error| median / p95, px): clean bright -0.053, 0.076 / 0.312 →
    -0.037, 0.053 / 0.228; normal bright -0.000, 0.126 / 0.486 → -0.001, 0.099 / 0.376; clean
    dark +0.023, 0.057 / 0.168 → +0.018, 0.037 / 0.111; normal dark +0.035, 0.122 / 0.422 →
-   +0.008, 0.090 / 0.305. What it does not remove: a steep bead's dim flank is curved (its
-   shading climbs fastest right at the edge), not the straight ramp of the model, and such an
-   edge still lies inside the footprint (clean bright, edges whose step-5 shift is 0.3–0.5 px:
-   -0.28 → -0.23 px). A quadratic shading term in the same step takes most of that out
-   (-0.07) but doubles the scatter on noisier and dark frames (normal bright p95 0.38 →
-   0.48, clean dark 0.11 → 0.23).
+   +0.008, 0.090 / 0.305 (before the cap's curvature above: a steep bead's dim flank, curved
+   where the model had a line, still lay inside the footprint — clean bright, edges whose
+   step-5 shift is 0.3–0.5 px: -0.28 → -0.23 px; a quadratic term fitted per edge took most
+   of that out, -0.07, but doubled the scatter on noisier and dark frames).
 
 The sample step. Profiles are sampled 0.5 px apart by default (the Inspector's ``step_px``).
 At 1 px, sampling takes 0.5 ms less on the 2448×2048 bench frame and the edge finder 0.3-0.5
@@ -344,7 +362,12 @@ _STEP_SIGMA_STATIONS = 128 # the blur is chosen on the edges of about this many 
 _STEP_SIGMA_ROUND = 0.01   # ... to this many px
 _STEP_MOVE_PX = 0.5        # the step model moves an edge at most this far
 _BLUR_STRAY_PX = 0.15      # a bright bead's flanks choose the blur unless this far from the clean
-                           # step's (see find_edges, step 6)
+                           # step's (see find_edges, step 6; not where the cap's curvature is read)
+_CURV_STATIONS = 101       # a bright bead's cap curvature (step 6) is its side's median over this
+                           # many stations ...
+_CURV_SAMPLES = 16         # ... reading every station, or so many fewer that a half window holds this many
+_CURV_ROOMY = 0.5          # ... where at least this fraction of the edges leave the model room
+_CURV_SNR = 100.0          # ... and the typical contrast is at least this many times the noise of a sample
 _STEP_FLAT_SIGMAS = 2.5    # its background (samples farther out than this many σ) must be flat
 
 
@@ -1393,6 +1416,95 @@ def _step_tables_cached(step_px: float, sigmas: tuple):
             np.ascontiguousarray(basis4, np.float32), used, span)
 
 
+@lru_cache(maxsize=64)
+def _curv_tables(step_px: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The cap's curvature for the step model at blur ``sigma`` (see :func:`find_edges`, step
+    6), on the window and phases of :func:`_step_tables` ``(step_px, (sigma,))``: the rows of
+    the least-squares solver of ``[1, Φ, σG, σ²H, φ]`` for ``Φ`` and ``σ²H`` (``H`` G's
+    integral, ``((u² + 1) Φ + u φ) / 2``: the half-parabola ``x² / 2`` inside the edge,
+    blurred), (1, Q, K, 2) float32, and the projection of ``σ²H`` on the step model's own
+    ``Φ`` and ``φ`` rows, (1, Q, 2) float64 (what a curvature adds to its coefficients)."""
+    sig = float(sigma)
+    q = _step_phases(step_px)
+    psi = (np.arange(q) + 0.5) / q - 0.5
+    reach = psi.max()
+    k0 = int(np.floor(_STEP_OUT_PX / step_px + reach + 1e-9))
+    k1 = int(np.floor(_STEP_IN_SIGMAS * sig / step_px + reach + 1e-9))
+    j = np.arange(-k0, k1 + 1)
+    solve5 = np.empty((1, q, len(j), 2))
+    proj = np.empty((1, q, 2))
+    for a in range(q):
+        x = (j - psi[a]) * step_px
+        used = (x <= _STEP_IN_SIGMAS * sig + 1e-9) & (x >= -_STEP_OUT_PX - 1e-9)
+        u = x / sig
+        big_phi, gg, small_phi = step_basis(u, sig)
+        hh = sig * sig * 0.5 * ((u * u + 1.0) * big_phi + u * small_phi)
+        basis = np.stack([np.ones_like(u), big_phi, gg, hh, small_phi], 1) * used[:, None]
+        solve5[0, a] = np.linalg.pinv(basis)[[1, 3]].T
+        proj[0, a] = np.linalg.pinv(basis[:, [0, 1, 2, 4]])[[1, 3]] @ (hh * used)
+    return np.ascontiguousarray(solve5, np.float32), proj
+
+
+@kernel
+def _curv_kernel(p, rows, use, k0, solve5, span, every):
+    """Each edge's cap curvature (see :func:`find_edges`, step 6) at every ``every``-th
+    station: on the step model's window round the edge of ``rows`` (2, N) where ``use``
+    holds (the same sample and phase as :func:`_step_kernel`), the fit of
+    ``[1, Φ, σG, σ²H, φ]`` (``solve5``, :func:`_curv_tables`; ``span`` the first and last
+    sample it uses), ``c_H / c_Φ`` per px; NaN at the other stations, where the window
+    leaves the profile or the fitted step is not positive. Returns (2, N) float64."""
+    m, n = p.shape
+    nq = solve5.shape[1]
+    k_len = solve5.shape[2]
+    out = np.full((2, n), np.nan)
+    nk = (n + every - 1) // every
+    i0 = np.empty(nk, np.int64)
+    qi = np.zeros(nk, np.int64)
+    fits = np.empty(nk, np.bool_)
+    c_phi = np.empty(nk, np.float32)
+    c_h = np.empty(nk, np.float32)
+    for s in range(2):
+        sign = 1 - 2 * s
+        safe = k0 if sign > 0 else k_len - 1 - k0
+        for k in range(nk):
+            i = k * every
+            r = _step_window(m, rows[s, i], sign, k0, k_len) if use[s, i] else -1
+            fits[k] = r >= 0
+            i0[k] = r if r >= 0 else safe
+            qi[k] = 0
+            if nq > 1 and r >= 0:
+                qi[k] = min(max(int(np.floor((sign * (rows[s, i] - r) + 0.5) * nq)), 0), nq - 1)
+            c_phi[k] = 0.0
+            c_h[k] = 0.0
+        for j in range(span[0, 0], span[0, 1] + 1):
+            off = sign * (j - k0)
+            for k in range(nk):
+                v = p[np.uint64(i0[k] + off), np.uint64(k * every)]
+                c_phi[k] += solve5[0, qi[k], j, 0] * v
+                c_h[k] += solve5[0, qi[k], j, 1] * v
+        for k in range(nk):
+            if fits[k] and c_phi[k] > _F32(1e-3):
+                out[s, k * every] = np.float64(c_h[k]) / np.float64(c_phi[k])
+    return out
+
+
+def _cap_curvature(p, rows, use, k0, span, step_px, blur, closed) -> np.ndarray:
+    """A bright bead's cap curvature per edge, shared along the path (see :func:`find_edges`,
+    step 6): each side's median of :func:`_curv_kernel`'s over ``_CURV_STATIONS`` stations
+    (0 where none was fitted). (2, N) float64."""
+    n = p.shape[1]
+    solve5, _ = _curv_tables(float(step_px), float(blur))
+    half = min(_CURV_STATIONS // 2, max(n // 4, 1))
+    every = -(-half // _CURV_SAMPLES)
+    # the median reads every every-th station's (_along_median): only those are fitted
+    raw = _curv_kernel(p, rows, use, k0, solve5, span, every)
+    kappa = np.empty_like(raw)
+    for s in range(2):
+        kappa[s] = _along_median(raw[s], np.isfinite(raw[s]), half, closed, every)
+    kappa[~np.isfinite(kappa)] = 0.0
+    return kappa
+
+
 def _step_blur(sigmas: np.ndarray, med: np.ndarray) -> float:
     """The frame's blur from the step model's median residual per candidate (``sigmas``, an
     even grid): the vertex of the parabola through the best one and its neighbours, to
@@ -1519,7 +1631,7 @@ def _step_sigma(p, rows, use, shade, sigmas, k0, solve4, basis4, used, span, eve
 
 @kernel
 def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move_px, tol_px,
-                 contrast):
+                 contrast, kappa, proj):
     """One Gauss–Newton step of the step model (see :func:`find_edges`, step 6) from every
     edge of ``rows`` (2, N; side 0 the left, rising inwards) where ``use`` holds, blur
     ``sigmas[sigma_idx]``: the model linearised within a quarter px of the edge (the sample
@@ -1601,7 +1713,16 @@ def _step_kernel(p, rows, use, sigma_idx, sigmas, k0, solve, span, step_px, move
             if not fits[i] or not c_phi[i] > _F32(1e-3) or \
                     hi_v[i] - lo_v[i] > _walk_tol(tol_px, contrast[i]):
                 continue
-            move = -sig * c_dphi[i] / c_phi[i]
+            kq = kappa[s, i]
+            if kq != 0.0:
+                # the cap's curvature κ: the profile's σ²H part (κ × the step) adds
+                # proj × κ × step to c_Φ and c_φ
+                step = c_phi[i] / (1.0 + kq * proj[c, qi[i], 0])
+                if not step > 1e-3:
+                    continue
+                move = -sig * (c_dphi[i] - step * kq * proj[c, qi[i], 1]) / step
+            else:
+                move = -sig * c_dphi[i] / c_phi[i]
             move = min(max(move, _F32(-move_px)), _F32(move_px))
             psi = (qi[i] + 0.5) / nq - 0.5
             out[s, i] = i0[i] + sign * (psi + float(move) / step_px)
@@ -2386,7 +2507,20 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
         # step 6: the edge where a blurred step with the flank's shading as a ramp fits best
         given = (None if blur_px is None else
                  round(float(blur_px) / _STEP_SIGMA_ROUND) * _STEP_SIGMA_ROUND)
-        if given is not None and not bright:
+        curved = False
+        if given is not None and bright and \
+                (fr.noise <= 0 or _most_clear(contrast, float(fr.noise), _CURV_SNR)):
+            # a bright bead's cap shading is curved where the model has a line: with the clean
+            # step's blur, its curvature shared along the path. Only on a frame clear of the
+            # noise: noise biases the curvature's fit towards none (normal bright: stretches
+            # without defects read 0.07 px narrow on the median frame). Not where most edges
+            # leave the model no room at this blur: read only at the stations read wide, it
+            # would push those out (hard bright: a false reject more)
+            use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * given)
+            curved = np.count_nonzero(use) >= _CURV_ROOMY * np.count_nonzero(valid)
+        if curved:
+            blur = given
+        elif given is not None and not bright:
             # measured on a clean step (engine.blur): the flanks' own choice takes up what the
             # model misses of their shading (a dark bead's rim darker than its crest)
             blur = given
@@ -2401,6 +2535,12 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
         # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
         # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays
         use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
+        if curved:
+            kappa = _cap_curvature(p, shaded, use, k0, span, step_px, blur, closed)
+            proj = _curv_tables(float(step_px), float(blur))[1]
+        else:
+            kappa = np.zeros((2, n))
+            proj = np.zeros((1, _step_phases(float(step_px)), 2))
         at = None
         if near is not None:
             # the first margin round every centre, the next round those it did not do for
@@ -2413,7 +2553,7 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             runs = _runs(at)
             part = _step_kernel(_columns(p, runs), _columns(shaded, runs), _columns(use, runs), 0,
                                 sigmas, k0, solve, span, float(step_px), _STEP_MOVE_PX, tol_px,
-                                contrast[at])
+                                contrast[at], _columns(kappa, runs), proj)
             rows_at = np.full((2, n), np.nan)
             rows_at[:, at] = part
             # outside the windows nothing is read: no edge there (the speck and repair steps
@@ -2431,7 +2571,7 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             margin[grow] = [min(x for x in _NEAR_MARGINS if x > h) for h in margin[grow]]
         if at is None:
             rows = _step_kernel(p, shaded, use, 0, sigmas, k0, solve, span,
-                                float(step_px), _STEP_MOVE_PX, tol_px, contrast)
+                                float(step_px), _STEP_MOVE_PX, tol_px, contrast, kappa, proj)
     if po is not pc:
         # the closing that bridges a dark bead's ridge also bridges the bead to a dark speck
         # just beside its flank (as dark as the bead): an edge found across a dip bridged
