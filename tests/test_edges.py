@@ -1325,9 +1325,32 @@ def _step_move_reference(p, rows, s_idx, step_px, sigmas=E._STEP_SIGMAS, kappa=N
     least-squares coefficients of σ²H on the same basis, step = c_Φ / (1 + κ P_Φ) and the
     move -σ (c_φ - step κ P_φ) / step."""
     sigma = sigmas[s_idx]
-    m, n = p.shape
     out = rows.copy()
     j, psis = _step_window_reference(step_px)
+    for s, i, sign, i0, psi, x, y in _edge_windows_reference(p, rows, step_px, sigma, j, psis):
+        basis = _step_basis_reference(x, sigma)
+        coef = np.linalg.lstsq(basis, y, rcond=None)[0]
+        if not coef[1] > 1e-3:
+            continue
+        move = -sigma * coef[3] / coef[1]
+        if kappa is not None and kappa[s, i] != 0:
+            proj = np.linalg.lstsq(basis, _half_parabola_reference(x, sigma), rcond=None)[0]
+            step = coef[1] / (1 + kappa[s, i] * proj[1])
+            if not step > 1e-3:
+                continue
+            move = -sigma * (coef[3] - step * kappa[s, i] * proj[3]) / step
+        move = np.clip(move, -E._STEP_MOVE_PX, E._STEP_MOVE_PX)
+        out[s, i] = i0 + sign * (psi + move / step_px)
+    return out
+
+
+def _edge_windows_reference(p, rows, step_px, sigma, j, psis):
+    """The step model's window round each edge of ``rows`` whose samples ``j`` (from the
+    nearest one, outside negative) lie in the profile: (side, station, sign, nearest
+    sample, psi, x, samples), x and the samples those from ``_STEP_OUT_PX`` outside to
+    ``_STEP_IN_SIGMAS`` σ inside the place of the edge's phase (the middle of its bin
+    between the nearest sample and the next)."""
+    m, n = p.shape
     for s in range(2):
         sign = 1 - 2 * s
         for i in range(n):
@@ -1341,22 +1364,8 @@ def _step_move_reference(p, rows, s_idx, step_px, sigmas=E._STEP_SIGMAS, kappa=N
             psi = psis[min(max(int(np.floor((sign * (e - i0) + 0.5) * len(psis))), 0),
                            len(psis) - 1)]
             x = (j - psi) * step_px
-            use = (x <= E._STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -E._STEP_OUT_PX - 1e-9)
-            basis = _step_basis_reference(x[use], sigma)
-            coef = np.linalg.lstsq(basis, p[r[use], i].astype(np.float64), rcond=None)[0]
-            if not coef[1] > 1e-3:
-                continue
-            move = -sigma * coef[3] / coef[1]
-            if kappa is not None and kappa[s, i] != 0:
-                proj = np.linalg.lstsq(basis, _half_parabola_reference(x[use], sigma),
-                                       rcond=None)[0]
-                step = coef[1] / (1 + kappa[s, i] * proj[1])
-                if not step > 1e-3:
-                    continue
-                move = -sigma * (coef[3] - step * kappa[s, i] * proj[3]) / step
-            move = np.clip(move, -E._STEP_MOVE_PX, E._STEP_MOVE_PX)
-            out[s, i] = i0 + sign * (psi + move / step_px)
-    return out
+            u = (x <= E._STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -E._STEP_OUT_PX - 1e-9)
+            yield s, i, sign, i0, psi, x[u], p[r[u], i].astype(np.float64)
 
 
 def _step_sigma_reference(p, rows, use, shade, every, step_px):
@@ -1387,11 +1396,9 @@ def _step_sigma_reference(p, rows, use, shade, every, step_px):
     return np.array([np.median(v) if v else np.inf for v in res])
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("step", [0.5, 1.0])
-def test_step_kernel_and_blur_choice_equal_reference(seed, step):
-    rng = np.random.default_rng(seed)
-    n = 40
+def _noisy_beads_and_rows(rng, step, n=40):
+    """``n`` random shaded beads (noise σ 2) sampled ``step`` apart, (M, N) float32, and
+    start rows near their edges (2, N), a few outside the profile or NaN, with ``use``."""
     m = int(20 / step) * 2 + 1
     t = (np.arange(m) - (m - 1) / 2) * step
     prof = np.empty((m, n), np.float32)
@@ -1403,13 +1410,21 @@ def test_step_kernel_and_blur_choice_equal_reference(seed, step):
                                    t=t)
         truth[:, i] = left, right
     prof += rng.normal(0, 2.0, prof.shape).astype(np.float32)
-    # start rows near the edges, a few outside the profile or NaN
     rows = (truth + rng.uniform(-0.6, 0.6, truth.shape)) / step + (m - 1) / 2
     rows[0, 3] = np.nan
     rows[1, 5] = 2.0
     rows[0, 7] = m - 3.0
     use = np.isfinite(rows)
     use[1, 8] = False
+    return prof, rows, use
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("step", [0.5, 1.0])
+def test_step_kernel_and_blur_choice_equal_reference(seed, step):
+    rng = np.random.default_rng(seed)
+    n = 40
+    prof, rows, use = _noisy_beads_and_rows(rng, step, n)
     shade = rng.uniform(-0.3, 1.0, rows.shape)
     sigmas, k0, solve, solve4, basis4, used, span = E._step_tables(step)
     for every in (1, 3):
@@ -1430,29 +1445,16 @@ def test_step_kernel_and_blur_choice_equal_reference(seed, step):
 def _curvature_reference(p, rows, use, sigma, step_px):
     """Each edge's c_H / c_Φ of [1, Φ, σG, σ²H, φ] by plain least squares on the step
     model's window (as _step_move_reference places it); NaN where it is not fitted."""
-    m, n = p.shape
-    out = np.full((2, n), np.nan)
+    out = np.full((2, p.shape[1]), np.nan)
     j, psis = _step_window_reference(step_px)
     j = j[j <= int(np.floor(E._STEP_IN_SIGMAS * sigma / step_px + psis.max() + 1e-9))]
-    for s in range(2):
-        sign = 1 - 2 * s
-        for i in range(n):
-            e = rows[s, i]
-            if not use[s, i] or not np.isfinite(e):
-                continue
-            i0 = int(np.rint(e))
-            r = i0 + sign * j
-            if r.min() < 0 or r.max() > m - 1:
-                continue
-            psi = psis[min(max(int(np.floor((sign * (e - i0) + 0.5) * len(psis))), 0),
-                           len(psis) - 1)]
-            x = (j - psi) * step_px
-            u = (x <= E._STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -E._STEP_OUT_PX - 1e-9)
-            b = _step_basis_reference(x[u], sigma)
-            b = np.column_stack([b[:, :3], _half_parabola_reference(x[u], sigma), b[:, 3]])
-            coef = np.linalg.lstsq(b, p[r[u], i].astype(np.float64), rcond=None)[0]
-            if coef[1] > 1e-3:
-                out[s, i] = coef[3] / coef[1]
+    for s, i, _, _, _, x, y in _edge_windows_reference(p, np.where(use, rows, np.nan), step_px,
+                                                       sigma, j, psis):
+        b = _step_basis_reference(x, sigma)
+        b = np.column_stack([b[:, :3], _half_parabola_reference(x, sigma), b[:, 3]])
+        coef = np.linalg.lstsq(b, y, rcond=None)[0]
+        if coef[1] > 1e-3:
+            out[s, i] = coef[3] / coef[1]
     return out
 
 
@@ -1463,22 +1465,7 @@ def test_cap_curvature_and_curved_step_equal_reference(seed, step):
     # against plain least squares; the cap's curvature then shared along the path
     rng = np.random.default_rng(seed + 10)
     n = 40
-    m = int(20 / step) * 2 + 1
-    t = (np.arange(m) - (m - 1) / 2) * step
-    prof = np.empty((m, n), np.float32)
-    truth = np.empty((2, n))
-    for i in range(n):
-        left, right = rng.uniform(-7, -4), rng.uniform(4, 7)
-        prof[:, i] = analytic_bead(left, right, sigma=rng.uniform(0.7, 1.3), bg=50.0,
-                                   height=rng.uniform(30, 90), slope=rng.uniform(-4, 8),
-                                   t=t)
-        truth[:, i] = left, right
-    prof += rng.normal(0, 2.0, prof.shape).astype(np.float32)
-    rows = (truth + rng.uniform(-0.6, 0.6, truth.shape)) / step + (m - 1) / 2
-    rows[0, 3] = np.nan
-    rows[1, 5] = 2.0
-    use = np.isfinite(rows)
-    use[1, 8] = False
+    prof, rows, use = _noisy_beads_and_rows(rng, step, n)
     for blur in (0.8, 1.15):
         sigmas, k0, solve, _, _, _, span = E._step_tables(step, (blur,))
         solve5, proj = E._curv_tables(step, blur)
