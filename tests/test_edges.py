@@ -1488,7 +1488,7 @@ def test_cap_curvature_and_curved_step_equal_reference(seed, step):
                                     kappa=kappa)
         want[~use] = rows[~use]
         np.testing.assert_allclose(moved, want, rtol=0, atol=2e-4)
-        shared = E._cap_curvature(prof, rows, use, k0, span, step, blur, False)
+        shared = E._cap_curvature(prof, rows, use, k0, span, solve5, False)
         assert shared.shape == (2, n) and np.isfinite(shared).all()
         half = n // 4             # a quarter of the path at most (the window's half: 50)
         every = -(-half // E._CURV_SAMPLES)

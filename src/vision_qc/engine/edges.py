@@ -1384,20 +1384,33 @@ def _step_phases(step_px: float) -> int:
     return max(int(round(step_px / 0.5)), 1)
 
 
-@lru_cache(maxsize=64)
-def _step_tables_cached(step_px: float, sigmas: tuple):
-    sig = np.asarray(sigmas, np.float64)
+def _step_grid(step_px: float, sigma_max: float) -> tuple[np.ndarray, int, np.ndarray]:
+    """The step model's window (see :func:`_step_tables`) for blurs up to ``sigma_max``: the
+    phases' places ``psi`` (Q,), ``k0`` (samples outside the nearest one) and the samples
+    ``j`` from the nearest one, outside negative."""
     q = _step_phases(step_px)
     psi = (np.arange(q) + 0.5) / q - 0.5                                            # (Q,)
     reach = psi.max()
     k0 = int(np.floor(_STEP_OUT_PX / step_px + reach + 1e-9))
-    k1 = int(np.floor(_STEP_IN_SIGMAS * sig.max() / step_px + reach + 1e-9))
-    j = np.arange(-k0, k1 + 1)
+    k1 = int(np.floor(_STEP_IN_SIGMAS * sigma_max / step_px + reach + 1e-9))
+    return psi, k0, np.arange(-k0, k1 + 1)
+
+
+def _step_used(x, sigma):
+    """Which samples ``x`` px from the edge (inwards positive) the step model at blur
+    ``sigma`` fits: from ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside."""
+    return (x <= _STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -_STEP_OUT_PX - 1e-9)
+
+
+@lru_cache(maxsize=64)
+def _step_tables_cached(step_px: float, sigmas: tuple):
+    sig = np.asarray(sigmas, np.float64)
+    q = _step_phases(step_px)
+    psi, k0, j = _step_grid(step_px, float(sig.max()))
 
     def tables(x):                                                 # x (K,) → (S, 4, K) ×2, (S, K)
         u = x[None, :] / sig[:, None]                                             # (S, K)
-        used = (x[None, :] <= _STEP_IN_SIGMAS * sig[:, None] + 1e-9) & \
-            (x[None, :] >= -_STEP_OUT_PX - 1e-9)
+        used = _step_used(x[None, :], sig[:, None])
         big_phi, gg, small_phi = step_basis(u, sig[:, None])
         basis = np.stack([np.ones_like(u), big_phi, gg, small_phi], 1) * used[:, None, :]
         return np.linalg.pinv(np.swapaxes(basis, 1, 2)), basis, used          # (S, 4, K)
@@ -1425,17 +1438,13 @@ def _curv_tables(step_px: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:
     blurred), (1, Q, K, 2) float32, and the projection of ``σ²H`` on the step model's own
     ``Φ`` and ``φ`` rows, (1, Q, 2) float64 (what a curvature adds to its coefficients)."""
     sig = float(sigma)
-    q = _step_phases(step_px)
-    psi = (np.arange(q) + 0.5) / q - 0.5
-    reach = psi.max()
-    k0 = int(np.floor(_STEP_OUT_PX / step_px + reach + 1e-9))
-    k1 = int(np.floor(_STEP_IN_SIGMAS * sig / step_px + reach + 1e-9))
-    j = np.arange(-k0, k1 + 1)
+    psi, _, j = _step_grid(step_px, sig)
+    q = len(psi)
     solve5 = np.empty((1, q, len(j), 2))
     proj = np.empty((1, q, 2))
     for a in range(q):
         x = (j - psi[a]) * step_px
-        used = (x <= _STEP_IN_SIGMAS * sig + 1e-9) & (x >= -_STEP_OUT_PX - 1e-9)
+        used = _step_used(x, sig)
         u = x / sig
         big_phi, gg, small_phi = step_basis(u, sig)
         hh = sig * sig * 0.5 * ((u * u + 1.0) * big_phi + u * small_phi)
@@ -1488,12 +1497,12 @@ def _curv_kernel(p, rows, use, k0, solve5, span, every):
     return out
 
 
-def _cap_curvature(p, rows, use, k0, span, step_px, blur, closed) -> np.ndarray:
+def _cap_curvature(p, rows, use, k0, span, solve5, closed) -> np.ndarray:
     """A bright bead's cap curvature per edge, shared along the path (see :func:`find_edges`,
-    step 6): each side's median of :func:`_curv_kernel`'s over ``_CURV_STATIONS`` stations
-    (0 where none was fitted). (2, N) float64."""
+    step 6): each side's median of :func:`_curv_kernel`'s (``solve5`` of
+    :func:`_curv_tables`) over ``_CURV_STATIONS`` stations (0 where none was fitted). (2, N)
+    float64."""
     n = p.shape[1]
-    solve5, _ = _curv_tables(float(step_px), float(blur))
     half = min(_CURV_STATIONS // 2, max(n // 4, 1))
     every = -(-half // _CURV_SAMPLES)
     # the median reads every every-th station's (_along_median): only those are fitted
@@ -2532,12 +2541,14 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             if given is not None and abs(blur - given) > _BLUR_STRAY_PX:
                 blur = given
         sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
-        # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower than
-        # twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge stays
-        use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
+        if not curved:
+            # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower
+            # than twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge
+            # stays (a curved frame's use is that of its blur, above)
+            use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
         if curved:
-            kappa = _cap_curvature(p, shaded, use, k0, span, step_px, blur, closed)
-            proj = _curv_tables(float(step_px), float(blur))[1]
+            solve5, proj = _curv_tables(float(step_px), float(blur))
+            kappa = _cap_curvature(p, shaded, use, k0, span, solve5, closed)
         else:
             kappa = np.zeros((2, n))
             proj = np.zeros((1, _step_phases(float(step_px)), 2))
