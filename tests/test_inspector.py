@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vision_qc.inspector import FrameError, Inspector, _median_of_finite, _smooth_valid, to_gray
+from vision_qc.inspector import (ICI_GAMMA, ICI_NOISE, MEDIAN_STATIONS, WIDTH_WINDOWS, FrameError,
+                                 Inspector, _ici_width, _median_of_finite, _smooth_valid, to_gray)
 from vision_qc.recipe import recipe_from_dict
 from vision_qc.synth import SceneRenderer, sample_scene
 
@@ -160,6 +161,115 @@ def test_smoothing_keeps_steps_and_skips_invalid():
     assert _smooth_valid(v, np.ones(8, bool), 5, True)[0] == 5
     assert _smooth_valid(v, np.ones(8, bool), 5, False)[0] == 0
     assert _smooth_valid(v[:0], np.zeros(0, bool), 5, True).shape == (0,)
+
+
+def _ici_ref(width_mm, raw, valid, closed, mm, windows, gamma, noise, max_shift, lo_mm, hi_mm):
+    """_ici_width station by station: the step σ, each window's mean of the valid 5-station
+    medians round the station, and the intersection of the intervals, written out plainly."""
+    n = len(raw)
+    out = width_mm.astype(np.float32).copy()
+    stride = max(n // 2048, 1)
+    steps = [float(raw[i]) - float(raw[i - 1]) for i in range(1, n, stride)
+             if valid[i] and valid[i - 1]]
+    if len(steps) < 8 or n < 3:
+        return out
+    c = np.median(steps)
+    s = 1.4826 * np.median([abs(d - c) for d in steps]) / np.sqrt(2.0)
+    if s <= 0:
+        return out
+    wrap = closed and n > windows[-1]
+    for i in range(n):
+        m5 = float(width_mm[i])
+        if not valid[i] or np.isnan(m5) or not lo_mm <= m5 <= hi_mm:
+            continue
+        half = gamma * noise * s * mm / np.sqrt(MEDIAN_STATIONS)
+        lo, hi, best = m5 - half, m5 + half, m5
+        for k in windows:
+            h = k // 2
+            if not wrap and (i < h or i >= n - h):
+                break
+            idx = [(i + j) % n if wrap else i + j for j in range(-h, h + 1)]
+            vals = [float(width_mm[p]) for p in idx
+                    if 0 <= p < n and valid[p] and lo_mm <= float(width_mm[p]) <= hi_mm]
+            mean = sum(vals) / len(vals)
+            half = gamma * noise * s * mm / np.sqrt(k)
+            lo, hi = max(lo, mean - half), min(hi, mean + half)
+            if lo > hi or abs(mean - m5) > max_shift * mm:
+                break
+            best = mean
+        out[i] = np.float32(best)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(10, 30, width=32), st.booleans()), min_size=0, max_size=80),
+       st.booleans(), st.floats(0.2, 1.0), st.floats(0.2, 3.0), st.floats(5, 20), st.floats(0, 15))
+def test_ici_width_equals_a_per_station_reference(stations, closed, mm, max_shift, lo, span):
+    raw = np.array([s[0] for s in stations], np.float32)
+    valid = np.array([s[1] for s in stations], bool)
+    windows = np.array([5 + 2, 11], np.int64)       # short windows: the loops see both ends
+    m5 = (_smooth_valid(raw, valid, MEDIAN_STATIONS, closed) * mm).astype(np.float32)
+    got = _ici_width(m5, raw, valid, closed, mm, windows, ICI_GAMMA, ICI_NOISE, max_shift,
+                     lo, lo + span)
+    np.testing.assert_array_equal(got, _ici_ref(m5, raw, valid, closed, mm, windows, ICI_GAMMA,
+                                                ICI_NOISE, max_shift, lo, lo + span))
+
+
+def test_ici_width_keeps_a_short_defect_and_averages_noise_out_elsewhere():
+    rng = np.random.default_rng(3)
+    n = 600
+    truth = np.full(n, 20.0)
+    truth[300:304] = 16.0                    # a thin stretch 4 stations long
+    raw = (truth + rng.normal(0, 0.3, n)).astype(np.float32)
+    valid = np.ones(n, bool)
+    m5 = _smooth_valid(raw, valid, MEDIAN_STATIONS, True).astype(np.float32)
+    windows = np.array(WIDTH_WINDOWS, np.int64)
+    out = _ici_width(m5, raw, valid, True, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 0.0, 99.0)
+    # the thin stretch reads as the 5-station median reads it: 3-4 px under the rest
+    assert (out[301:303] < 17.0).all() and (m5[301:303] < 17.0).all()
+    np.testing.assert_array_equal(out[300:304] < 18.0, m5[300:304] < 18.0)
+    # a station the 5-station median reads beyond a limit keeps that reading
+    tight = _ici_width(m5, raw, valid, True, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 19.9, 20.1)
+    beyond = (m5 < 19.9) | (m5 > 20.1)
+    assert beyond.sum() > 50
+    np.testing.assert_array_equal(tight[beyond], m5[beyond])
+    assert (tight[~beyond] != m5[~beyond]).any()
+    # away from it the noise is averaged over up to WIDTH_WINDOWS[-1] stations
+    far = np.r_[0:280, 325:n]
+    assert np.std(out[far] - truth[far]) < 0.6 * np.std(m5[far] - truth[far])
+    # never further than max_shift from the 5-station median
+    assert np.max(np.abs(out - m5)) <= 0.75 + 1e-6
+    # an open path's ends keep the 5-station median where no longer window fits
+    m5o = _smooth_valid(raw, valid, MEDIAN_STATIONS, False).astype(np.float32)
+    outo = _ici_width(m5o, raw, valid, False, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 0.0, 99.0)
+    h = WIDTH_WINDOWS[0] // 2
+    np.testing.assert_array_equal(outo[:h], m5o[:h])
+    np.testing.assert_array_equal(outo[-h:], m5o[-h:])
+    # a frame without noise (every step 0) keeps its 5-station medians
+    flat = np.full(n, 20.0, np.float32)
+    np.testing.assert_array_equal(_ici_width(flat, flat, valid, True, 1.0, windows, ICI_GAMMA,
+                                             ICI_NOISE, 0.75, 0.0, 99.0), flat)
+
+
+def test_the_longer_width_window_changes_no_status_and_brings_widths_nearer_the_truth(monkeypatch):
+    import vision_qc.inspector as inspector_module
+
+    spec = sample_scene(9, preset="normal", ng_fraction=1.0, polarity="dark")
+    sc = SceneRenderer(spec).render()
+    insp = Inspector(sc.recipe)
+    with_ici = insp.inspect(sc.image)
+    monkeypatch.setattr(inspector_module, "_ici_width", lambda width_mm, *args: width_mm)
+    without = insp.inspect(sc.image)
+    assert with_ici.defects and with_ici.verdict == without.verdict == "NG"
+    np.testing.assert_array_equal(with_ici.status, without.status)
+    assert [d.type for d in with_ici.defects] == [d.type for d in without.defects]
+    truth = np.asarray(sc.truth["stations"]["width_mm"])
+    good = (with_ici.status == 0) & (np.abs(truth - sc.recipe.width_mm) <= sc.recipe.width_tol_mm)
+    err_with = np.abs(with_ici.width_mm - truth)[good]
+    err_without = np.abs(without.width_mm - truth)[good]
+    assert good.sum() > 1000
+    assert np.percentile(err_with, 95) < 0.85 * np.percentile(err_without, 95)
+    assert np.median(err_with) < np.median(err_without)
 
 
 def test_overlay_labels_two_defects_in_one_place_one_under_the_other():
