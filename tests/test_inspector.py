@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vision_qc.inspector import (ICI_GAMMA, ICI_NOISE, MEDIAN_STATIONS, WIDTH_WINDOWS, FrameError,
-                                 Inspector, _ici_width, _median_of_finite, _smooth_valid, to_gray)
+                                 Inspector, _ici_along, _median_of_finite, _smooth_valid, to_gray)
 from vision_qc.recipe import recipe_from_dict
 from vision_qc.synth import SceneRenderer, sample_scene
 
@@ -164,7 +164,7 @@ def test_smoothing_keeps_steps_and_skips_invalid():
 
 
 def _ici_ref(width_mm, raw, valid, closed, mm, windows, gamma, noise, max_shift, lo_mm, hi_mm):
-    """_ici_width station by station: the step σ, each window's mean of the valid 5-station
+    """_ici_along station by station: the step σ, each window's mean of the valid 5-station
     medians round the station, and the intersection of the intervals, written out plainly."""
     n = len(raw)
     out = width_mm.astype(np.float32).copy()
@@ -204,18 +204,18 @@ def _ici_ref(width_mm, raw, valid, closed, mm, windows, gamma, noise, max_shift,
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.floats(10, 30, width=32), st.booleans()), min_size=0, max_size=80),
        st.booleans(), st.floats(0.2, 1.0), st.floats(0.2, 3.0), st.floats(5, 20), st.floats(0, 15))
-def test_ici_width_equals_a_per_station_reference(stations, closed, mm, max_shift, lo, span):
+def test_ici_along_equals_a_per_station_reference(stations, closed, mm, max_shift, lo, span):
     raw = np.array([s[0] for s in stations], np.float32)
     valid = np.array([s[1] for s in stations], bool)
     windows = np.array([5 + 2, 11], np.int64)       # short windows: the loops see both ends
     m5 = (_smooth_valid(raw, valid, MEDIAN_STATIONS, closed) * mm).astype(np.float32)
-    got = _ici_width(m5, raw, valid, closed, mm, windows, ICI_GAMMA, ICI_NOISE, max_shift,
+    got = _ici_along(m5, raw, valid, closed, mm, windows, ICI_GAMMA, ICI_NOISE, max_shift,
                      lo, lo + span)
     np.testing.assert_array_equal(got, _ici_ref(m5, raw, valid, closed, mm, windows, ICI_GAMMA,
                                                 ICI_NOISE, max_shift, lo, lo + span))
 
 
-def test_ici_width_keeps_a_short_defect_and_averages_noise_out_elsewhere():
+def test_ici_along_keeps_a_short_defect_and_averages_noise_out_elsewhere():
     rng = np.random.default_rng(3)
     n = 600
     truth = np.full(n, 20.0)
@@ -224,12 +224,12 @@ def test_ici_width_keeps_a_short_defect_and_averages_noise_out_elsewhere():
     valid = np.ones(n, bool)
     m5 = _smooth_valid(raw, valid, MEDIAN_STATIONS, True).astype(np.float32)
     windows = np.array(WIDTH_WINDOWS, np.int64)
-    out = _ici_width(m5, raw, valid, True, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 0.0, 99.0)
+    out = _ici_along(m5, raw, valid, True, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 0.0, 99.0)
     # the thin stretch reads as the 5-station median reads it: 3-4 px under the rest
     assert (out[301:303] < 17.0).all() and (m5[301:303] < 17.0).all()
     np.testing.assert_array_equal(out[300:304] < 18.0, m5[300:304] < 18.0)
     # a station the 5-station median reads beyond a limit keeps that reading
-    tight = _ici_width(m5, raw, valid, True, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 19.9, 20.1)
+    tight = _ici_along(m5, raw, valid, True, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 19.9, 20.1)
     beyond = (m5 < 19.9) | (m5 > 20.1)
     assert beyond.sum() > 50
     np.testing.assert_array_equal(tight[beyond], m5[beyond])
@@ -241,24 +241,24 @@ def test_ici_width_keeps_a_short_defect_and_averages_noise_out_elsewhere():
     assert np.max(np.abs(out - m5)) <= 0.75 + 1e-6
     # an open path's ends keep the 5-station median where no longer window fits
     m5o = _smooth_valid(raw, valid, MEDIAN_STATIONS, False).astype(np.float32)
-    outo = _ici_width(m5o, raw, valid, False, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 0.0, 99.0)
+    outo = _ici_along(m5o, raw, valid, False, 1.0, windows, ICI_GAMMA, ICI_NOISE, 0.75, 0.0, 99.0)
     h = WIDTH_WINDOWS[0] // 2
     np.testing.assert_array_equal(outo[:h], m5o[:h])
     np.testing.assert_array_equal(outo[-h:], m5o[-h:])
     # a frame without noise (every step 0) keeps its 5-station medians
     flat = np.full(n, 20.0, np.float32)
-    np.testing.assert_array_equal(_ici_width(flat, flat, valid, True, 1.0, windows, ICI_GAMMA,
+    np.testing.assert_array_equal(_ici_along(flat, flat, valid, True, 1.0, windows, ICI_GAMMA,
                                              ICI_NOISE, 0.75, 0.0, 99.0), flat)
 
 
-def test_the_longer_width_window_changes_no_status_and_brings_widths_nearer_the_truth(monkeypatch):
+def test_the_longer_window_changes_no_status_and_brings_widths_and_offsets_nearer_the_truth(monkeypatch):
     import vision_qc.inspector as inspector_module
 
     spec = sample_scene(9, preset="normal", ng_fraction=1.0, polarity="dark")
     sc = SceneRenderer(spec).render()
     insp = Inspector(sc.recipe)
     with_ici = insp.inspect(sc.image)
-    monkeypatch.setattr(inspector_module, "_ici_width", lambda width_mm, *args: width_mm)
+    monkeypatch.setattr(inspector_module, "_ici_along", lambda width_mm, *args: width_mm)
     without = insp.inspect(sc.image)
     assert with_ici.defects and with_ici.verdict == without.verdict == "NG"
     np.testing.assert_array_equal(with_ici.status, without.status)
@@ -270,6 +270,11 @@ def test_the_longer_width_window_changes_no_status_and_brings_widths_nearer_the_
     assert good.sum() > 1000
     assert np.percentile(err_with, 95) < 0.85 * np.percentile(err_without, 95)
     assert np.median(err_with) < np.median(err_without)
+    # offsets too
+    truth_off = np.asarray(sc.truth["stations"]["offset_mm"])
+    off_with = np.abs(with_ici.offset_mm - truth_off)[good]
+    off_without = np.abs(without.offset_mm - truth_off)[good]
+    assert np.percentile(off_with, 95) < 0.85 * np.percentile(off_without, 95)
 
 
 def test_overlay_labels_two_defects_in_one_place_one_under_the_other():

@@ -37,8 +37,8 @@ MEDIAN_STATIONS = 5
 # Profiles are sampled this far apart across the path, px (the edge finder runs at 0.5-1 px;
 # at 1 px it is ~0.9 ms faster per 2448x2048 frame but less accurate: engine/edges.py)
 STEP_PX = 0.5
-# The width reported and judged per station: the median over MEDIAN_STATIONS, or the mean of
-# those medians over a longer stretch of the path (WIDTH_WINDOWS stations, in turn) where that
+# The width (and the offset) reported and judged per station: the median over MEDIAN_STATIONS,
+# or the mean of those medians over a longer stretch of the path (WIDTH_WINDOWS stations, in turn) where that
 # agrees with it, as the intersection of confidence intervals rule chooses a window
 # (Katkovnik's ICI: each longer window's mean must lie within ICI_GAMMA of its σ of every
 # shorter one's, σ_k = ICI_NOISE × s / √k, s the frame's robust σ of the step from one
@@ -48,10 +48,11 @@ STEP_PX = 0.5
 # measured on OK parts of five sets (clean, normal, hard; bright and dark): the width error's
 # σ of a k-station median is 3.4-3.7 s / √k, of a k-station mean of the medians 3.1-3.6
 # (the profiles are averaged over 3 stations, so the step to the next station sees less
-# than the noise). A longer window never moves a width by more than ICI_MAX_TOL × the width
-# tolerance from its 5-station median, and never a station's whose 5-station median is thin or
-# wide (nor does such a station count in another's mean): it takes noise off good stations
-# only, so no station changes status and it cannot hide a defect.
+# than the noise; offsets: 3.1-3.8). A longer window never moves a width (an offset) by more
+# than ICI_MAX_TOL × the width tolerance (the offset limit) from its 5-station median, and
+# never a station's whose 5-station median is beyond a limit (nor does such a station count
+# in another's mean): it takes noise off good stations only, so no station changes status and
+# it cannot hide a defect.
 WIDTH_WINDOWS = (11, 25)
 ICI_GAMMA = 1.5
 ICI_NOISE = 3.5
@@ -455,79 +456,75 @@ def _step_sigma_of(raw, valid):
     return 1.4826 * np.median(d) / math.sqrt(2.0)
 
 
-@inlined
-def _ici_value(width_mm, valid, j, n, wrap, width_min, width_max):
-    """Station ``j``'s 5-station median (mm) and 1 where it counts in a window mean (valid,
-    within the width limits; ``j``, within ``n`` of the path's ends, taken round the loop with
-    ``wrap``), else 0 and 0."""
-    if wrap:                    # |j| < 2n: no division
-        if j < 0:
-            j += n
-        elif j >= n:
-            j -= n
-    if 0 <= j < n and valid[j]:
-        x = np.float64(width_mm[j])
-        if width_min <= x <= width_max:             # not NaN, not thin or wide
-            return x, 1
-    return 0.0, 0
-
-
 @kernel
-def _ici_width(width_mm, raw_px, valid, closed, mm_per_px, windows, gamma, noise, max_shift_px,
-               width_min, width_max):
-    """``width_mm`` (the MEDIAN_STATIONS median, float32 mm, NaN where not valid) replaced,
-    station by station, by the mean of those medians (the stations' within the width limits)
-    over the longest of ``windows`` stations (ascending, odd) that agrees with every shorter
-    one (see :data:`WIDTH_WINDOWS`); ``raw_px`` the per-station widths, px, whose steps from
-    one station to the next give the noise. Returns a new array. On an open path a window is
-    used only where it fits between the ends. A station whose 5-station median is thin or
-    wide (below ``width_min`` or above ``width_max``, mm, as the judge compares them) keeps
-    it and counts in no other station's mean: a longer window only ever takes noise off a
-    good station, it neither smooths a defect away (a wide stretch a low-contrast bead reads
-    just over the limit, hard bright s10 ws_0092, was lost to its neighbours when it did)
-    nor pulls good stations towards one (hard bright s7 ws_0051: a 2.5 mm stretch read wide,
-    dropped, grew past 3 mm).
+def _ici_along(values_mm, raw_px, valid, closed, mm_per_px, windows, gamma, noise, max_shift_px,
+               lower, upper):
+    """``values_mm`` (a width or an offset per station, the MEDIAN_STATIONS median, float32
+    mm, NaN where not valid) replaced, station by station, by the mean of those medians (the
+    stations' within their limits) over the longest of ``windows`` stations (ascending, odd)
+    that agrees with every shorter one (see :data:`WIDTH_WINDOWS`); ``raw_px`` the
+    per-station values, px, whose steps from one station to the next give the noise. Returns
+    a new array. On an open path a window is used only where it fits between the ends. A
+    station whose 5-station median is beyond a limit (below ``lower`` or above ``upper``,
+    mm, as the judge compares them: thin or wide, or off the path) keeps it and counts in no
+    other station's mean: a longer window only ever takes noise off a good station, it
+    neither smooths a defect away (a wide stretch a low-contrast bead reads just over the
+    limit, hard bright s10 ws_0092, was lost to its neighbours when it did) nor pulls good
+    stations towards one (hard bright s7 ws_0051: a 2.5 mm stretch read wide, dropped, grew
+    past 3 mm). So no station's status changes.
 
     The window sums are differences of prefix sums, exact (float32 values added in float64,
     a few thousand of them), so each window's mean is the plain mean of its values."""
-    n = width_mm.shape[0]
-    out = width_mm.copy()
+    n = values_mm.shape[0]
+    out = values_mm.copy()
     s = _step_sigma_of(raw_px, valid)
     nw = windows.shape[0]
     if s <= 0.0 or n < 3 or nw == 0:
         return out
-    h = windows[nw - 1] // 2
     wrap = closed and n > windows[nw - 1]
-    # prefix sums of the counted medians (mm) and of their count, from h stations before the
-    # start to h after the end (round the loop on a closed path, nothing beyond an open
-    # path's ends)
-    cs = np.empty(n + 2 * h + 1, np.float64)
-    cc = np.empty(n + 2 * h + 1, np.int32)
-    cs[0] = 0.0
-    cc[0] = 0
-    for q in range(n + 2 * h):
-        v, c = _ici_value(width_mm, valid, q - h, n, wrap, width_min, width_max)
-        cs[q + 1] = cs[q] + v
-        cc[q + 1] = cc[q] + c
+    # prefix sums of the counted medians (mm) and of their count along the path; a window
+    # round a closed path's start adds the two ends' pieces
+    cs = np.empty(n + 1, np.float64)
+    cc = np.empty(n + 1, np.int32)
+    acc = 0.0
+    cnt = 0
+    cs[0] = acc
+    cc[0] = cnt
+    for j in range(n):
+        x = np.float64(values_mm[j])
+        take = valid[j] and lower <= x <= upper          # not NaN, not beyond a limit
+        acc += x if take else 0.0
+        cnt += 1 if take else 0
+        cs[j + 1] = acc
+        cc[j + 1] = cnt
     hw = np.empty(nw, np.float64)               # each window's interval half-width, mm
     for w in range(nw):
         hw[w] = gamma * noise * s * mm_per_px / math.sqrt(windows[w])
     hw0 = gamma * noise * s * mm_per_px / math.sqrt(MEDIAN_STATIONS)
     shift = max_shift_px * mm_per_px
     for i in range(n):
-        m5 = np.float64(width_mm[i])
-        if not valid[i] or np.isnan(m5) or m5 < width_min or m5 > width_max:
+        m5 = np.float64(values_mm[i])
+        if not valid[i] or np.isnan(m5) or m5 < lower or m5 > upper:
             continue
         lo = m5 - hw0
         hi = m5 + hw0
         best = m5
         for w in range(nw):
             k = windows[w] // 2
-            if not wrap and (i < k or i >= n - k):
+            a = i - k
+            b = i + k + 1
+            if a >= 0 and b <= n:
+                tot = cs[b] - cs[a]
+                c = cc[b] - cc[a]
+            elif not wrap:
                 break
-            a = i + h - k
-            b = i + h + k + 1
-            mean = (cs[b] - cs[a]) / (cc[b] - cc[a])
+            elif a < 0:
+                tot = (cs[n] - cs[n + a]) + cs[b]
+                c = (cc[n] - cc[n + a]) + cc[b]
+            else:
+                tot = (cs[n] - cs[a]) + cs[b - n]
+                c = (cc[n] - cc[a]) + cc[b - n]
+            mean = tot / c
             lo = max(lo, mean - hw[w])
             hi = min(hi, mean + hw[w])
             if lo > hi or abs(mean - m5) > shift:
@@ -1615,11 +1612,16 @@ class Inspector:
                 width_mm, offset_mm = self._smoothed(right_px - left_px,
                                                      (left_px + right_px) * np.float32(0.5),
                                                      present)
-        width_mm = _ici_width(width_mm, right_px - left_px, present, r.closed, mm,
+        # where the path is flat, widths and offsets over a longer window (no status changes)
+        width_mm = _ici_along(width_mm, right_px - left_px, present, r.closed, mm,
                               self._width_windows, ICI_GAMMA, ICI_NOISE,
                               ICI_MAX_TOL * r.width_tol_mm / mm,
                               _limit_as_compared(width_mm.dtype, r.width_min_mm),
                               _limit_as_compared(width_mm.dtype, r.width_max_mm))
+        off_limit = _limit_as_compared(offset_mm.dtype, r.max_offset_mm)
+        offset_mm = _ici_along(offset_mm, (left_px + right_px) * np.float32(0.5), present,
+                               r.closed, mm, self._width_windows, ICI_GAMMA, ICI_NOISE,
+                               ICI_MAX_TOL * r.max_offset_mm / mm, -off_limit, off_limit)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,
