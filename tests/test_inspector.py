@@ -251,7 +251,7 @@ def test_ici_along_keeps_a_short_defect_and_averages_noise_out_elsewhere():
                                              ICI_NOISE, 0.75, 0.0, 99.0), flat)
 
 
-def test_the_longer_window_changes_no_status_and_brings_widths_and_offsets_nearer_the_truth(monkeypatch):
+def test_the_longer_window_changes_no_status_and_brings_readings_nearer_the_truth(monkeypatch):
     import vision_qc.inspector as inspector_module
 
     spec = sample_scene(9, preset="normal", ng_fraction=1.0, polarity="dark")

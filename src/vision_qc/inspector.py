@@ -38,8 +38,9 @@ MEDIAN_STATIONS = 5
 # at 1 px it is ~0.9 ms faster per 2448x2048 frame but less accurate: engine/edges.py)
 STEP_PX = 0.5
 # The width (and the offset) reported and judged per station: the median over MEDIAN_STATIONS,
-# or the mean of those medians over a longer stretch of the path (WIDTH_WINDOWS stations, in turn) where that
-# agrees with it, as the intersection of confidence intervals rule chooses a window
+# or the mean of those medians over a longer stretch of the path (WIDTH_WINDOWS stations, in
+# turn) where that agrees with it, as the intersection of confidence intervals rule chooses a
+# window
 # (Katkovnik's ICI: each longer window's mean must lie within ICI_GAMMA of its σ of every
 # shorter one's, σ_k = ICI_NOISE × s / √k, s the frame's robust σ of the step from one
 # station's width to the next). On a flat stretch the noise averages out over up to 25
