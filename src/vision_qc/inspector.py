@@ -20,7 +20,7 @@ import numpy as np
 from .engine.align import AlignError, Aligner
 from .engine._jit import finite, inlined, kernel
 from .engine.blur import build_blur_probe, clean_step_blur
-from .engine.edges import edges_near, find_edges
+from .engine.edges import _step_mad, edges_near, find_edges
 from .engine.gap_ends import END_STATIONS, gap_end_tips
 from .engine.judge import _limit_as_compared, judge, station_status
 from .engine.sampling import ProfileMaps, ProfileSampler, build_maps, build_sampler, sample_stations
@@ -435,26 +435,16 @@ def _median_valid(values, valid, k, closed, scale, out):
 
 @kernel
 def _step_sigma_of(raw, valid):
-    """Robust σ (1.4826 × median absolute deviation / √2) of the step from a valid station's
-    value to the next one's, over the steps into every ``max(n // 2048, 1)``-th station (a
-    few thousand are plenty, and the arrays stay small: right after the rest of a frame,
-    taking all 7,509 steps cost 0.15 ms on this VM, 0.04 ms warm); 0 with fewer than 8 such
-    steps."""
+    """Robust σ of the step from a valid station's value to the next one's
+    (:func:`~vision_qc.engine.edges._step_mad`), over the steps into every
+    ``max(n // 2048, 1)``-th station (a few thousand are plenty, and the arrays stay small:
+    right after the rest of a frame, taking all 7,509 steps cost 0.15 ms on this VM, 0.04 ms
+    warm); 0 with fewer than 8 such steps."""
     n = raw.shape[0]
     stride = max(n // 2048, 1)
     d = np.empty((n + stride - 1) // stride, np.float64)
-    m = 0
-    for i in range(1, n, stride):
-        if valid[i] and valid[i - 1]:
-            d[m] = np.float64(raw[i]) - np.float64(raw[i - 1])
-            m += 1
-    if m < 8:
-        return 0.0
-    d = d[:m]
-    c = np.median(d)
-    for i in range(m):
-        d[i] = abs(d[i] - c)
-    return 1.4826 * np.median(d) / math.sqrt(2.0)
+    sigma, cnt = _step_mad(raw, valid, 1, stride, 1.0, d)
+    return sigma if cnt >= 8 else 0.0
 
 
 @kernel
@@ -1604,25 +1594,24 @@ class Inspector:
             float(np.finfo(width_dtype).max), MEDIAN_STATIONS, r.closed, mm)
         present, width_mm, offset_mm, left_px, right_px = self._read_again_where_misread(
             prof, edges, judged, present, width_mm, offset_mm, min_contrast, min_width_px)
+        width_px = right_px - left_px
+        offset_px = (left_px + right_px) * np.float32(0.5)
         if ISLAND_PX > 0:
             min_gap = max(int(math.ceil(r.min_defect_mm / (stations.spacing_px * mm))), 1)
             island = _island_kernel(present, judged, offset_mm, r.max_offset_mm,
                                     int(ISLAND_PX / stations.spacing_px), min_gap, r.closed)
             if island.any():
                 present = present & ~island
-                width_mm, offset_mm = self._smoothed(right_px - left_px,
-                                                     (left_px + right_px) * np.float32(0.5),
-                                                     present)
+                width_mm, offset_mm = self._smoothed(width_px, offset_px, present)
         # where the path is flat, widths and offsets over a longer window (no status changes)
-        width_mm = _ici_along(width_mm, right_px - left_px, present, r.closed, mm,
-                              self._width_windows, ICI_GAMMA, ICI_NOISE,
-                              ICI_MAX_TOL * r.width_tol_mm / mm,
+        width_mm = _ici_along(width_mm, width_px, present, r.closed, mm, self._width_windows,
+                              ICI_GAMMA, ICI_NOISE, ICI_MAX_TOL * r.width_tol_mm / mm,
                               _limit_as_compared(width_mm.dtype, r.width_min_mm),
                               _limit_as_compared(width_mm.dtype, r.width_max_mm))
         off_limit = _limit_as_compared(offset_mm.dtype, r.max_offset_mm)
-        offset_mm = _ici_along(offset_mm, (left_px + right_px) * np.float32(0.5), present,
-                               r.closed, mm, self._width_windows, ICI_GAMMA, ICI_NOISE,
-                               ICI_MAX_TOL * r.max_offset_mm / mm, -off_limit, off_limit)
+        offset_mm = _ici_along(offset_mm, offset_px, present, r.closed, mm, self._width_windows,
+                               ICI_GAMMA, ICI_NOISE, ICI_MAX_TOL * r.max_offset_mm / mm,
+                               -off_limit, off_limit)
         t4 = time.perf_counter()
         status = station_status(present, width_mm, offset_mm, width_min_mm=r.width_min_mm,
                                 width_max_mm=r.width_max_mm, max_offset_mm=r.max_offset_mm,

@@ -1939,13 +1939,32 @@ def _along_median(values, valid, half, closed, every):
     return out
 
 
+@inlined
+def _step_mad(x, valid, start, every, scale, d):
+    """Robust σ (1.4826 × the median absolute deviation, over √2) of ``scale`` × the step
+    from each valid value of ``x`` at ``start``, ``start + every``, ... to its valid
+    neighbour before it, and how many such steps there were; ``d`` the scratch for them
+    (long enough). (0.0, 0) without any."""
+    cnt = 0
+    for i in range(start, x.shape[0], every):
+        if valid[i] and valid[i - 1]:
+            d[cnt] = (np.float64(x[i]) - np.float64(x[i - 1])) * scale
+            cnt += 1
+    if cnt == 0:
+        return 0.0, 0
+    med = np.median(d[:cnt])
+    for j in range(cnt):
+        d[j] = abs(d[j] - med)
+    return 1.4826 * np.median(d[:cnt]) / np.sqrt(2.0), cnt
+
+
 @kernel
 def _shift_scatter(shift, valid, step_px):
     """How much the shading shift (rows of ``step_px``; (2, N)) scatters from one station to
     the next along the path, px: robust σ (1.4826 × the median absolute deviation) of the
     differences between neighbouring valid edges at about ``_SCATTER_SAMPLES`` places spread
-    over the path, over √2; the mean over the sides that have more than 8 of them. The
-    shading itself varies slowly along the path; this is its estimate's noise."""
+    over the path, over √2 (:func:`_step_mad`); the mean over the sides that have more than 8
+    of them. The shading itself varies slowly along the path; this is its estimate's noise."""
     n = shift.shape[1]
     d = np.empty(max(n - 1, 1), np.float64)
     total = 0.0
@@ -1954,16 +1973,9 @@ def _shift_scatter(shift, valid, step_px):
     # the cost of the two medians
     every = max(n // _SCATTER_SAMPLES, 1)
     for s in range(2):
-        cnt = 0
-        for i in range(every, n, every):
-            if valid[s, i] and valid[s, i - 1]:
-                d[cnt] = (np.float64(shift[s, i]) - np.float64(shift[s, i - 1])) * step_px
-                cnt += 1
+        sigma, cnt = _step_mad(shift[s], valid[s], every, every, step_px, d)
         if cnt > 8:
-            med = np.median(d[:cnt])
-            for j in range(cnt):
-                d[j] = abs(d[j] - med)
-            total += 1.4826 * np.median(d[:cnt]) / np.sqrt(2.0)
+            total += sigma
             sides += 1
     return total / sides if sides else 0.0
 
@@ -2541,15 +2553,15 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             if given is not None and abs(blur - given) > _BLUR_STRAY_PX:
                 blur = given
         sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
-        if not curved:
-            # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower
-            # than twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge
-            # stays (a curved frame's use is that of its blur, above)
-            use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
         if curved:
+            # (its use is that of its blur, above)
             solve5, proj = _curv_tables(float(step_px), float(blur))
             kappa = _cap_curvature(p, shaded, use, k0, span, solve5, closed)
         else:
+            # the model's flank reaches _STEP_IN_SIGMAS σ inside the edge: on a bead narrower
+            # than twice that it would span the crest (a 7 px bead at 1.4 mm/px), and the edge
+            # stays
+            use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * blur)
             kappa = np.zeros((2, n))
             proj = np.zeros((1, _step_phases(float(step_px)), 2))
         at = None
