@@ -846,3 +846,30 @@ def test_ctrl_c_stops_cleanly_then_resume_finishes(tmp_path, twelve, recipe_file
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and res.stderr == ""
     _check_complete(out, twelve)
+
+
+def test_sigterm_to_the_command_stops_it_like_ctrl_c(tmp_path, twelve, recipe_file):
+    """``kill PID`` (SIGTERM to the command alone, as a service manager or a CI timeout sends
+    it): the same clean stop as Ctrl-C, its workers stopped, every finished record kept."""
+    out = str(tmp_path / "out")
+    jsonl = os.path.join(out, "results.jsonl")
+    proc = subprocess.Popen(_cli(twelve, "--recipe", recipe_file, "--out", out, "--workers", "2",
+                                 "--overlays", "all"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _wait_for_lines(jsonl, 2, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err and b"--resume" in err and b"Traceback" not in err
+    data = read_bytes(jsonl)
+    assert data.endswith(b"\n")
+    assert 2 <= len(data.splitlines()) <= 12
+    res = subprocess.run(_cli(twelve, "--recipe", recipe_file, "--out", out, "--resume", "-q"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and res.stderr == ""
+    _check_complete(out, twelve)

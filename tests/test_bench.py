@@ -264,3 +264,63 @@ def test_run_cpu_s_counts_this_process_and_the_reaped_workers(tmp_path):
     assert isinstance(before, float) and before > 0
     run_batch(files, None, out_dir=None, on_record=lambda r: None, workers=2, task=decode_file)
     assert run_cpu_s() >= before
+
+
+def test_stale_image_folders_of_dead_runs_are_removed_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    from vision_qc.shell.bench import TMP_PREFIX, remove_stale_folders
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{TMP_PREFIX}{gone.pid}_abc"
+    dead.mkdir()
+    (dead / "part_000.png").write_bytes(b"x" * 1000)
+    alive = tmp_path / f"{TMP_PREFIX}{os.getpid()}_def"
+    alive.mkdir()
+    others = [tmp_path / f"{TMP_PREFIX}abc", tmp_path / "bench_batch_x"]
+    for o in others:
+        o.mkdir()
+    stray = tmp_path / f"{TMP_PREFIX}{gone.pid}_file"
+    stray.write_text("not a folder")
+
+    assert remove_stale_folders(str(tmp_path)) == [str(dead)]
+    assert not dead.exists()
+    assert alive.is_dir() and stray.is_file() and all(o.is_dir() for o in others)
+    assert remove_stale_folders(str(tmp_path / "missing")) == []
+
+
+def test_sigterm_stops_the_bench_cleanly_and_leaves_no_image_folder(tmp_path):
+    """Killed by SIGTERM while the batch rounds run (a CI timeout): it says it was interrupted
+    (130), and its folder of image files (330 MB a full run at 5 MP) is gone."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = subprocess.Popen([sys.executable, "-m", "vision_qc", "bench", "--quick", "--rounds",
+                             "2", "--no-live", "--out", str(tmp_path / "b")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            folders = [p for p in tmp.iterdir() if p.name.startswith("vision_qc_bench_")]
+            if folders and any(f.glob("part_*.png") for f in folders):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the bench ended before its batch rounds started"
+        time.sleep(0.5)                         # into the rounds: workers are running
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert not [p for p in tmp.iterdir() if p.name.startswith("vision_qc_bench_")], \
+        list(tmp.iterdir())

@@ -12,7 +12,9 @@ or live rate that fell by more than 10 % and a live latency that grew by 10 % an
 
 Exit status (full mode): 1 when a whole-frame median exceeds the budget
 (:mod:`vision_qc.budget`), 0 otherwise. ``--quick`` never fails on time (exit 0): it is the
-smoke run CI does on shared machines.
+smoke run CI does on shared machines. Ctrl-C or SIGTERM: 130, with the batch rounds' image
+folder and worker processes gone; folders that killed runs (SIGKILL) left are removed by
+the next run.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ..benchmark import (
     time_calls,
 )
 from ..benchreport import compare, compare_sections, render_html, render_markdown
+from .interrupt import sigterm_as_interrupt
 
 # DESIGN §7's case: 2448×2048, ~7,500 stations, alignment included, one core
 ALIGNED_SIZE_WH = (2448, 2048)
@@ -60,6 +63,11 @@ THROUGHPUT_FULL = (((1280, 1024), 32, 128), ((2448, 2048), 32, 128))
 LIVE_QUICK = (((1280, 1024),), 30, 2)
 LIVE_FULL = (((1280, 1024), (2448, 2048)), 40, 4)
 LIVE_CAMERA_FPS = 30.0
+# the batch throughput's image files live in a temporary folder named after the process that
+# made it: a run stopped by Ctrl-C or SIGTERM removes its own, and the next run removes those
+# of runs that could not (killed with SIGKILL, the machine restarted): 128 images of 5 MP are
+# 330 MB a run, and a shared machine's /tmp fills up with them
+TMP_PREFIX = "vision_qc_bench_"
 
 
 def add_arguments(parser) -> None:
@@ -165,7 +173,7 @@ def batch_throughput(size, *, n_images: int, workers: int, rounds: int,
     if steady_images and steady_images <= n_images:
         raise ValueError(f"steady_images must exceed n_images; got {steady_images} and {n_images}")
     pngs, recipe = image_set_pngs(size)
-    folder = tempfile.mkdtemp(prefix="vision_qc_bench_")
+    folder = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}_")
     kinds = ("floor", "inspect", "batch")
     try:
         files = []
@@ -300,7 +308,43 @@ def _live(size, *, frames: int, parts: int) -> list[dict]:
     return out
 
 
+def remove_stale_folders(tmp_dir: str | None = None) -> list[str]:
+    """Remove the image folders (``TMP_PREFIX<pid>_*`` in ``tmp_dir``, default the system's
+    temporary folder) that runs of :func:`batch_throughput` left behind: those whose process
+    no longer runs. A folder whose process runs (this one, a bench running beside it, or a
+    new process that got the same pid) is left alone. Returns the paths removed."""
+    tmp_dir = tmp_dir or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(tmp_dir)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(TMP_PREFIX):
+            continue
+        pid_text = name[len(TMP_PREFIX):].split("_", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            path = os.path.join(tmp_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except (PermissionError, OverflowError, OSError):
+            continue        # another user's process, or not a pid: not ours to judge
+    return removed
+
+
 def run(args) -> int:
+    # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C: the batch rounds' image folder and
+    # worker processes go (the CLI reports "interrupted", exit 130)
+    with sigterm_as_interrupt():
+        return _run(args)
+
+
+def _run(args) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     rounds = args.rounds or (15 if args.quick else 100)
@@ -332,6 +376,10 @@ def run(args) -> int:
                 frames.append(f)
     throughput = []
     if not args.no_throughput:
+        stale = remove_stale_folders()
+        if stale:
+            say(f"bench: removed {len(stale)} image folder(s) left by earlier runs that were "
+                f"killed: {', '.join(stale)}")
         workers = os.cpu_count() or 1
         default = 3 if args.quick else 5
         b_rounds = min(default, max(args.rounds, 1)) if args.rounds else default

@@ -18,9 +18,7 @@ import hashlib
 import json
 import os
 import platform
-import signal
 import sys
-import threading
 import time
 
 from .. import __version__
@@ -28,6 +26,7 @@ from ..cli import UsageError
 from ..recipe import RecipeError, load_recipe, recipe_to_dict
 from .batch import (DATA_DIR, OVERLAY_DIR, OVERLAY_MAX_WIDTH, OVERLAY_MODES, BatchAbort,
                     Progress, expand_inputs, run_batch, start_workers_early)
+from .interrupt import sigterm_as_interrupt
 from .records import (DEFECTS_CSV, RESULTS_CSV, RESULTS_JSONL, JsonlWriter, file_key, load_records,
                       order_records, write_atomic, write_defects_csv, write_results_csv)
 
@@ -141,23 +140,6 @@ def _clean_temporaries(out: str) -> None:
                         os.remove(os.path.join(folder, name))
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops the run the same clean way as Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def run(args) -> int:
     with contextlib.ExitStack() as stack:       # holds a Dask client (--dask) until the end
         return _run(args, stack)
@@ -265,7 +247,7 @@ def _run(args, stack: contextlib.ExitStack) -> int:
     interrupted = False
     t0 = time.perf_counter()
     try:
-        with _sigterm_as_interrupt(), JsonlWriter(jsonl) as writer:
+        with sigterm_as_interrupt(), JsonlWriter(jsonl) as writer:
             def on_record(rec: dict) -> None:
                 writer.write(rec)
                 session["inspected"] += 1
