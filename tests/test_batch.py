@@ -873,3 +873,79 @@ def test_sigterm_to_the_command_stops_it_like_ctrl_c(tmp_path, twelve, recipe_fi
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and res.stderr == ""
     _check_complete(out, twelve)
+
+
+def test_outputs_that_cannot_be_written_stop_the_run_keeping_the_finished_records(
+        tmp_path, twelve, recipe_file, monkeypatch, capsys):
+    """The disk fills up while the second file's outputs are written: the run stops (exit 2)
+    and says why, how many inputs are recorded and that --resume finishes; the first file's
+    record stays (its outputs are on disk); --resume then records every input once."""
+    import errno
+
+    out = str(tmp_path / "out")
+    real = batch.write_atomic
+    stems = []
+
+    def disk_fills(path, data, **kw):
+        stem = os.path.basename(path).split(".")[0]
+        if stem not in stems:
+            stems.append(stem)
+        if len(stems) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(path, data, **kw)
+
+    monkeypatch.setattr(batch, "write_atomic", disk_fills)
+    rc = main(["inspect", twelve, "--recipe", recipe_file, "--out", out, "--workers", "1",
+               "--overlays", "all", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "No space left on device" in err and "1 of 12 inputs are recorded" in err
+    assert "--resume" in err and "Traceback" not in err
+    (rec,) = read_jsonl(os.path.join(out, "results.jsonl"))
+    assert artifact_stem(rec["file"]) == stems[0]
+    assert os.path.exists(os.path.join(out, "overlays", stems[0] + ".jpg"))
+    run_info = read_json(os.path.join(out, "run.json"))
+    assert "No space left" in run_info["sessions"][0]["stopped"]
+
+    monkeypatch.setattr(batch, "write_atomic", real)
+    rc = main(["inspect", twelve, "--recipe", recipe_file, "--out", out, "--workers", "1",
+               "--resume", "-q"])
+    assert rc == 1
+    recs = _check_complete(out, twelve)
+    assert [r for r in recs if r["file"] == rec["file"]] == [rec]
+
+
+def test_output_folder_gone_mid_run_stops_two_workers_keeping_the_finished_records(
+        tmp_path, twelve, recipe_file):
+    """With two worker processes: the report data folder replaced by a file mid-run (removed
+    by another program); each worker's next write fails: exit 2, a message, the records
+    written before stay whole, and --resume finishes once the folder is back."""
+    import shutil
+
+    out = str(tmp_path / "out")
+    jsonl = os.path.join(out, "results.jsonl")
+    proc = subprocess.Popen(_cli(twelve, "--recipe", recipe_file, "--out", out, "--workers", "2",
+                                 "--overlays", "all"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for_lines(jsonl, 2, proc)
+        data_dir = os.path.join(out, "report_data")
+        shutil.rmtree(data_dir)
+        with open(data_dir, "w") as f:
+            f.write("not a folder")
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    n = read_bytes(jsonl).count(b"\n")
+    assert n < 12, "the run finished before its folder was removed"
+    assert proc.returncode == 2, err
+    assert b"cannot write the outputs" in err and b"--resume" in err and b"Traceback" not in err
+    recs = read_jsonl(jsonl)
+    assert len(recs) == n >= 2 and len({r["file"] for r in recs}) == n
+    os.remove(os.path.join(out, "report_data"))
+    res = subprocess.run(_cli(twelve, "--recipe", recipe_file, "--out", out, "--resume", "-q"),
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    _check_complete(out, twelve)

@@ -566,11 +566,19 @@ class _Durable:
             fut.result()
             self.emit(rec)
 
-    def finish(self) -> None:
-        """Wait for every fsync in flight and pass its record on."""
+    def finish(self, *, keep_going: bool = False) -> None:
+        """Wait for every fsync in flight and pass its record on. ``keep_going``: a record
+        whose fsync fails is dropped instead of raising (the run is being stopped already;
+        ``--resume`` inspects that file again)."""
         while self.pending:
             done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
-            self.collect(done)
+            if not keep_going:
+                self.collect(done)
+                continue
+            for fut in done:
+                rec = self.pending.pop(fut)
+                if fut.exception() is None:
+                    self.emit(rec)
 
     def close(self) -> None:
         if self._threads is not None:
@@ -668,6 +676,11 @@ def run_batch(files: list[str], recipe, *, out_dir: str | os.PathLike | None,
     except KeyboardInterrupt:
         durable.finish()        # files already inspected keep their records (Ctrl-C is clean)
         raise
+    except BatchAbort:
+        # the outputs of one file could not be written (disk full, the folder gone): the files
+        # finished before it keep their records, those whose outputs are on disk
+        durable.finish(keep_going=True)
+        raise
     finally:
         durable.close()
         stats.elapsed_s = time.perf_counter() - t0
@@ -715,6 +728,7 @@ def _pool_loop(files, recipe, *, ctx, alive, out_dir, overlays, workers, max_inf
                 # the outputs' fsyncs finish meanwhile: their records go on as they do
                 done, _ = wait([*inflight, *durable.pending], return_when=FIRST_COMPLETED)
                 durable.collect(done)
+                abort = None
                 for fut in done:
                     if fut not in inflight:
                         continue
@@ -725,12 +739,17 @@ def _pool_loop(files, recipe, *, ctx, alive, out_dir, overlays, workers, max_inf
                         broken.append((f, suspect))
                         continue
                     except _WorkerInitError as exc:
-                        raise BatchAbort(str(exc)) from None
+                        abort = abort or BatchAbort(str(exc))
+                        continue
                     except OSError as exc:
-                        raise BatchAbort(f"cannot write the outputs for {f}: {exc}") from None
+                        abort = abort or BatchAbort(f"cannot write the outputs for {f}: {exc}")
+                        continue
                     except Exception as exc:    # a bug: this file is an ERROR, the batch goes on
                         rec = error_record(f, f"internal error ({type(exc).__name__}: {exc})")
                     durable.add(rec)
+                if abort is not None:
+                    # after the other files finished at the same moment are passed on
+                    raise abort
                 if broken:
                     # the pool is dead: every future still in flight fails the same way
                     for fut, (f, suspect) in list(inflight.items()):

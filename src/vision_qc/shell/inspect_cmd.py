@@ -259,7 +259,12 @@ def _run(args, stack: contextlib.ExitStack) -> int:
         interrupted = True
     except BatchAbort as exc:
         progress.close()
+        session["stopped"] = str(exc)
         print(f"vision-qc inspect: {exc}", file=sys.stderr)
+        if already + session["inspected"]:
+            print(f"vision-qc inspect: stopped; {already + session['inspected']} of {len(files)} "
+                  f"inputs are recorded in {jsonl}; once the cause is fixed, run the same "
+                  f"command with --resume to finish", file=sys.stderr)
         return 2
     except OSError as exc:          # results.jsonl cannot be opened or written
         progress.close()
