@@ -12,7 +12,8 @@ that every station reads its 5-station median. Per part, against the truth:
   from one station to the next;
 - s, the robust σ of the step from one station's raw reading to the next
   (``inspector._step_sigma_of``), and the error's robust σ (less a 151-station running
-  median) of the 5-station medians and of their means over 11 and 25 stations: times √k
+  median) of the 5-station medians and of their means over each of ``WIDTH_WINDOWS``
+  stations (11, 25, 51): times √k
   over s, the constant the window's rule takes as ICI_NOISE (3.5).
 
 Prints the p95s over all the parts' stations, the p90 of the parts' own biases, and the
@@ -26,6 +27,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from vision_qc.inspector import WIDTH_WINDOWS
 
 _STATE: dict = {}
 
@@ -64,8 +67,8 @@ def _part(args):
     slow = _running(err, 101, closed, np.median)
     s = float(_STATE["sigma"](raw.astype(np.float32), res.present))
     ratios = []
-    for k in (5, 11, 25):
-        est = m5 if k == 5 else _running(m5, k, closed, np.mean)
+    for k in (inspector_module.MEDIAN_STATIONS, *inspector_module.WIDTH_WINDOWS):
+        est = m5 if k == inspector_module.MEDIAN_STATIONS else _running(m5, k, closed, np.mean)
         e = est - true
         e = e - _running(e, 151, closed, np.median)
         ratios.append(1.4826 * np.median(np.abs(e)) * np.sqrt(k) / s if s > 0 else np.nan)
@@ -95,8 +98,8 @@ def main(argv=None) -> int:
           f"{pooled('less_slow'):.3f}")
     print(f"  parts' own bias: p90 of |bias| "
           f"{np.percentile(np.abs([p['bias'] for p in parts]), 90):.3f}")
-    print("  robust σ × √k / s of the 5-station median and of its means over 11 and 25 "
-          "stations: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print("  robust σ × √k / s of the 5-station median and of its means over "
+          f"{', '.join(map(str, WIDTH_WINDOWS))} stations: " + ", ".join(f"{r:.2f}" for r in ratios))
     return 0
 
 

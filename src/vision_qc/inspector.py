@@ -37,24 +37,23 @@ MEDIAN_STATIONS = 5
 # Profiles are sampled this far apart across the path, px (the edge finder runs at 0.5-1 px;
 # at 1 px it is ~0.9 ms faster per 2448x2048 frame but less accurate: engine/edges.py)
 STEP_PX = 0.5
-# The width (and the offset) reported and judged per station: the median over MEDIAN_STATIONS,
-# or the mean of those medians over a longer stretch of the path (WIDTH_WINDOWS stations, in
-# turn) where that agrees with it, as the intersection of confidence intervals rule chooses a
-# window
-# (Katkovnik's ICI: each longer window's mean must lie within ICI_GAMMA of its σ of every
-# shorter one's, σ_k = ICI_NOISE × s / √k, s the frame's robust σ of the step from one
-# station's width to the next). On a flat stretch the noise averages out over up to 25
-# stations; at a defect shorter than the window, or a bump, the windows disagree and the
-# 5-station median stands, so short defects stay as visible as before. ICI_NOISE was
-# measured on OK parts of five sets (clean, normal, hard; bright and dark): the width error's
-# σ of a k-station median is 3.4-3.7 s / √k, of a k-station mean of the medians 3.1-3.6
-# (the profiles are averaged over 3 stations, so the step to the next station sees less
-# than the noise; offsets: 3.1-3.8). A longer window never moves a width (an offset) by more
-# than ICI_MAX_TOL × the width tolerance (the offset limit) from its 5-station median, and
-# never a station's whose 5-station median is beyond a limit (nor does such a station count
-# in another's mean): it takes noise off good stations only, so no station changes status and
-# it cannot hide a defect.
-WIDTH_WINDOWS = (11, 25)
+# The width (and the offset) reported and judged per station: the median over MEDIAN_STATIONS, or
+# the mean of those medians over a longer stretch of the path (WIDTH_WINDOWS stations, in turn)
+# where that agrees with it, as the intersection of confidence intervals rule chooses a window
+# (Katkovnik's ICI: each longer window's mean must lie within ICI_GAMMA of its σ of every shorter
+# one's, σ_k = ICI_NOISE × s / √k, s the frame's robust σ of the step from one station's width to
+# the next). On a flat stretch the noise averages out over up to 51 stations (29 November; 101
+# made the normal sets' widths worse: the bias of the cap's shading changes round the path); at a
+# defect shorter than the window, or a bump, the windows disagree and the 5-station median stands,
+# so short defects stay as visible as before. ICI_NOISE was measured on OK parts of five sets
+# (clean, normal, hard; bright and dark): the width error's σ of a k-station median is 3.4-3.7 s /
+# √k, of a k-station mean of the medians 3.1-3.6 (the profiles are averaged over 3 stations, so
+# the step to the next station sees less than the noise; offsets: 3.1-3.8). A longer window never
+# moves a width (an offset) by more than ICI_MAX_TOL × the width tolerance (the offset limit) from
+# its 5-station median, and never a station's whose 5-station median is beyond a limit (nor does
+# such a station count in another's mean): it takes noise off good stations only, so no station
+# changes status and it cannot hide a defect.
+WIDTH_WINDOWS = (11, 25, 51)
 ICI_GAMMA = 1.5
 ICI_NOISE = 3.5
 ICI_MAX_TOL = 0.25
