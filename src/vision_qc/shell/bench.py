@@ -332,8 +332,8 @@ def remove_stale_folders(tmp_dir: str | None = None) -> list[str]:
             if os.path.isdir(path) and not os.path.islink(path):
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
-        except (PermissionError, OverflowError, OSError):
-            continue        # another user's process, or not a pid: not ours to judge
+        except (OverflowError, OSError):
+            continue        # another user's process (EPERM), or not a pid: not ours to judge
     return removed
 
 
