@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from full_disk import filling_after
 from vision_qc.cli import main
 from vision_qc.recipe import load_recipe, save_recipe
 from vision_qc.shell import batch
@@ -866,20 +867,9 @@ def test_outputs_that_cannot_be_written_stop_the_run_keeping_the_finished_record
     """The disk fills up while the second file's outputs are written: the run stops (exit 2)
     and says why, how many inputs are recorded and that --resume finishes; the first file's
     record stays (its outputs are on disk); --resume then records every input once."""
-    import errno
-
     out = str(tmp_path / "out")
     real = batch.write_atomic
-    stems = []
-
-    def disk_fills(path, data, **kw):
-        stem = os.path.basename(path).split(".")[0]
-        if stem not in stems:
-            stems.append(stem)
-        if len(stems) > 1:
-            raise OSError(errno.ENOSPC, "No space left on device", path)
-        return real(path, data, **kw)
-
+    disk_fills, stems = filling_after(real, 1)
     monkeypatch.setattr(batch, "write_atomic", disk_fills)
     rc = main(["inspect", twelve, "--recipe", recipe_file, "--out", out, "--workers", "1",
                "--overlays", "all", "-q"])

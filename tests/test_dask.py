@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from full_disk import filling_after
 from vision_qc.cli import main
 from vision_qc.shell import dask_batch, inspect_cmd
 from vision_qc.shell.batch import BatchAbort
@@ -353,3 +354,31 @@ def test_workers_that_do_not_see_the_output_folder_are_refused(images, cluster, 
 ])
 def test_parse_target(text, want):
     assert dask_batch.parse_target(text) == want
+
+
+def test_outputs_that_cannot_be_written_here_stop_the_run_keeping_the_records(
+        images, cluster, local_run, tmp_path, monkeypatch, capsys):
+    """--dask-send-bytes: the workers send each file's outputs here, and the disk fills up
+    on the third file's: exit 2, the records of the files whose outputs are written stay,
+    the message says how many and that --resume finishes; --resume then records the rest."""
+    folder, recipe, _ = images
+    _, _, want = local_run
+    out = str(tmp_path / "out")
+    real = dask_batch.write_atomic
+    disk_fills, stems = filling_after(real, 2)
+    monkeypatch.setattr(dask_batch, "write_atomic", disk_fills)
+    rc = main(["inspect", folder, "--recipe", recipe, "--out", out, "--dask", cluster.address,
+               "--dask-send-bytes", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "No space left on device" in err and "--resume" in err
+    recs = _raw_lines(out)
+    # the two files whose outputs were written, each once; not the third
+    assert sorted(artifact_stem(r["file"]) for r in recs) == sorted(stems[:2])
+    assert f"2 of {N_IMAGES} inputs are recorded" in err
+    monkeypatch.setattr(dask_batch, "write_atomic", real)
+    rc = main(["inspect", folder, "--recipe", recipe, "--out", out, "--dask", cluster.address,
+               "--dask-send-bytes", "--resume", "-q"])
+    assert rc in (0, 1)
+    assert _records(out) == want
+    assert len(_raw_lines(out)) == N_IMAGES

@@ -590,11 +590,18 @@ def _loop(files, *, client, distributed, name, out, overlays, send_bytes, limit,
             else:
                 no_workers_since = None
             continue
+        abort = None
         for fut in done:
             f = inflight.pop(fut)
-            _collect(fut, f, client=client, out=out, emit=emit, stats=stats,
-                     distributed=distributed)
+            try:
+                _collect(fut, f, client=client, out=out, emit=emit, stats=stats,
+                         distributed=distributed)
+            except BatchAbort as exc:
+                abort = abort or exc
             fut.release()
+        if abort is not None:
+            # after the other files finished at the same moment are recorded
+            raise abort
 
 
 def _collect(fut, f: str, *, client, out, emit, stats, distributed) -> None:
