@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vision_qc.inspector import WIDTH_WINDOWS
+from vision_qc.inspector import MEDIAN_STATIONS, WIDTH_WINDOWS
 
 _STATE: dict = {}
 
@@ -67,8 +67,8 @@ def _part(args):
     slow = _running(err, 101, closed, np.median)
     s = float(_STATE["sigma"](raw.astype(np.float32), res.present))
     ratios = []
-    for k in (inspector_module.MEDIAN_STATIONS, *inspector_module.WIDTH_WINDOWS):
-        est = m5 if k == inspector_module.MEDIAN_STATIONS else _running(m5, k, closed, np.mean)
+    for k in (MEDIAN_STATIONS, *WIDTH_WINDOWS):
+        est = m5 if k == MEDIAN_STATIONS else _running(m5, k, closed, np.mean)
         e = est - true
         e = e - _running(e, 151, closed, np.median)
         ratios.append(1.4826 * np.median(np.abs(e)) * np.sqrt(k) / s if s > 0 else np.nan)
@@ -98,8 +98,9 @@ def main(argv=None) -> int:
           f"{pooled('less_slow'):.3f}")
     print(f"  parts' own bias: p90 of |bias| "
           f"{np.percentile(np.abs([p['bias'] for p in parts]), 90):.3f}")
-    print("  robust σ × √k / s of the 5-station median and of its means over "
-          f"{', '.join(map(str, WIDTH_WINDOWS))} stations: " + ", ".join(f"{r:.2f}" for r in ratios))
+    windows = ", ".join(map(str, WIDTH_WINDOWS))
+    print(f"  robust σ × √k / s of the 5-station median and of its means over {windows} "
+          "stations: " + ", ".join(f"{r:.2f}" for r in ratios))
     return 0
 
 
