@@ -170,7 +170,21 @@ Per station:
 6. Each edge is then placed where a blurred step with the flank's shading as a ramp fits
    the profile best: ``b + S Φ((x - e)/σ) + s σ G((x - e)/σ)`` (``G`` Φ's integral), fitted
    from ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside the edge (a window in units
-   of σ: shorter, and a blurred ramp passes for the step on a blurrier frame). It is one
+   of σ: shorter, and a blurred ramp passes for the step on a blurrier frame). On a bright
+   bead fitted with the straight ramp (no cap curvature, below) at the default 0.5 px step,
+   ``_STEP_IN_SIGMAS_LINE`` (3) σ: the cap's shading is curved and a highlight on the lit
+   flank rises 3-4 px inside the edge, and over 4 σ the ramp's slope is more theirs, the edge
+   landing inside the footprint (steeper caps the more: normal bright seed 7, mean-width
+   error by contact angle 40-45° +0.14 px, 60-65° -0.25 px). Which edges the model may move
+   is still decided at 4 σ (a bead at least 8 σ wide): at 3 σ the edges of thin stretches
+   moved too and read wide, and short thin defects were lost (3 mm plateaus, normal bright:
+   found in 13 → 7 of 20 parts). Measured on 21 sets (29 November): normal bright width
+   error median / p95 0.115-0.129 / 0.414-0.444 → 0.104-0.112 / 0.360-0.392 px, mean-width
+   error 0.084-0.099 → 0.078-0.087 mm; hard bright one false reject more (s7, ws_0136: two
+   "wide" calls where the bead's rim is as bright as the frit beside it), false alarms
+   +0.015-0.030 per image, width median 0.40-0.42 → 0.41-0.43 px; dark and clean frames
+   unchanged (3.5 σ: half the gain; 2.5 σ: medians up again; 3 σ on every frame: clean and
+   dark worse, clean bright 0.053 / 0.211 → 0.078 / 0.305 px). It is one
    Gauss–Newton step from step 5's edge, linearised within a quarter px of it (the sample
    nearest it at 0.5 px; see :func:`_step_phases`) (the basis with
    ``φ``, the step's derivative along e, is linear: the move is ``-σ c_φ / c_Φ``, at most
@@ -358,6 +372,7 @@ _STEP_SIGMAS = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6)  # px: candidate blurs of the step
                            # frame's is chosen by the median residual)
 _STEP_OUT_PX = 4.0         # the step model is fitted from this far outside the edge ...
 _STEP_IN_SIGMAS = 4.0      # ... to this many blurs inside it
+_STEP_IN_SIGMAS_LINE = 3.0 # ... this many on a bright bead fitted with the straight ramp
 _STEP_SIGMA_STATIONS = 128 # the blur is chosen on the edges of about this many stations ...
 _STEP_SIGMA_ROUND = 0.01   # ... to this many px
 _STEP_MOVE_PX = 0.5        # the step model moves an edge at most this far
@@ -1356,12 +1371,13 @@ def step_basis(u: np.ndarray, sigma) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return big_phi, sigma * (u * big_phi + small_phi), small_phi
 
 
-def _step_tables(step_px: float, sigmas: tuple = _STEP_SIGMAS):
+def _step_tables(step_px: float, sigmas: tuple = _STEP_SIGMAS,
+                 in_sigmas: float = _STEP_IN_SIGMAS):
     """The step model's tables for samples ``step_px`` apart (see :func:`find_edges`, step 6),
     per blur σ of ``sigmas``, on a window of samples ``j = 0 … K-1`` round the
     sample nearest the edge (``k0`` of them outside it, outside → inside): the rows of the
     least-squares solver (the pseudo-inverse) of the basis ``[1, Φ(u), σ G(u), φ(u)]``,
-    ``u = x / σ``, over the samples from ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS σ``
+    ``u = x / σ``, over the samples from ``_STEP_OUT_PX`` outside to ``in_sigmas`` σ
     inside the edge (zero elsewhere). The model is linearised within a quarter px of the edge
     (:func:`_step_phases`): at Q phases, the edge ``psi`` samples inwards of the window's
     sample ``k0`` (``psi`` the middle of one of Q equal bins of [-0.5, 0.5); 0 at Q = 1),
@@ -1371,7 +1387,7 @@ def _step_tables(step_px: float, sigmas: tuple = _STEP_SIGMAS):
     solve, solve4, basis4, used, span (S, 2))``, float32 / bool / int64, ``span`` the first
     and last sample each σ uses at any phase."""
     key = sigmas if sigmas is _STEP_SIGMAS else tuple(float(x) for x in sigmas)
-    return _step_tables_cached(float(step_px), key)
+    return _step_tables_cached(float(step_px), key, float(in_sigmas))
 
 
 @lru_cache(maxsize=64)
@@ -1384,33 +1400,36 @@ def _step_phases(step_px: float) -> int:
     return max(int(round(step_px / 0.5)), 1)
 
 
-def _step_grid(step_px: float, sigma_max: float) -> tuple[np.ndarray, int, np.ndarray]:
-    """The step model's window (see :func:`_step_tables`) for blurs up to ``sigma_max``: the
+def _step_grid(step_px: float, sigma_max: float,
+               in_sigmas: float = _STEP_IN_SIGMAS) -> tuple[np.ndarray, int, np.ndarray]:
+    """The step model's window (see :func:`_step_tables`) for blurs up to ``sigma_max``,
+    reaching ``in_sigmas`` σ inside the edge: the
     phases' places ``psi`` (Q,), ``k0`` (samples outside the nearest one) and the samples
     ``j`` from the nearest one, outside negative."""
     q = _step_phases(step_px)
     psi = (np.arange(q) + 0.5) / q - 0.5                                            # (Q,)
     reach = psi.max()
     k0 = int(np.floor(_STEP_OUT_PX / step_px + reach + 1e-9))
-    k1 = int(np.floor(_STEP_IN_SIGMAS * sigma_max / step_px + reach + 1e-9))
+    k1 = int(np.floor(in_sigmas * sigma_max / step_px + reach + 1e-9))
     return psi, k0, np.arange(-k0, k1 + 1)
 
 
-def _step_used(x, sigma):
+def _step_used(x, sigma, in_sigmas=_STEP_IN_SIGMAS):
     """Which samples ``x`` px from the edge (inwards positive) the step model at blur
-    ``sigma`` fits: from ``_STEP_OUT_PX`` outside to ``_STEP_IN_SIGMAS`` σ inside."""
-    return (x <= _STEP_IN_SIGMAS * sigma + 1e-9) & (x >= -_STEP_OUT_PX - 1e-9)
+    ``sigma`` fits: from ``_STEP_OUT_PX`` outside to ``in_sigmas`` σ inside."""
+    return (x <= in_sigmas * sigma + 1e-9) & (x >= -_STEP_OUT_PX - 1e-9)
 
 
 @lru_cache(maxsize=64)
-def _step_tables_cached(step_px: float, sigmas: tuple):
+def _step_tables_cached(step_px: float, sigmas: tuple,
+                        in_sigmas: float = _STEP_IN_SIGMAS):
     sig = np.asarray(sigmas, np.float64)
     q = _step_phases(step_px)
-    psi, k0, j = _step_grid(step_px, float(sig.max()))
+    psi, k0, j = _step_grid(step_px, float(sig.max()), in_sigmas)
 
     def tables(x):                                                 # x (K,) → (S, 4, K) ×2, (S, K)
         u = x[None, :] / sig[:, None]                                             # (S, K)
-        used = _step_used(x[None, :], sig[:, None])
+        used = _step_used(x[None, :], sig[:, None], in_sigmas)
         big_phi, gg, small_phi = step_basis(u, sig[:, None])
         basis = np.stack([np.ones_like(u), big_phi, gg, small_phi], 1) * used[:, None, :]
         return np.linalg.pinv(np.swapaxes(basis, 1, 2)), basis, used          # (S, 4, K)
@@ -2539,6 +2558,14 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             # would push those out (hard bright: a false reject more)
             use = _roomy(shaded, valid, 0.5 * step_px, _STEP_IN_SIGMAS * given)
             curved = np.count_nonzero(use) >= _CURV_ROOMY * np.count_nonzero(valid)
+        # how far inside the edge the model reads: on a bright bead fitted with the straight
+        # ramp, 3 σ (the cap's shading curves, and a highlight on the lit flank rises 3-4 px
+        # in; the longer the window, the more the ramp's slope is theirs and the edge lands
+        # inside the footprint). At samples 0.75-1 px apart that leaves 2-3 samples inside the
+        # edge, too few to tell the step from the ramp: 4 σ there. Which edges it may move
+        # stays decided at 4 σ (below): at 3 σ thin stretches' edges moved too, and read wide
+        reach = (_STEP_IN_SIGMAS_LINE if bright and not curved and step_px <= 0.5 + 1e-9
+                 else _STEP_IN_SIGMAS)
         if curved:
             blur = given
         elif given is not None and not bright:
@@ -2546,13 +2573,13 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
             # model misses of their shading (a dark bead's rim darker than its crest)
             blur = given
         else:
-            sigmas, k0, _, solve4, basis4, used, span = _step_tables(step_px)
+            sigmas, k0, _, solve4, basis4, used, span = _step_tables(step_px, _STEP_SIGMAS, reach)
             med = _step_sigma(p, shaded, valid, shift, sigmas, k0, solve4, basis4, used, span,
                               max(n // _STEP_SIGMA_STATIONS, 1))
             blur = _step_blur(sigmas, med)
             if given is not None and abs(blur - given) > _BLUR_STRAY_PX:
                 blur = given
-        sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,))
+        sigmas, k0, solve, _, _, _, span = _step_tables(step_px, (blur,), reach)
         if curved:
             # (its use is that of its blur, above)
             solve5, proj = _curv_tables(float(step_px), float(blur))
