@@ -176,9 +176,10 @@ Per station:
    flank rises 3-4 px inside the edge, and over 4 σ the ramp's slope is more theirs, the edge
    landing inside the footprint (steeper caps the more: normal bright seed 7, mean-width
    error by contact angle 40-45° +0.14 px, 60-65° -0.25 px). Which edges the model may move
-   is still decided at 4 σ (a bead at least 8 σ wide): at 3 σ the edges of thin stretches
-   moved too and read wide, and short thin defects were lost (3 mm plateaus, normal bright:
-   found in 13 → 7 of 20 parts). Measured on 21 sets (29 November): normal bright width
+   is still decided at 4 σ (a bead at least 8 σ wide): at 3 σ the edges where a thin
+   stretch begins and ends moved too and read wider than they are (normal bright s7: +0.22
+   px against +0.08, median), and short thin defects were lost (3 mm plateaus, normal
+   bright: found in 13 → 7 of 20 parts). Measured on 21 sets (29 November): normal bright width
    error median / p95 0.115-0.129 / 0.414-0.444 → 0.104-0.112 / 0.360-0.392 px, mean-width
    error 0.084-0.099 → 0.078-0.087 mm; hard bright one false reject more (s7, ws_0136: two
    "wide" calls where the bead's rim is as bright as the frit beside it), false alarms
@@ -2563,7 +2564,7 @@ def _edges_after(fr: _Front, contrast: np.ndarray, shortfall: float, noisy: bool
         # in; the longer the window, the more the ramp's slope is theirs and the edge lands
         # inside the footprint). At samples 0.75-1 px apart that leaves 2-3 samples inside the
         # edge, too few to tell the step from the ramp: 4 σ there. Which edges it may move
-        # stays decided at 4 σ (below): at 3 σ thin stretches' edges moved too, and read wide
+        # stays decided at 4 σ (below): at 3 σ the ends of thin stretches moved too, read wide
         reach = (_STEP_IN_SIGMAS_LINE if bright and not curved and step_px <= 0.5 + 1e-9
                  else _STEP_IN_SIGMAS)
         if curved:
