@@ -556,29 +556,25 @@ class _Durable:
         paths = output_paths(self.out_dir, rec["file"])
         self.pending[self._threads.submit(fsync_paths, paths)] = rec
 
-    def collect(self, done: Iterable | None = None) -> None:
+    def collect(self, done: Iterable | None = None, *, keep_going: bool = False) -> None:
         """Pass on the records whose outputs' fsyncs have finished (of ``done``, or all that
-        have); an fsync's OSError is raised here."""
+        have); an fsync's OSError is raised here, or with ``keep_going`` its record is dropped
+        (the run is being stopped already; ``--resume`` inspects that file again)."""
         ready = [f for f in (self.pending if done is None else done)
                  if f in self.pending and f.done()]
         for fut in ready:
             rec = self.pending.pop(fut)
+            if keep_going and fut.exception() is not None:
+                continue
             fut.result()
             self.emit(rec)
 
     def finish(self, *, keep_going: bool = False) -> None:
-        """Wait for every fsync in flight and pass its record on. ``keep_going``: a record
-        whose fsync fails is dropped instead of raising (the run is being stopped already;
-        ``--resume`` inspects that file again)."""
+        """Wait for every fsync in flight and pass its record on (``keep_going``: see
+        :meth:`collect`)."""
         while self.pending:
             done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
-            if not keep_going:
-                self.collect(done)
-                continue
-            for fut in done:
-                rec = self.pending.pop(fut)
-                if fut.exception() is None:
-                    self.emit(rec)
+            self.collect(done, keep_going=keep_going)
 
     def close(self) -> None:
         if self._threads is not None:
