@@ -849,7 +849,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_then_resume_finishes(tmp_path, twelve, 
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.communicate()          # reaps it and closes its pipes
     assert proc.returncode == 130, err
     assert b"interrupted" in err and b"--resume" in err and b"Traceback" not in err
     data = read_bytes(jsonl)
@@ -896,22 +896,22 @@ def test_output_folder_gone_mid_run_stops_two_workers_keeping_the_finished_recor
     """With two worker processes: the report data folder replaced by a file mid-run (removed
     by another program); each worker's next write fails: exit 2, a message, the records
     written before stay whole, and --resume finishes once the folder is back."""
-    import shutil
-
     out = str(tmp_path / "out")
     proc, jsonl = _start_batch(out, twelve, recipe_file, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
     try:
         _wait_for_lines(jsonl, 2, proc)
         data_dir = os.path.join(out, "report_data")
-        shutil.rmtree(data_dir)
+        # moved away in one step: deleting it file by file races the workers, which may add a
+        # file between the emptying and the rmdir (ENOTEMPTY on a busy CI machine)
+        os.rename(data_dir, os.path.join(str(tmp_path), "report_data_gone"))
         with open(data_dir, "w") as f:
             f.write("not a folder")
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()          # reaps it and closes its pipes
     n = read_bytes(jsonl).count(b"\n")
     assert n < 12, "the run finished before its folder was removed"
     assert proc.returncode == 2, err
