@@ -107,6 +107,85 @@ def test_taught_width_is_measured_along_the_stored_path():
     assert recipe.width_mm == pytest.approx(float(tw[tw > 0].mean()), abs=0.15)
 
 
+@pytest.mark.parametrize("seed", [41, 45])
+def test_an_open_dark_bead_whose_line_runs_on_along_the_frit_is_taught_bead_only(seed):
+    """sample_scene(41 and 45, preset="normal", polarity="dark", open_path=True): the dark
+    bead's line ran on from its ends along the frit's edge, and the taught path was 3.4 and
+    3.0 m for a 1.5 m bead; its recipe called the part it was taught from NG (80-odd and 3
+    defects). The open line is cut to the stretch that has the bead, and a line that runs back
+    along the bead from its end (seed 45, at a finer scale: 18 px taught twice) is cut at
+    the turn; the ends then lie on the end caps' centres."""
+    spec = sample_scene(seed, preset="normal", ng_fraction=0.0, polarity="dark", open_path=True)
+    sc = SceneRenderer(spec).render()
+    recipe, info = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+    assert not recipe.closed
+    true_len = build_stations(sc.recipe.points_xy, closed=False).length_px * sc.recipe.mm_per_px
+    assert info["length_mm"] == pytest.approx(true_len, rel=0.002)
+    true_pts = sc.recipe.points_xy
+    for taught, true in ((recipe.points_xy[0], true_pts[0]), (recipe.points_xy[-1], true_pts[-1])):
+        assert np.hypot(*(taught - true)) <= 1.0
+    assert Inspector(recipe).inspect(sc.image).verdict == "OK"
+    tw = np.array(sc.truth["stations"]["width_mm"])
+    assert recipe.width_mm == pytest.approx(float(tw[tw > 0].mean()), abs=0.1)
+
+
+def test_taught_width_reads_the_blur_where_the_recipe_will():
+    """sample_scene(43, preset="normal", polarity="dark", open_path=True): measured with the
+    teach's own search band and offset (half a width), the blur probe took another step (1.21
+    px; the inspector with the taught recipe reads 0.92, the truth 0.89) and the taught width
+    came out 0.31 mm narrow while the inspector reads that part within 0.05 mm. Measured with
+    the recipe's band and limit, the taught width is what the inspector reads."""
+    spec = sample_scene(43, preset="normal", ng_fraction=0.0, polarity="dark", open_path=True)
+    sc = SceneRenderer(spec).render()
+    recipe, _ = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
+    res = Inspector(recipe).inspect(sc.image)
+    read = float(np.median(res.width_mm[res.present & np.isfinite(res.width_mm)]))
+    assert recipe.width_mm == pytest.approx(read, abs=0.03)
+    tw = np.array(sc.truth["stations"]["width_mm"])
+    assert recipe.width_mm == pytest.approx(float(tw[tw > 0].mean()), abs=0.1)
+
+
+@pytest.mark.parametrize("found, kept", [
+    # the bead in the middle, its line running on without it at both ends: the bead kept
+    ("." * 300 + "#" * 500 + "." * 200, (300, 800)),
+    # ... with a few stray finds beyond it (a few px: they do not split what has no bead)
+    ("..#...#." * 40 + "#" * 600 + ".#......" * 30, (320, 920)),
+    # the bead all along, or missing only over a short stretch (a gap of a good part's
+    # skeleton, an end cap): nothing cut
+    ("#" * 1000, None),
+    ("#" * 480 + "." * 40 + "#" * 480, None),
+    ("." * 20 + "#" * 960 + "." * 20, None),
+])
+def test_an_open_line_is_cut_to_the_stretch_with_the_bead(found, kept):
+    from vision_qc.teach import _bead_run
+
+    got = _bead_run(np.array([c == "#" for c in found]), 12.0)
+    if kept is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert abs(int(got[0]) - kept[0]) <= 24 and abs(int(got[-1]) + 1 - kept[1]) <= 24
+        assert np.array_equal(got, np.arange(got[0], got[-1] + 1))
+
+
+def test_an_open_line_that_runs_back_along_itself_is_cut_at_the_turn():
+    from vision_qc.teach import _unfold_ends
+
+    out = np.stack([np.arange(0.0, 300.0), np.full(300, 50.0)], axis=1)
+    # on from x = 299 round a turn (radius 3 px) and back 40 px along the line, 1 px apart
+    a = np.linspace(-np.pi / 2, np.pi / 2, 10)
+    turn = np.stack([299.0 + 3.0 * np.cos(a), 53.0 + 3.0 * np.sin(a)], axis=1)
+    back = np.stack([np.arange(298.0, 258.0, -1.0), np.full(40, 56.0)], axis=1)
+    line = np.vstack([out, turn[1:], back])
+    got = _unfold_ends(line, 12.0)
+    assert len(got) < 300 + 10 and np.hypot(*(got[-1] - [301.0, 53.0])) <= 4.0
+    assert np.array_equal(got[:290], out[:290])
+    # ... at either end; a line without a turn stays whole
+    got = _unfold_ends(line[::-1], 12.0)
+    assert np.hypot(*(got[0] - [301.0, 53.0])) <= 4.0
+    assert np.array_equal(_unfold_ends(out, 12.0), out)
+
+
 def _generated(seed, index):
     """Image ``index`` of ``vision-qc generate OUT --seed SEED --ng-fraction 0`` (2048×1536)."""
     from vision_qc.synth.scene import DEFECT_KINDS, sample_shape

@@ -419,15 +419,19 @@ class _Measure:
 
 
 def _measure(gray: np.ndarray, stations: Stations, *, bright: bool, width_px: float,
-             half_px: float | None = None) -> _Measure:
+             half_px: float | None = None, max_offset_px: float | None = None) -> _Measure:
+    """The bead's edges along ``stations``; ``half_px`` and ``max_offset_px``: the recipe's
+    search half-width and offset limit, px, where they are known (the profiles and the
+    frame's blur are then read as the inspector will read them)."""
     half = half_px if half_px is not None else 1.2 * width_px + 6.0
     # sampled and smoothed as the inspector will, so that the taught width is what it measures
     maps = build_maps(stations, half_width_px=half, step_px=STEP_PX)
     prof_mn = sample_profiles(gray, maps)
-    # the blur read on a clean step beside the bead, as the inspector reads it (a bead's
-    # offset up to half its width assumed: the recipe's limit is not known yet)
+    # the blur read on a clean step beside the bead, as the inspector reads it (before the
+    # recipe's limit is known, a bead's offset up to half its width assumed)
     probe = build_blur_probe(stations, search_px=half, width_px=width_px,
-                             max_offset_px=0.5 * width_px, step_px=STEP_PX)
+                             max_offset_px=0.5 * width_px if max_offset_px is None
+                             else max_offset_px, step_px=STEP_PX)
     e = find_edges(prof_mn, step_px=STEP_PX, bright=bright, width_px=width_px,
                    smooth_stations=SMOOTH_STATIONS, closed=stations.closed,
                    blur_px=clean_step_blur(gray, probe))
@@ -947,6 +951,73 @@ def _bead_stretch(found: np.ndarray, width_px: float) -> np.ndarray | None:
     return (first + np.arange(count)) % n
 
 
+def _bead_run(found: np.ndarray, width_px: float) -> np.ndarray | None:
+    """Indices of the stretch of an open line that has the bead, when the line runs on
+    beyond it without the bead (None otherwise: the bead all along, perhaps with short
+    gaps).
+
+    ``found`` per station (1 px apart); isolated finds in a stretch without the bead (a few
+    widths) do not split it, as in :func:`_bead_stretch`. From the longest run with the bead,
+    the stretch grows over each neighbouring run with the bead that is longer than the
+    stretch without it between them (a short gap in the bead's line stays in); what lies
+    beyond, if at least four widths long, is cut.
+    """
+    n = len(found)
+    k = max(int(4 * width_px) | 1, 3)
+    missing = ndimage.uniform_filter1d((~found).astype(np.float64), k, mode="nearest") > 0.5
+    if missing.all() or not missing.any():
+        return None
+    d = np.diff(np.concatenate([[0], (~missing).astype(np.int8), [0]]))
+    a, b = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    lo = hi = int(np.argmax(b - a))
+    while True:
+        if lo > 0 and b[lo - 1] - a[lo - 1] > a[lo] - b[lo - 1]:
+            lo -= 1
+        elif hi < len(a) - 1 and b[hi + 1] - a[hi + 1] > a[hi + 1] - b[hi]:
+            hi += 1
+        else:
+            break
+    # the cut lies within the smoothing's reach of the bead's end; the caller drops the line's
+    # last width and runs it on to the end cap's centre (_place_ends). Cut half a window (k)
+    # farther in, the run-on was 42 px long and strayed 4 px off the bead (seed 45 dark)
+    first = int(a[lo]) if a[lo] >= k else 0
+    end = int(b[hi]) if n - b[hi] >= k else n
+    if first == 0 and end == n or end - first < k:
+        return None
+    return np.arange(first, end)
+
+
+def _unfold_ends(xy: np.ndarray, width_px: float) -> np.ndarray:
+    """An open line (1 px apart) without the stretch at either end that runs back along the
+    line itself: the skeleton ran on round the bead's end cap and back along its flank, and
+    the refinement moved that onto the bead (normal dark seed 45: 18 px of the bead taught
+    twice, the path 11 mm too long). The line is cut at the turn. A point lies on the line's
+    own way back where it is within half a width of a point more than three widths before it
+    along the line (no bead bends that tightly)."""
+    from scipy.spatial import cKDTree
+
+    out = np.asarray(xy, dtype=np.float64)
+    far = max(int(3 * width_px), 4)
+    for _ in range(2):                      # the last end, then (reversed) the first
+        n = len(out)
+        if n > 3 * far:
+            tree = cKDTree(out)
+            i = n - 1
+            while i > far:
+                near = tree.query_ball_point(out[i], r=0.5 * width_px)
+                if not any(j < i - far for j in near):
+                    break
+                i -= 1
+            if i < n - 1:
+                # the turn: of the points before the way back (within the span that could
+                # not be tested), the one farthest from the line's end
+                lo = max(i - far, 0)
+                turn = lo + int(np.argmax(np.hypot(*(out[lo:i + 1] - out[-1]).T)))
+                out = out[:turn + 1]
+        out = out[::-1]
+    return out
+
+
 def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[TaughtPath, float]:
     """Order, orient, refine one candidate; returns it and its score (contrast × symmetry ×
     coverage: how much it looks like a bead)."""
@@ -977,13 +1048,23 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
             line = _orient(m.stations.xy[keep], False, start_xy)
             pts, m = refine_centre_line(gray, line, closed=False, bright=cand.bright,
                                         width_px=w0, mm_per_px=mm_per_px)
+    else:
+        # An open line with no bead along a quarter of it or more, beyond the bead: a dark
+        # bead's line that runs on from its ends along the frit's edge (normal dark seeds 41
+        # and 45: 3.4 and 3.0 m taught for a 1.5 m bead, the taught recipe calling its own
+        # part NG): keep the bead
+        keep = _bead_run(np.isfinite(m.width_px), w0)
+        if keep is not None:
+            line = _orient(m.stations.xy[keep], False, start_xy)
+            pts, m = refine_centre_line(gray, line, closed=False, bright=cand.bright,
+                                        width_px=w0, mm_per_px=mm_per_px)
     good = np.isfinite(m.width_px)
     coverage = float(good.mean())
     if not good.any():
         raise TeachError("no bead found: no edges along the candidate line")
     w = float(np.median(m.width_px[good]))
     if not closed:
-        pts = _place_ends(gray, pts, bright=cand.bright, width_px=w)
+        pts = _place_ends(gray, _unfold_ends(pts, w), bright=cand.bright, width_px=w)
     spread = 1.4826 * float(np.median(np.abs(m.width_px[good] - w)))
     typical = float(np.median(m.contrast[good]))
     score = _score(typical, coverage, m)
@@ -1159,26 +1240,39 @@ def teach_recipe(images, *, mm_per_px: float, width_mm: float | None = None,
     # there, 10.106 along the stored path, 10.098 by the inspector with the generator's
     # recipe; truth 10.000)
     final = build_stations(points, closed=taught.closed, spacing_px=1.0)
+
+    def tolerances(w_mm: float) -> dict:
+        tol = default_tolerances(w_mm)
+        if width_tol_mm is not None:
+            tol["width_tol_mm"] = float(width_tol_mm)
+        if max_offset_mm is not None:
+            tol["max_offset_mm"] = float(max_offset_mm)
+        if min_defect_mm is not None:
+            tol["min_defect_mm"] = float(min_defect_mm)
+        if search_mm is not None:
+            tol["search_mm"] = float(search_mm)
+        else:
+            tol["search_mm"] = round(max(tol["search_mm"], (w_mm + tol["width_tol_mm"]) / 2
+                                         + tol["max_offset_mm"]), 3)
+        return tol
+
+    # ... with the search band and offset limit the recipe will have (from the width found so
+    # far), which set where the inspector reads the frame's blur: with the teach's own (half
+    # a width of offset) the probe took another step on normal dark seed 43, blur 1.21 px
+    # against the inspector's 0.92 (truth 0.89), and the taught width was 0.31 mm narrow
+    w0_px = width_mm / mm_per_px if width_mm else taught.width_px
+    tol0 = tolerances(w0_px * mm_per_px)
     widths = [_measure(g, final if mat is None else final.transformed(mat), bright=bright,
-                       width_px=taught.width_px).width_px for g, mat in zip(grays, poses)]
+                       width_px=w0_px, half_px=tol0["search_mm"] / mm_per_px,
+                       max_offset_px=tol0["max_offset_mm"] / mm_per_px).width_px
+              for g, mat in zip(grays, poses)]
     all_w = np.concatenate([np.asarray(w, float) for w in widths])
     all_w = all_w[np.isfinite(all_w)]
     w_px = float(np.median(all_w)) if len(all_w) else taught.width_px
     spread_px = 1.4826 * float(np.median(np.abs(all_w - w_px))) if len(all_w) else 0.0
 
     w_mm = float(width_mm) if width_mm else round(w_px * mm_per_px, 3)
-    tol = default_tolerances(w_mm)
-    if width_tol_mm is not None:
-        tol["width_tol_mm"] = float(width_tol_mm)
-    if max_offset_mm is not None:
-        tol["max_offset_mm"] = float(max_offset_mm)
-    if min_defect_mm is not None:
-        tol["min_defect_mm"] = float(min_defect_mm)
-    if search_mm is not None:
-        tol["search_mm"] = float(search_mm)
-    else:
-        tol["search_mm"] = round(max(tol["search_mm"], (w_mm + tol["width_tol_mm"]) / 2
-                                     + tol["max_offset_mm"]), 3)
+    tol = tolerances(w_mm)
 
     data = {
         "name": name,
@@ -1216,3 +1310,4 @@ def _width_guess(gray: np.ndarray, st: Stations, bright: bool, mm_per_px: float)
         if score > best:
             best, best_w = score, float(np.median(m.width_px[good]))
     return best_w
+
