@@ -826,6 +826,10 @@ def find_centre_line(gray: np.ndarray, *, mm_per_px: float, width_px: float | No
     for t in traced:
         if not any(_same_line(t[0], u[0]) for u in distinct):
             distinct.append(t)
+    joined = _joined(gray, distinct, mm_per_px=mm_per_px, start_xy=start_xy)
+    if joined is not None:
+        # the pieces are one bead: its rivals are the candidates left
+        distinct = [joined[0]] + [t for i, t in enumerate(distinct) if i not in joined[1]]
     best = distinct[0]
     if start_xy is not None:
         s = np.asarray(start_xy, float)
@@ -838,6 +842,73 @@ def find_centre_line(gray: np.ndarray, *, mm_per_px: float, width_px: float | No
         raise TeachError(f"several candidate beads of similar contrast: {centres} px; pick one "
                          f"with --start x,y (a point on or near it), or give --polarity")
     return best[0]
+
+
+def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
+    """The best candidate joined end to end with the other open pieces of the same bead, or
+    None: ``((path, score), indices of the pieces used)``. A glare stripe across a bead
+    breaks its line, and a loop crossed twice comes out as two open lines (normal dark seed
+    66: two halves of 2.6 and 2.5 m, refused as "several candidate beads"). A piece joins
+    where one of its ends lies within ``BRIDGE_WIDTHS`` widths of an end of the line so far,
+    with the same polarity and a width within a quarter of it; the joined line is refined
+    again (and closed where its own ends meet, :func:`_bridged_loop`)."""
+    from scipy.spatial import cKDTree
+
+    first = distinct[0][0]
+    if first.closed:
+        return None
+    line = first.points_xy
+    used = [0]
+    while True:
+        reach = BRIDGE_WIDTHS * first.width_px
+        best = None
+        for i, (t, _) in enumerate(distinct):
+            if i in used or t.closed or t.polarity != first.polarity or \
+                    abs(t.width_px - first.width_px) > 0.25 * first.width_px:
+                continue
+            for flip_line in (False, True):
+                for flip_t in (False, True):
+                    a = line[0] if flip_line else line[-1]
+                    b = t.points_xy[-1] if flip_t else t.points_xy[0]
+                    d = float(np.hypot(*(a - b)))
+                    if d <= reach and (best is None or d < best[0]):
+                        best = (d, i, flip_line, flip_t)
+        if best is None:
+            break
+        _, i, flip_line, flip_t = best
+        piece = distinct[i][0].points_xy
+        line = line[::-1] if flip_line else line
+        piece = piece[::-1] if flip_t else piece
+        # where the two run side by side (each was run on past the break towards an end cap
+        # that is not there), the piece's part within a width of the line is dropped
+        d, _ = cKDTree(line).query(piece)
+        far = np.flatnonzero(d > first.width_px)
+        if len(far) == 0:
+            used.append(i)
+            continue
+        d2, _ = cKDTree(piece[far[0]:]).query(line)
+        keep = len(line)
+        while keep > 1 and d2[keep - 1] <= first.width_px:
+            keep -= 1
+        line = np.vstack([line[:keep], piece[far[0]:]])
+        used.append(i)
+    if len(used) == 1:
+        return None
+    # the last piece's far end may run on alongside the first's (both past a break): that
+    # part is dropped, so the ends meet as a loop's do
+    head = cKDTree(line[:max(len(line) // 2, 2)])
+    keep = len(line)
+    while keep > len(line) // 2 and head.query(line[keep - 1])[0] <= first.width_px:
+        keep -= 1
+    line = line[:keep]
+    bright = first.polarity == "bright"
+    line = build_stations(line, closed=False, spacing_px=1.0, interpolation="linear").xy
+    line = _orient(_smooth_line(line, False, max(2.0 * first.width_px, 5.0)), False, start_xy)
+    try:
+        return _refined(gray, line, False, bright=bright, w0=first.width_px,
+                        mm_per_px=mm_per_px, start_xy=start_xy), used
+    except TeachError:
+        return None
 
 
 def _same_line(a: TaughtPath, b: TaughtPath) -> bool:
@@ -1018,6 +1089,46 @@ def _unfold_ends(xy: np.ndarray, width_px: float) -> np.ndarray:
     return out
 
 
+# An open line whose ends lie at most this many widths apart, along at most this fraction
+# of its length, is tried as a loop (_bridged_loop)
+BRIDGE_WIDTHS = 20.0
+BRIDGE_FRACTION = 0.05
+
+
+def _bridged_loop(gray, pts: np.ndarray, m: _Measure, *, bright: bool, start_px: float,
+                  mm_per_px: float):
+    """A long open line (measured along it: ``m``) whose ends nearly meet, refined as a loop,
+    when the bead is there along the bridge between its ends: ``(points, measure)`` as
+    :func:`refine_centre_line` gives them, or None. ``start_px``: the width the refinement
+    starts from (as the open line's). The skeleton of a closed bead breaks where something crosses it (a
+    glare stripe over a dark bead: normal dark seed 68, a 90 px break at a corner, taught as
+    an open bead 72 mm short whose recipe called its own part NG); a break within two widths
+    is closed when the skeleton is ordered (:func:`_trace`)."""
+    from scipy.spatial import cKDTree
+
+    good = np.isfinite(m.width_px)
+    if np.mean(good) < 0.9:
+        return None
+    # the bead's measured width (the candidate's first guess may be its ridge's scale)
+    width_px = float(np.median(m.width_px[good]))
+    gap = float(np.hypot(*(pts[-1] - pts[0])))
+    length = float(np.sum(np.hypot(*np.diff(pts, axis=0).T)))
+    if not (gap <= BRIDGE_WIDTHS * width_px and gap <= BRIDGE_FRACTION * length):
+        return None
+    try:
+        loop, lm = refine_centre_line(gray, pts, closed=True, bright=bright, width_px=start_px,
+                                      mm_per_px=mm_per_px)
+    except TeachError:
+        return None
+    # the bridge: the loop's stations away from the open line (more than a width off it)
+    d, _ = cKDTree(pts).query(lm.stations.xy)
+    bridge = d > width_px
+    if gap > 2.0 * width_px and (bridge.sum() < 0.5 * gap
+                                 or np.mean(np.isfinite(lm.width_px[bridge])) < 0.8):
+        return None
+    return loop, lm
+
+
 def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[TaughtPath, float]:
     """Order, orient, refine one candidate; returns it and its score (contrast × symmetry ×
     coverage: how much it looks like a bead)."""
@@ -1033,7 +1144,15 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
     line = _orient(line, closed, start_xy)
     w0 = _profile_width(gray, build_stations(line, closed=closed, spacing_px=2.0),
                         bright=cand.bright, width_px=cand.width_px)
-    pts, m = refine_centre_line(gray, line, closed=closed, bright=cand.bright,
+    return _refined(gray, line, closed, bright=cand.bright, w0=w0, mm_per_px=mm_per_px,
+                    start_xy=start_xy)
+
+
+def _refined(gray, line: np.ndarray, closed: bool, *, bright: bool, w0: float,
+             mm_per_px: float, start_xy) -> tuple[TaughtPath, float]:
+    """A candidate's ordered line refined onto the bead (:func:`refine_centre_line`), cut to
+    the bead, closed across a break or ended at its caps; and its score (:func:`_trace`)."""
+    pts, m = refine_centre_line(gray, line, closed=closed, bright=bright,
                                 width_px=w0, mm_per_px=mm_per_px)
     if closed:
         # A loop with no bead along a quarter of it or more is an open bead whose ends meet
@@ -1046,7 +1165,7 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
         if keep is not None:
             closed = False
             line = _orient(m.stations.xy[keep], False, start_xy)
-            pts, m = refine_centre_line(gray, line, closed=False, bright=cand.bright,
+            pts, m = refine_centre_line(gray, line, closed=False, bright=bright,
                                         width_px=w0, mm_per_px=mm_per_px)
     else:
         # An open line with no bead along a quarter of it or more, beyond the bead: a dark
@@ -1056,20 +1175,26 @@ def _trace(gray, cand: _Candidate, *, mm_per_px: float, start_xy) -> tuple[Taugh
         keep = _bead_run(np.isfinite(m.width_px), w0)
         if keep is not None:
             line = _orient(m.stations.xy[keep], False, start_xy)
-            pts, m = refine_centre_line(gray, line, closed=False, bright=cand.bright,
+            pts, m = refine_centre_line(gray, line, closed=False, bright=bright,
                                         width_px=w0, mm_per_px=mm_per_px)
+        else:
+            looped = _bridged_loop(gray, pts, m, bright=bright, start_px=w0,
+                                   mm_per_px=mm_per_px)
+            if looped is not None:
+                closed = True
+                pts, m = looped
     good = np.isfinite(m.width_px)
     coverage = float(good.mean())
     if not good.any():
         raise TeachError("no bead found: no edges along the candidate line")
     w = float(np.median(m.width_px[good]))
     if not closed:
-        pts = _place_ends(gray, _unfold_ends(pts, w), bright=cand.bright, width_px=w)
+        pts = _place_ends(gray, _unfold_ends(pts, w), bright=bright, width_px=w)
     spread = 1.4826 * float(np.median(np.abs(m.width_px[good] - w)))
     typical = float(np.median(m.contrast[good]))
     score = _score(typical, coverage, m)
     pts = _orient(pts, closed, start_xy)
-    return TaughtPath(points_xy=pts, closed=closed, polarity="bright" if cand.bright else "dark",
+    return TaughtPath(points_xy=pts, closed=closed, polarity="bright" if bright else "dark",
                       width_px=w, width_spread_px=spread, coverage=coverage), score
 
 
