@@ -891,6 +891,43 @@ def test_outputs_that_cannot_be_written_stop_the_run_keeping_the_finished_record
     assert [r for r in recs if r["file"] == rec["file"]] == [rec]
 
 
+def test_outputs_that_cannot_be_made_durable_stop_the_run_and_say_which_file(
+        tmp_path, twelve, recipe_file, monkeypatch, capsys):
+    """The worker wrote the second file's outputs, then their folder went away before this
+    process fsync'd them (NotADirectoryError): the run stops as when a worker's own write
+    fails (exit 2, the file named, --resume), not as "cannot write the results" (it once
+    did, found when the test below caught the folder in that window on a busy machine);
+    the first file's record stays, and --resume records every input once."""
+    real = batch.fsync_paths
+    calls = []
+
+    def fails_second(paths):
+        calls.append(paths)
+        if len(calls) == 2:
+            raise NotADirectoryError(20, "Not a directory", paths[1])
+        real(paths)
+
+    monkeypatch.setattr(batch, "fsync_paths", fails_second)
+    out = str(tmp_path / "out")
+    rc = main(["inspect", twelve, "--recipe", recipe_file, "--out", out, "--workers", "1",
+               "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "cannot write the outputs for" in err and "Not a directory" in err
+    assert "--resume" in err and "Traceback" not in err and "cannot write the results" not in err
+    # the files whose fsyncs finished are recorded (the fsyncs run a few at a time), the one
+    # whose failed is not
+    recs = read_jsonl(os.path.join(out, "results.jsonl"))
+    failed = os.path.splitext(os.path.basename(calls[1][0]))[0]     # its outputs' stem
+    assert 1 <= len(recs) < 12
+    assert failed not in {artifact_stem(r["file"]) for r in recs}
+    monkeypatch.setattr(batch, "fsync_paths", real)
+    rc = main(["inspect", twelve, "--recipe", recipe_file, "--out", out, "--workers", "1",
+               "--resume", "-q"])
+    assert rc == 1
+    _check_complete(out, twelve)
+
+
 def test_output_folder_gone_mid_run_stops_two_workers_keeping_the_finished_records(
         tmp_path, twelve, recipe_file):
     """With two worker processes: the report data folder replaced by a file mid-run (removed

@@ -12,16 +12,22 @@
 3. Choose: every candidate is refined (4.) and scored as a bead: contrast, found all
    along, standing out alike on both sides, rounded across (the flat strip of frit between
    a bright bead and the bright fixture is a dark "line" too), weighted by length (a piece
-   of the bead found at a smaller scale is the same bead). Two distinct candidates of
+   of the bead found at a smaller scale is the same bead). Open pieces of one bead (its line
+   broken where glare crosses it) are joined end to end. Two distinct candidates of
    similar score are an error unless ``start_xy`` picks one. This also decides polarity.
 4. Refine: the width is first read off the median profile across the skeleton line; the
    line is then moved to the midpoint of the bead's sub-pixel edges
    (:func:`~vision_qc.engine.edges.find_edges` along its normals; runs much wider than the
    typical one are the bead merged with a neighbour and are dropped), robustly smoothed
-   along the path, twice; the nominal width is the median measured width. An open line is
-   then ended at the centres of the bead's rounded end caps. More images of
-   good parts: each is aligned to the first (:class:`~vision_qc.engine.align.Aligner`),
-   measured along the same stations, and the offsets and widths are averaged.
+   along the path, twice; the nominal width is the median measured width. A loop without
+   the bead along a quarter of it is an open bead; an open line is cut to the stretch that
+   has the bead (a dark bead's line runs on along the frit's edge) and where it runs back
+   along itself, and closed across a break whose bridge has the bead; an open line is
+   then ended at the centres of the bead's rounded end caps. More images of good parts:
+   each is aligned to the first (:class:`~vision_qc.engine.align.Aligner`), measured along
+   the same stations, and the offsets and widths are averaged. The width is measured last,
+   along the stored path with the recipe's search band and offset limit, as the inspector
+   will read it.
 5. Reference for alignment (loops only): the strongest step (the glass or frit edge) that
    runs beside the bead at a steady distance along at least 80 % of it, stored as points,
    polarity and search half-width under ``reference.edge``.
@@ -859,8 +865,8 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
         return None
     line = first.points_xy
     used = [0]
+    reach = BRIDGE_WIDTHS * first.width_px
     while True:
-        reach = BRIDGE_WIDTHS * first.width_px
         best = None
         for i, (t, _) in enumerate(distinct):
             if i in used or t.closed or t.polarity != first.polarity or \
@@ -1100,10 +1106,11 @@ def _bridged_loop(gray, pts: np.ndarray, m: _Measure, *, bright: bool, start_px:
     """A long open line (measured along it: ``m``) whose ends nearly meet, refined as a loop,
     when the bead is there along the bridge between its ends: ``(points, measure)`` as
     :func:`refine_centre_line` gives them, or None. ``start_px``: the width the refinement
-    starts from (as the open line's). The skeleton of a closed bead breaks where something crosses it (a
-    glare stripe over a dark bead: normal dark seed 68, a 90 px break at a corner, taught as
-    an open bead 72 mm short whose recipe called its own part NG); a break within two widths
-    is closed when the skeleton is ordered (:func:`_trace`)."""
+    starts from (as the open line's). The skeleton of a closed bead breaks where something
+    crosses it (a glare stripe over a dark bead: normal dark seed 68, a 90 px break at a
+    corner, taught as an open bead 72 mm short whose recipe called its own part NG); a break
+    within two widths is closed as it is (:func:`_trace` closes those when it orders the
+    skeleton)."""
     from scipy.spatial import cKDTree
 
     good = np.isfinite(m.width_px)
@@ -1435,4 +1442,3 @@ def _width_guess(gray: np.ndarray, st: Stations, bright: bool, mm_per_px: float)
         if score > best:
             best, best_w = score, float(np.median(m.width_px[good]))
     return best_w
-

@@ -558,16 +558,23 @@ class _Durable:
 
     def collect(self, done: Iterable | None = None, *, keep_going: bool = False) -> None:
         """Pass on the records whose outputs' fsyncs have finished (of ``done``, or all that
-        have); an fsync's OSError is raised here, or with ``keep_going`` its record is dropped
-        (the run is being stopped already; ``--resume`` inspects that file again)."""
+        have); an fsync's OSError is raised here as a :class:`BatchAbort` that names the file,
+        or with ``keep_going`` its record is dropped (the run is being stopped already;
+        ``--resume`` inspects that file again)."""
         ready = [f for f in (self.pending if done is None else done)
                  if f in self.pending and f.done()]
         for fut in ready:
             rec = self.pending.pop(fut)
-            if keep_going and fut.exception() is not None:
-                continue
-            fut.result()
-            self.emit(rec)
+            exc = fut.exception()
+            if exc is None:
+                self.emit(rec)
+            elif not keep_going:
+                # the output folder went away or the disk failed after the worker wrote the
+                # file: the run stops as when the worker's own write fails, and --resume
+                # inspects that file again
+                if isinstance(exc, OSError):
+                    raise BatchAbort(f"cannot write the outputs for {rec['file']}: {exc}")
+                raise exc
 
     def finish(self, *, keep_going: bool = False) -> None:
         """Wait for every fsync in flight and pass its record on (``keep_going``: see
