@@ -370,6 +370,22 @@ def test_several_candidate_beads_is_a_teach_error_and_start_picks_one():
     assert np.hypot(*(recipe.points_xy[0] - (590, 240))) < 3
 
 
+def test_beads_end_to_end_with_bare_surface_between_are_not_joined_or_closed():
+    """Two open beads on one circle with ~70 px of bare surface between their ends stay two
+    candidate beads (the pieces of a loop that glare broke are joined only where the bead
+    runs between them), and one open bead whose ends are that close stays open."""
+    def arc(a0, a1):
+        a = np.radians(np.linspace(a0, a1, 200))
+        return np.stack([320 + 200 * np.cos(a), 240 + 200 * np.sin(a)], axis=1)
+
+    img = _draw(_draw(_canvas(), arc(10, 170), closed=False), arc(190, 350), closed=False)
+    with pytest.raises(TeachError, match="several candidate beads"):
+        teach_recipe([img], mm_per_px=1.0)
+    recipe, info = teach_recipe([_draw(_canvas(), arc(10, 350), closed=False)], mm_per_px=1.0)
+    assert not recipe.closed
+    assert info["length_mm"] == pytest.approx(np.radians(340) * 200, rel=0.02)
+
+
 def test_a_path_that_crosses_itself_is_a_teach_error():
     t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
     eight = np.stack([320 + 250 * np.sin(t), 240 + 150 * np.sin(t) * np.cos(t)], axis=1)

@@ -865,11 +865,13 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
         return None
     line = first.points_xy
     used = [0]
+    bright = first.polarity == "bright"
     reach = BRIDGE_WIDTHS * first.width_px
+    refused = set()
     while True:
         best = None
         for i, (t, _) in enumerate(distinct):
-            if i in used or t.closed or t.polarity != first.polarity or \
+            if i in used or i in refused or t.closed or t.polarity != first.polarity or \
                     abs(t.width_px - first.width_px) > 0.25 * first.width_px:
                 continue
             for flip_line in (False, True):
@@ -878,10 +880,15 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
                     b = t.points_xy[-1] if flip_t else t.points_xy[0]
                     d = float(np.hypot(*(a - b)))
                     if d <= reach and (best is None or d < best[0]):
-                        best = (d, i, flip_line, flip_t)
+                        best = (d, i, flip_line, flip_t, a, b)
         if best is None:
             break
-        _, i, flip_line, flip_t = best
+        d, i, flip_line, flip_t, a, b = best
+        if d > 2.0 * first.width_px and not _bead_between(gray, a, b, bright=bright,
+                                                         width_px=first.width_px):
+            # two beads laid end to end with bare surface between stay two candidates
+            refused.add(i)
+            continue
         piece = distinct[i][0].points_xy
         line = line[::-1] if flip_line else line
         piece = piece[::-1] if flip_t else piece
@@ -907,7 +914,6 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
     while keep > len(line) // 2 and head.query(line[keep - 1])[0] <= first.width_px:
         keep -= 1
     line = line[:keep]
-    bright = first.polarity == "bright"
     line = build_stations(line, closed=False, spacing_px=1.0, interpolation="linear").xy
     line = _orient(_smooth_line(line, False, max(2.0 * first.width_px, 5.0)), False, start_xy)
     try:
@@ -915,6 +921,17 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
                         mm_per_px=mm_per_px, start_xy=start_xy), used
     except TeachError:
         return None
+
+
+def _bead_between(gray, a, b, *, bright: bool, width_px: float) -> bool:
+    """Whether the bead runs along the straight line from ``a`` to ``b`` (px): its edges
+    found across at least 80 % of it."""
+    pts = np.array([a, b], dtype=np.float64)
+    st = build_stations(pts, closed=False, spacing_px=1.0, interpolation="linear")
+    if len(st) < 3:
+        return True
+    m = _measure(gray, st, bright=bright, width_px=width_px)
+    return float(np.mean(np.isfinite(m.width_px))) >= 0.8
 
 
 def _same_line(a: TaughtPath, b: TaughtPath) -> bool:
