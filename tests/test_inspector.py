@@ -96,6 +96,29 @@ def _straight_recipe(width_mm=4.0, closed=False):
                  "min_defect_mm": 2.0, "search_mm": 8.0}})
 
 
+def test_a_bead_too_few_pixels_wide_gets_a_warning(scenes, tmp_path, capsys):
+    """Under MIN_WIDTH_PX across the bead the widths read biased (a 10 mm bead at 1.32 mm/px,
+    7.6 px: 18 of 40 good bright parts rejected); the recipe says so, with the scale needed,
+    and `vision-qc inspect` prints it. The generator's 2048x1536 scenes (12 px) get none."""
+    from vision_qc.cli import main
+    from vision_qc.inspector import MIN_WIDTH_PX
+    from vision_qc.recipe import save_recipe
+
+    r = scenes[0].recipe
+    assert not any("px wide" in w for w in Inspector(r).warnings)
+    coarse = r.replace(mm_per_px=r.width_mm / 7.6)
+    (warning,) = [w for w in Inspector(coarse).warnings if "px wide" in w]
+    assert "7.6 px wide" in warning and f"under {MIN_WIDTH_PX:g} px" in warning
+    assert f"{r.width_mm / MIN_WIDTH_PX:.2f} mm/px or less" in warning
+    save_recipe(coarse, tmp_path / "coarse.yaml")
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "part.png"), scenes[0].image)
+    main(["inspect", str(tmp_path / "part.png"), "--recipe", str(tmp_path / "coarse.yaml"),
+          "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert "7.6 px wide" in capsys.readouterr().err
+
+
 def test_blank_frame_is_one_gap_over_the_whole_path():
     r = _straight_recipe()
     res = Inspector(r).inspect(np.full((120, 200), 40, np.uint8))

@@ -34,6 +34,14 @@ __all__ = ["Inspector", "FrameError", "PartNotFoundError", "to_gray"]
 # before edges are found; widths/offsets take the median over MEDIAN_STATIONS after.
 SMOOTH_STATIONS = 3
 MEDIAN_STATIONS = 5
+# Below this nominal width, px, the recipe gets a warning (Inspector.warnings). Measured on
+# 100 generated normal scenes per polarity and size (29 November, `vision-qc generate --size
+# WxH`, then `vision-qc eval`; a 10 mm bead): at 12 px (2048x1536) and 10.5 px (1800x1350)
+# the verdicts are those of the accuracy sets; at 9.3 px (1600x1200) bright widths read 0.17
+# px narrow on average, no false reject; at 7.6 px (1280x1024) bright beads read 0.70 px
+# narrow and dark 0.24 px wide, 18 and 9 of 40 good parts rejected, 7.5 and 6.8 false alarms
+# per image (the step model's flank, 3-4 blur widths inside each edge, spans the crest)
+MIN_WIDTH_PX = 9.0
 # Profiles are sampled this far apart across the path, px (the edge finder runs at 0.5-1 px;
 # at 1 px it is ~0.9 ms faster per 2448x2048 frame but less accurate: engine/edges.py)
 STEP_PX = 0.5
@@ -1340,9 +1348,17 @@ class Inspector:
         if (xy[:, 0].min() - reach < -0.5 or xy[:, 1].min() - reach < -0.5
                 or xy[:, 0].max() + reach > w - 0.5 or xy[:, 1].max() + reach > h - 0.5):
             # not an error: the border is replicated, but the user should know
-            self.warnings = ("the search band reaches outside the image near some stations",)
+            warnings = ["the search band reaches outside the image near some stations"]
         else:
-            self.warnings = ()
+            warnings = []
+        width_px = recipe.width_mm * k
+        if width_px < MIN_WIDTH_PX:
+            warnings.append(
+                f"the bead is {width_px:.1f} px wide ({recipe.width_mm:g} mm at "
+                f"{recipe.mm_per_px:g} mm/px): under {MIN_WIDTH_PX:g} px its width reads "
+                f"biased and good parts are rejected (README, 'Accuracy'); a finer scale, "
+                f"{recipe.width_mm / MIN_WIDTH_PX:.2f} mm/px or less, is needed")
+        self.warnings = tuple(warnings)
 
     @cached_property
     def maps(self) -> ProfileMaps:

@@ -490,6 +490,8 @@ def run_loop(source: LiveSource, recipe: Recipe, options: LiveOptions) -> int:
         inspector = Inspector(recipe)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"the recipe cannot be used: {exc}") from None
+    for warning in inspector.warnings:
+        log(f"recipe: {warning}")
     live = LiveInspector(inspector, guard_mm=options.guard_mm, guard_est_mm=options.guard_mm)
     length_mm = inspector.length_mm
     closed_len = length_mm if recipe.closed else None
