@@ -1356,7 +1356,7 @@ class Inspector:
             warnings.append(
                 f"the bead is {width_px:.1f} px wide ({recipe.width_mm:g} mm at "
                 f"{recipe.mm_per_px:g} mm/px): under {MIN_WIDTH_PX:g} px its width reads "
-                f"biased and good parts are rejected (README, 'Accuracy'); a finer scale, "
+                f"biased and good parts are rejected (README, 'Scale'); a finer scale, "
                 f"{recipe.width_mm / MIN_WIDTH_PX:.2f} mm/px or less, is needed")
         self.warnings = tuple(warnings)
 
