@@ -1203,6 +1203,18 @@ def _stats_kernel(width_mm, offset_mm, present, judged):
     return widths[:m], w_min, w_max, o_max, m, n_judged
 
 
+def narrow_bead_warning(recipe: Recipe) -> str | None:
+    """What a recipe whose bead is under :data:`MIN_WIDTH_PX` wide is told (the scale it
+    needs), or None."""
+    width_px = recipe.width_mm / recipe.mm_per_px
+    if width_px >= MIN_WIDTH_PX:
+        return None
+    return (f"the bead is {width_px:.1f} px wide ({recipe.width_mm:g} mm at "
+            f"{recipe.mm_per_px:g} mm/px): under {MIN_WIDTH_PX:g} px its width reads biased "
+            f"and good parts are rejected (README, 'Scale'); a finer scale, "
+            f"{recipe.width_mm / MIN_WIDTH_PX:.2f} mm/px or less, is needed")
+
+
 def _measured_gap_ends(defects, gray, prof, *, stations, t_px, edges, present, bright,
                        width_px, mm_per_px, min_defect_mm, blur_px=None) -> tuple:
     """``defects`` with each gap's ends moved to where the bead's rounded ends meet the
@@ -1351,13 +1363,9 @@ class Inspector:
             warnings = ["the search band reaches outside the image near some stations"]
         else:
             warnings = []
-        width_px = recipe.width_mm * k
-        if width_px < MIN_WIDTH_PX:
-            warnings.append(
-                f"the bead is {width_px:.1f} px wide ({recipe.width_mm:g} mm at "
-                f"{recipe.mm_per_px:g} mm/px): under {MIN_WIDTH_PX:g} px its width reads "
-                f"biased and good parts are rejected (README, 'Scale'); a finer scale, "
-                f"{recipe.width_mm / MIN_WIDTH_PX:.2f} mm/px or less, is needed")
+        narrow = narrow_bead_warning(recipe)
+        if narrow:
+            warnings.append(narrow)
         self.warnings = tuple(warnings)
 
     @cached_property

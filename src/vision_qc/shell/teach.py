@@ -125,14 +125,12 @@ def run(args) -> int:
     except ValueError as exc:   # bad frames (dtype, channels) and option values
         raise UsageError(str(exc)) from None
     save_recipe(recipe, out)
-    from ..inspector import MIN_WIDTH_PX
+    from ..inspector import narrow_bead_warning
 
-    if recipe.width_mm / recipe.mm_per_px < MIN_WIDTH_PX:
+    narrow = narrow_bead_warning(recipe)
+    if narrow:
         # the recipe's own warning (Inspector.warnings), said when it is made
-        print(f"vision-qc teach: warning: the bead is {recipe.width_mm / recipe.mm_per_px:.1f} px "
-              f"wide: under {MIN_WIDTH_PX:g} px its width reads biased and good parts are "
-              f"rejected (README, 'Scale'); a finer scale, "
-              f"{recipe.width_mm / MIN_WIDTH_PX:.2f} mm/px or less, is needed", file=sys.stderr)
+        print(f"vision-qc teach: warning: {narrow}", file=sys.stderr)
     if not args.quiet:
         kind = "closed loop" if info["closed"] else "open path"
         print(f"taught {out}: {kind} {info['length_mm']:.0f} mm ({info['points']} points), "
