@@ -129,14 +129,18 @@ def test_an_open_dark_bead_whose_line_runs_on_along_the_frit_is_taught_bead_only
     assert recipe.width_mm == pytest.approx(float(tw[tw > 0].mean()), abs=0.1)
 
 
-@pytest.mark.parametrize("seed", [66, 68])
-def test_a_loop_whose_line_breaks_under_a_glare_stripe_is_taught_closed(seed):
+@pytest.mark.parametrize("seed, size", [(66, None), (68, None), (46, (2448, 2048))])
+def test_a_loop_whose_line_breaks_under_a_glare_stripe_is_taught_closed(seed, size):
     """sample_scene(68, preset="normal", polarity="dark"): a glare stripe crosses the dark
     bead at a corner and its line breaks there (~95 px); it was taught as an open bead 72 mm
     short, whose recipe called its own part NG (an offset where the open line began). The
     break is bridged: the bead is measured along it. Seed 66: broken twice, two open halves
-    of 2.6 and 2.5 m refused as "several candidate beads"; they are joined end to end."""
-    spec = sample_scene(seed, preset="normal", ng_fraction=0.0, polarity="dark")
+    of 2.6 and 2.5 m refused as "several candidate beads"; they are joined end to end. Seed
+    46 at 2448x2048: two lines either side of the bead's highlight, each broken where a
+    stripe crosses and overlapping the other by ~600 px at each end (also refused): each
+    goes on along the other from where they meet."""
+    spec = sample_scene(seed, preset="normal", ng_fraction=0.0, polarity="dark",
+                        **({"size_wh": size} if size else {}))
     sc = SceneRenderer(spec).render()
     recipe, info = teach_recipe([sc.image], mm_per_px=sc.recipe.mm_per_px)
     assert recipe.closed

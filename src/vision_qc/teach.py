@@ -855,9 +855,11 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
     None: ``((path, score), indices of the pieces used)``. A glare stripe across a bead
     breaks its line, and a loop crossed twice comes out as two open lines (normal dark seed
     66: two halves of 2.6 and 2.5 m, refused as "several candidate beads"). A piece joins
-    where one of its ends lies within ``BRIDGE_WIDTHS`` widths of an end of the line so far,
-    with the same polarity and a width within a quarter of it; the joined line is refined
-    again (and closed where its own ends meet, :func:`_bridged_loop`)."""
+    where it passes within ``BRIDGE_WIDTHS`` widths of an end of the line so far (one of its
+    ends, or its middle where the two overlap), with the same polarity and a width within a
+    quarter of it, and the bead along the straight line between; the line goes on along the
+    piece, the way that leaves it. The joined line is refined again (and closed where its
+    own ends meet, :func:`_bridged_loop`)."""
     from scipy.spatial import cKDTree
 
     first = distinct[0][0]
@@ -874,27 +876,33 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
             if i in used or i in refused or t.closed or t.polarity != first.polarity or \
                     abs(t.width_px - first.width_px) > 0.25 * first.width_px:
                 continue
+            # the piece's point nearest to each end of the line: one of its own ends across
+            # a gap, or a point of its middle where the two run side by side past the break
+            # (a bead split by its highlight into two thin lines, broken at different places)
+            tree = cKDTree(t.points_xy)
             for flip_line in (False, True):
-                for flip_t in (False, True):
-                    a = line[0] if flip_line else line[-1]
-                    b = t.points_xy[-1] if flip_t else t.points_xy[0]
-                    d = float(np.hypot(*(a - b)))
-                    if d <= reach and (best is None or d < best[0]):
-                        best = (d, i, flip_line, flip_t, a, b)
+                a = line[0] if flip_line else line[-1]
+                d, j = tree.query(a)
+                if d <= reach and (best is None or d < best[0]):
+                    best = (float(d), i, flip_line, int(j), a)
         if best is None:
             break
-        d, i, flip_line, flip_t, a, b = best
+        d, i, flip_line, j, a = best
+        b = distinct[i][0].points_xy[j]
         if d > 2.0 * first.width_px and not _bead_between(gray, a, b, bright=bright,
                                                          width_px=first.width_px):
             # two beads laid end to end with bare surface between stay two candidates
             refused.add(i)
             continue
-        piece = distinct[i][0].points_xy
         line = line[::-1] if flip_line else line
-        piece = piece[::-1] if flip_t else piece
+        pts = distinct[i][0].points_xy
+        # on along the piece from there, the way that leaves the line
+        ahead, behind = pts[j:], pts[:j + 1][::-1]
+        tree = cKDTree(line)
+        piece = ahead if tree.query(ahead[-1])[0] >= tree.query(behind[-1])[0] else behind
         # where the two run side by side (each was run on past the break towards an end cap
         # that is not there), the piece's part within a width of the line is dropped
-        d, _ = cKDTree(line).query(piece)
+        d, _ = tree.query(piece)
         far = np.flatnonzero(d > first.width_px)
         if len(far) == 0:
             used.append(i)
