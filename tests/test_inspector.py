@@ -117,6 +117,12 @@ def test_a_bead_too_few_pixels_wide_gets_a_warning(scenes, tmp_path, capsys):
     main(["inspect", str(tmp_path / "part.png"), "--recipe", str(tmp_path / "coarse.yaml"),
           "--out", str(tmp_path / "out"), "--workers", "1"])
     assert "7.6 px wide" in capsys.readouterr().err
+    # ... and `vision-qc eval` of a generated folder at that scale (1280x1024: 7.5 px)
+    gen = tmp_path / "gen"
+    assert main(["generate", str(gen), "--n", "1", "--seed", "7", "--size", "1280x1024"]) == 0
+    capsys.readouterr()
+    main(["eval", str(gen)])
+    assert "px wide" in capsys.readouterr().err
 
 
 def test_blank_frame_is_one_gap_over_the_whole_path():

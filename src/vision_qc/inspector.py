@@ -38,7 +38,7 @@ MEDIAN_STATIONS = 5
 # 100 generated normal scenes per polarity and size (29 November, `vision-qc generate --size
 # WxH`, then `vision-qc eval`; a 10 mm bead): at 12 px (2048x1536) and 10.5 px (1800x1350)
 # the verdicts are those of the accuracy sets; at 9.3 px (1600x1200) bright widths read 0.17
-# px narrow on average, no false reject; at 7.6 px (1280x1024) bright beads read 0.70 px
+# px narrow on average, no false reject; at 7.5 px (1280x1024) bright beads read 0.70 px
 # narrow and dark 0.24 px wide, 18 and 9 of 40 good parts rejected, 7.5 and 6.8 false alarms
 # per image (the step model's flank, 3-4 blur widths inside each edge, spans the crest)
 MIN_WIDTH_PX = 9.0

@@ -92,6 +92,8 @@ def _path_map(folder: Path, recipe_path: Path, inspector: Inspector) -> PathMap 
 def _items_by_inspecting(folder: Path, recipe_path: Path, truth_dir: Path | None) -> list[dict]:
     recipe = load_recipe(recipe_path)
     inspector = Inspector(recipe)
+    for warning in inspector.warnings:
+        print(f"vision-qc eval: {recipe_path}: {warning}", file=sys.stderr)
     pmap = _path_map(folder, recipe_path, inspector)
     images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
