@@ -902,26 +902,17 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
         piece = ahead if tree.query(ahead[-1])[0] >= tree.query(behind[-1])[0] else behind
         # where the two run side by side (each was run on past the break towards an end cap
         # that is not there), the piece's part within a width of the line is dropped
-        d, _ = tree.query(piece)
-        far = np.flatnonzero(d > first.width_px)
-        if len(far) == 0:
-            used.append(i)
-            continue
-        d2, _ = cKDTree(piece[far[0]:]).query(line)
-        keep = len(line)
-        while keep > 1 and d2[keep - 1] <= first.width_px:
-            keep -= 1
-        line = np.vstack([line[:keep], piece[far[0]:]])
+        far = np.flatnonzero(tree.query(piece)[0] > first.width_px)
         used.append(i)
+        if len(far):
+            piece = piece[far[0]:]
+            line = np.vstack([_without_tail_near(line, piece, first.width_px, 1), piece])
     if len(used) == 1:
         return None
     # the last piece's far end may run on alongside the first's (both past a break): that
     # part is dropped, so the ends meet as a loop's do
-    head = cKDTree(line[:max(len(line) // 2, 2)])
-    keep = len(line)
-    while keep > len(line) // 2 and head.query(line[keep - 1])[0] <= first.width_px:
-        keep -= 1
-    line = line[:keep]
+    half = len(line) // 2
+    line = _without_tail_near(line, line[:max(half, 2)], first.width_px, half)
     line = build_stations(line, closed=False, spacing_px=1.0, interpolation="linear").xy
     line = _orient(_smooth_line(line, False, max(2.0 * first.width_px, 5.0)), False, start_xy)
     try:
@@ -929,6 +920,16 @@ def _joined(gray, distinct: list, *, mm_per_px: float, start_xy):
                         mm_per_px=mm_per_px, start_xy=start_xy), used
     except TeachError:
         return None
+
+
+def _without_tail_near(line: np.ndarray, other: np.ndarray, width_px: float,
+                       keep_min: int) -> np.ndarray:
+    """``line`` without the run of its last points that lie within ``width_px`` of ``other``
+    (its first ``keep_min`` points kept whatever)."""
+    from scipy.spatial import cKDTree
+
+    away = np.flatnonzero(cKDTree(other).query(line[keep_min:])[0] > width_px)
+    return line[:keep_min + (int(away[-1]) + 1 if len(away) else 0)]
 
 
 def _bead_between(gray, a, b, *, bright: bool, width_px: float) -> bool:
